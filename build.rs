@@ -1,0 +1,28 @@
+//! Links libtorch so the binary finds it without LD_LIBRARY_PATH and keeps CUDA.
+//!
+//! tch's build links `libtorch_cuda.so`, but the linker's `--as-needed` drops it because
+//! no symbol of it is referenced directly; CUDA then silently stays unavailable at run
+//! time. Linking it with `--no-as-needed` and adding an rpath to libtorch's directory
+//! fixes both.
+use std::path::Path;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    let Ok(lib_dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
+        return;
+    };
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
+    if Path::new(&lib_dir).join("libtorch_cuda.so").exists() {
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+    }
+    let version = Path::new(&lib_dir)
+        .parent()
+        .map(|torch_dir| torch_dir.join("version.py"))
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("__version__ = ").map(|v| v.trim_matches(['\'', '"']).to_string()))
+        })
+        .unwrap_or_else(|| "unknown".to_string());
+    println!("cargo:rustc-env=VAELAB_LIBTORCH_VERSION={version}");
+}

@@ -1,0 +1,193 @@
+//! The fully resolved, validated configuration of one run, and its content-hashed identity.
+//!
+//! `RunConfig` is the only thing training accepts. Its identity is everything that changes
+//! what is learned; `train.epochs` is a budget (raising it extends a finished run) and is
+//! left out of the hash, as is anything about placement (device, paths, progress output).
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Bumped whenever the meaning of a resolved config changes, so old ids never alias new runs.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataSource {
+    Synthetic,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    pub source: DataSource,
+    pub image_size: u32,
+    /// Seed of the dataset itself (synthetic generator), shared by every run on it.
+    pub dataset_seed: u64,
+    pub train_images: usize,
+    pub val_images: usize,
+    /// Caps the training images to the first `limit` (a deterministic subset).
+    pub limit: Option<usize>,
+}
+
+impl DataConfig {
+    pub fn effective_train_images(&self) -> usize {
+        self.limit.map_or(self.train_images, |limit| limit.min(self.train_images))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub residual: bool,
+    pub latent_dim: usize,
+    pub channels: Vec<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Budget, not identity.
+    pub epochs: u32,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub beta: f64,
+    pub adam_beta1: f64,
+    pub adam_beta2: f64,
+    pub adam_eps: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub seed: u64,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+}
+
+/// A run's identity: the full sha256 and the short form used for directory names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RunId(String);
+
+impl RunId {
+    pub fn full(&self) -> &str {
+        &self.0
+    }
+
+    /// 16 hex digits (64 bits): the run directory's name.
+    pub fn dir_name(&self) -> &str {
+        &self.0[..16]
+    }
+
+    /// 8 hex digits for tables.
+    pub fn short(&self) -> &str {
+        &self.0[..8]
+    }
+}
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.dir_name())
+    }
+}
+
+impl RunConfig {
+    /// Canonical JSON of the identity fields: sorted keys, shortest round-trip floats.
+    pub fn canonical_identity(&self) -> String {
+        let mut value = serde_json::to_value(self).expect("RunConfig always serializes");
+        if let Some(train) = value.get_mut("train").and_then(|t| t.as_object_mut()) {
+            train.remove("epochs");
+        }
+        // serde_json's Map is a BTreeMap (no preserve_order feature): keys come out sorted.
+        serde_json::to_string(&value).expect("a JSON value always serializes")
+    }
+
+    pub fn id(&self) -> RunId {
+        let mut hasher = Sha256::new();
+        hasher.update(format!("vaelab-run/{SCHEMA_VERSION}\n"));
+        hasher.update(self.canonical_identity());
+        let digest = hasher.finalize();
+        RunId(digest.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    pub fn adam(&self) -> crate::optim::AdamConfig {
+        crate::optim::AdamConfig {
+            lr: self.train.lr,
+            beta1: self.train.adam_beta1,
+            beta2: self.train.adam_beta2,
+            eps: self.train.adam_eps,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn tiny_config() -> RunConfig {
+        RunConfig {
+            seed: 0,
+            data: DataConfig {
+                source: DataSource::Synthetic,
+                image_size: 32,
+                dataset_seed: 0,
+                train_images: 64,
+                val_images: 16,
+                limit: None,
+            },
+            model: ModelConfig { residual: true, latent_dim: 8, channels: vec![8, 16] },
+            train: TrainConfig {
+                epochs: 2,
+                batch_size: 16,
+                lr: 1e-3,
+                beta: 1.0,
+                adam_beta1: 0.9,
+                adam_beta2: 0.999,
+                adam_eps: 1e-8,
+            },
+        }
+    }
+
+    #[test]
+    fn identity_is_pinned() {
+        // If this changes, every existing run directory is orphaned: bump SCHEMA_VERSION
+        // deliberately and update the vector, never by accident.
+        assert_eq!(
+            tiny_config().canonical_identity(),
+            r#"{"data":{"dataset_seed":0,"image_size":32,"limit":null,"source":"synthetic","train_images":64,"val_images":16},"model":{"channels":[8,16],"latent_dim":8,"residual":true},"seed":0,"train":{"adam_beta1":0.9,"adam_beta2":0.999,"adam_eps":1e-8,"batch_size":16,"beta":1.0,"lr":0.001}}"#
+        );
+        assert_eq!(tiny_config().id().full(), PINNED_TINY_ID);
+    }
+
+    pub const PINNED_TINY_ID: &str = "__PIN__";
+
+    #[test]
+    fn epochs_are_budget_not_identity() {
+        let mut longer = tiny_config();
+        longer.train.epochs = 50;
+        assert_eq!(tiny_config().id(), longer.id());
+    }
+
+    #[test]
+    fn every_identity_field_changes_the_id() {
+        let base = tiny_config().id();
+        let mut changes: Vec<RunConfig> = Vec::new();
+        let mut c = tiny_config();
+        c.seed = 1;
+        changes.push(c);
+        let mut c = tiny_config();
+        c.model.residual = false;
+        changes.push(c);
+        let mut c = tiny_config();
+        c.train.beta = 4.0;
+        changes.push(c);
+        let mut c = tiny_config();
+        c.data.limit = Some(10);
+        changes.push(c);
+        let mut c = tiny_config();
+        c.model.channels = vec![8, 32];
+        changes.push(c);
+        for changed in changes {
+            assert_ne!(changed.id(), base, "{}", changed.canonical_identity());
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! Training one run: the epoch loop, evaluation, samples, checkpoints and resume.
+//!
+//! Resume is exact: a checkpoint holds the weights, Adam's moments and step, and the epoch;
+//! every random draw is a function of (seed, epoch, step), so a run killed at any instant
+//! and resumed replays the interrupted epoch and ends where an uninterrupted run ends.
+use std::path::Path;
+use std::time::Instant;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor, nn};
+
+use crate::config::RunConfig;
+use crate::data::{self, DataError, Dataset};
+use crate::images;
+use crate::model::{self, ModelError, Vae};
+use crate::optim::{Adam, OptimError};
+use crate::progress::{EpochSummary, Reporter};
+use crate::rng::{self, Stream};
+use crate::store::{EpochMetrics, RunDir, RunState, RunStatus, RunStore, StoreError, write_atomic};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Optim(#[from] OptimError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error("{run}: loss became {value} in epoch {epoch}; lower train.lr or train.beta")]
+    NonFinite { run: String, epoch: u32, value: f64 },
+    #[error("{run}: {detail}")]
+    Torch { run: String, detail: String },
+    #[error("{path}: checkpoint unreadable ({detail}); remove {path} to resume from an earlier one or retrain")]
+    Checkpoint { path: String, detail: String },
+}
+
+/// Where and how to train: nothing here changes what is learned.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub device: Device,
+    /// Read losses back from the device every this many steps (a host sync).
+    pub log_every: usize,
+    pub keep_checkpoints: usize,
+}
+
+impl Default for Placement {
+    fn default() -> Self {
+        Self { device: Device::cuda_if_available(), log_every: 10, keep_checkpoints: 2 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunOutcome {
+    AlreadyDone { epochs: u32 },
+    Trained { from_epoch: u32, to_epoch: u32 },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Progress {
+    run_id: String,
+    epoch: u32,
+    optimizer_steps: i64,
+    saved_at: chrono::DateTime<Utc>,
+}
+
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(i) => format!("cuda:{i}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+pub fn libtorch_version() -> &'static str {
+    env!("VAELAB_LIBTORCH_VERSION")
+}
+
+fn fresh_state(run: &RunDir, label: &str, config: &RunConfig, device: Device) -> RunState {
+    let now = Utc::now();
+    RunState {
+        id: run.id().full().to_string(),
+        label: label.to_string(),
+        status: RunStatus::Pending,
+        epochs_done: 0,
+        epochs_target: config.train.epochs,
+        created_at: now,
+        updated_at: now,
+        started_at: None,
+        finished_at: None,
+        host: crate::host_name(),
+        pid: std::process::id(),
+        vaelab_version: env!("CARGO_PKG_VERSION").to_string(),
+        libtorch_version: libtorch_version().to_string(),
+        device: device_name(device),
+        error: None,
+    }
+}
+
+/// Trains `config` in its run directory until `config.train.epochs`, resuming or skipping
+/// as the store says. Holds the run's lock throughout.
+pub fn train_run(
+    store: &RunStore,
+    config: &RunConfig,
+    label: &str,
+    placement: &Placement,
+    reporter: &dyn Reporter,
+) -> Result<RunOutcome, TrainError> {
+    let run = store.run_dir(&config.id());
+    let _lock = run.try_lock()?;
+    run.write_or_check_config(config)?;
+    let mut state = run.read_state()?.unwrap_or_else(|| fresh_state(&run, label, config, placement.device));
+    let target = config.train.epochs;
+    if state.status == RunStatus::Done && state.epochs_done >= target {
+        return Ok(RunOutcome::AlreadyDone { epochs: state.epochs_done });
+    }
+    state.epochs_target = target;
+    state.label = label.to_string();
+    state.host = crate::host_name();
+    state.pid = std::process::id();
+    state.device = device_name(placement.device);
+    state.vaelab_version = env!("CARGO_PKG_VERSION").to_string();
+    state.libtorch_version = libtorch_version().to_string();
+    state.error = None;
+    state.status = RunStatus::Running;
+    state.started_at = Some(Utc::now());
+    state.updated_at = Utc::now();
+    run.write_state(&state)?;
+
+    let result = Trainer::new(&run, config, label, placement, reporter).and_then(|mut t| t.train(&mut state));
+    match result {
+        Ok(from_epoch) => {
+            state.status = RunStatus::Done;
+            state.finished_at = Some(Utc::now());
+            state.updated_at = Utc::now();
+            run.write_state(&state)?;
+            Ok(RunOutcome::Trained { from_epoch, to_epoch: state.epochs_done })
+        }
+        Err(error) => {
+            state.status = RunStatus::Failed;
+            state.error = Some(error.to_string());
+            state.updated_at = Utc::now();
+            run.write_state(&state)?;
+            Err(error)
+        }
+    }
+}
+
+struct Trainer<'a> {
+    run: &'a RunDir,
+    config: &'a RunConfig,
+    label: &'a str,
+    placement: &'a Placement,
+    reporter: &'a dyn Reporter,
+    vs: nn::VarStore,
+    model: Vae,
+    optimizer: Adam,
+    train_images: Tensor,
+    val_images: Tensor,
+    fixed_noise: Tensor,
+    metrics: Vec<EpochMetrics>,
+    start_epoch: u32,
+}
+
+impl<'a> Trainer<'a> {
+    fn new(
+        run: &'a RunDir,
+        config: &'a RunConfig,
+        label: &'a str,
+        placement: &'a Placement,
+        reporter: &'a dyn Reporter,
+    ) -> Result<Self, TrainError> {
+        let device = placement.device;
+        let dataset: Dataset = data::load(&config.data)?;
+        let (mut vs, model) = model::build(
+            &config.model,
+            config.data.image_size as i64,
+            device,
+            rng::torch_seed(config.seed, Stream::Init, &[]),
+        );
+        let mut optimizer = Adam::new(&vs, config.adam());
+        let start_epoch = restore_checkpoint(run, &mut vs, &mut optimizer, reporter)?;
+        let mut metrics = run.read_metrics()?;
+        metrics.retain(|m| m.epoch <= start_epoch);
+        if metrics.len() != start_epoch as usize {
+            reporter.warn(&format!(
+                "{}: metrics hold {} of {start_epoch} epochs; the missing rows stay missing",
+                run.metrics_path().display(),
+                metrics.len()
+            ));
+        }
+        tch::manual_seed(rng::torch_seed(config.seed, Stream::SampleNoise, &[]));
+        let fixed_noise = Tensor::randn([16, model.latent_dim()], (Kind::Float, Device::Cpu)).to_device(device);
+        Ok(Self {
+            run,
+            config,
+            label,
+            placement,
+            reporter,
+            vs,
+            model,
+            optimizer,
+            train_images: dataset.train.to_device(device),
+            val_images: dataset.val.to_device(device),
+            fixed_noise,
+            metrics,
+            start_epoch,
+        })
+    }
+
+    /// Runs the remaining epochs; returns the epoch it started from.
+    fn train(&mut self, state: &mut RunState) -> Result<u32, TrainError> {
+        let target = self.config.train.epochs;
+        if self.start_epoch > 0 {
+            self.reporter.note(&format!(
+                "{}: resuming from epoch {} of {target} ({})",
+                self.label,
+                self.start_epoch,
+                self.run.path().display()
+            ));
+        }
+        for epoch in self.start_epoch + 1..=target {
+            let started = Instant::now();
+            let (train_loss, train_recon, train_kl, train_seconds) = self.train_epoch(epoch)?;
+            let (val_loss, val_recon, val_kl) = self.evaluate(epoch)?;
+            self.write_samples(epoch)?;
+            let seconds = started.elapsed().as_secs_f64();
+            let images_per_second = self.train_images.size()[0] as f64 / train_seconds.max(1e-9);
+            self.metrics.push(EpochMetrics {
+                epoch,
+                train_loss,
+                train_recon,
+                train_kl,
+                val_loss,
+                val_recon,
+                val_kl,
+                beta: self.config.train.beta,
+                lr: self.config.train.lr,
+                epoch_seconds: seconds,
+                images_per_second,
+                finished_at: Utc::now(),
+            });
+            // Metrics first, checkpoint second: the checkpoint is the commit point, and rows
+            // past the newest checkpoint are dropped on resume.
+            self.run.write_metrics(&self.metrics)?;
+            self.save_checkpoint(epoch)?;
+            self.run.prune_checkpoints(self.placement.keep_checkpoints)?;
+            state.epochs_done = epoch;
+            state.updated_at = Utc::now();
+            self.run.write_state(state)?;
+            self.reporter.epoch(&EpochSummary {
+                label: self.label.to_string(),
+                epoch,
+                epochs: target,
+                train_loss,
+                val_loss,
+                val_recon,
+                val_kl,
+                seconds,
+                images_per_second,
+            });
+        }
+        Ok(self.start_epoch)
+    }
+
+    fn non_finite(&self, epoch: u32, value: f64) -> TrainError {
+        TrainError::NonFinite { run: self.run.path().display().to_string(), epoch, value }
+    }
+
+    fn train_epoch(&mut self, epoch: u32) -> Result<(f64, f64, f64, f64), TrainError> {
+        let device = self.placement.device;
+        let seed = self.config.seed;
+        let n = self.train_images.size()[0];
+        let batch = self.config.train.batch_size as i64;
+        let order = Tensor::from_slice(&rng::epoch_permutation(seed, epoch as u64, n as usize)).to_device(device);
+        let steps = (n + batch - 1) / batch;
+        let latent = self.model.latent_dim();
+        let beta = self.config.train.beta;
+        let mut sums = Tensor::zeros([3], (Kind::Double, device));
+        let started = Instant::now();
+        self.reporter.start(&format!("{} epoch {epoch}/{}", self.label, self.config.train.epochs), n as u64, "img");
+        for step in 0..steps {
+            let start = step * batch;
+            let len = batch.min(n - start);
+            let x = data::to_unit_float(&self.train_images.index_select(0, &order.narrow(0, start, len)));
+            tch::manual_seed(rng::torch_seed(seed, Stream::TrainNoise, &[epoch as u64, step as u64]));
+            let eps = Tensor::randn([len, latent], (Kind::Float, device));
+            let (recon, mu, logvar) = self.model.forward_with_noise(&x, &eps);
+            let terms = model::vae_loss(&recon, &x, &mu, &logvar, beta);
+            self.optimizer.zero_grad();
+            terms.loss.backward();
+            self.optimizer.step();
+            let batch_terms = Tensor::stack(&[&terms.loss, &terms.recon, &terms.kl], 0).detach().to_kind(Kind::Double);
+            sums += batch_terms * len as f64;
+            let last = step + 1 == steps;
+            if last || (step as usize + 1) % self.placement.log_every.max(1) == 0 {
+                let seen = start + len;
+                let mean_loss = sums.double_value(&[0]) / seen as f64;
+                if !mean_loss.is_finite() {
+                    self.reporter.finish();
+                    return Err(self.non_finite(epoch, mean_loss));
+                }
+                self.reporter.advance(seen as u64, &format!("loss {mean_loss:.2}"));
+            }
+        }
+        self.reporter.finish();
+        let seconds = started.elapsed().as_secs_f64();
+        let sums: Vec<f64> = (sums / n as f64).to_device(Device::Cpu).try_into().map_err(|e: tch::TchError| {
+            TrainError::Torch { run: self.run.path().display().to_string(), detail: e.to_string() }
+        })?;
+        Ok((sums[0], sums[1], sums[2], seconds))
+    }
+
+    fn evaluate(&self, epoch: u32) -> Result<(f64, f64, f64), TrainError> {
+        let device = self.placement.device;
+        let n = self.val_images.size()[0];
+        if n == 0 {
+            return Ok((f64::NAN, f64::NAN, f64::NAN));
+        }
+        let batch = self.config.train.batch_size as i64;
+        let latent = self.model.latent_dim();
+        let mut sums = Tensor::zeros([3], (Kind::Double, device));
+        tch::no_grad(|| {
+            for (i, start) in (0..n).step_by(batch as usize).enumerate() {
+                let len = batch.min(n - start);
+                let x = data::to_unit_float(&self.val_images.narrow(0, start, len));
+                tch::manual_seed(rng::torch_seed(self.config.seed, Stream::EvalNoise, &[epoch as u64, i as u64]));
+                let eps = Tensor::randn([len, latent], (Kind::Float, device));
+                let (recon, mu, logvar) = self.model.forward_with_noise(&x, &eps);
+                let terms = model::vae_loss(&recon, &x, &mu, &logvar, self.config.train.beta);
+                sums += Tensor::stack(&[&terms.loss, &terms.recon, &terms.kl], 0).to_kind(Kind::Double) * len as f64;
+            }
+        });
+        let means: Vec<f64> = (sums / n as f64).to_device(Device::Cpu).try_into().map_err(|e: tch::TchError| {
+            TrainError::Torch { run: self.run.path().display().to_string(), detail: e.to_string() }
+        })?;
+        if !means[0].is_finite() {
+            return Err(self.non_finite(epoch, means[0]));
+        }
+        Ok((means[0], means[1], means[2]))
+    }
+
+    fn write_samples(&self, epoch: u32) -> Result<(), TrainError> {
+        let dir = self.run.samples_dir();
+        tch::no_grad(|| -> Result<(), TrainError> {
+            let prior = self.model.decode(&self.fixed_noise);
+            images::write_grid(&prior, 4, &dir.join(format!("epoch-{epoch:04}-prior.png")))?;
+            let shown = self.val_images.size()[0].min(8);
+            if shown > 0 {
+                let originals = data::to_unit_float(&self.val_images.narrow(0, 0, shown));
+                let (mu, _) = self.model.encode(&originals);
+                let recon = self.model.decode(&mu);
+                let grid = Tensor::cat(&[originals, recon], 0);
+                images::write_grid(&grid, shown as usize, &dir.join(format!("epoch-{epoch:04}-recon.png")))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn save_checkpoint(&self, epoch: u32) -> Result<(), TrainError> {
+        let progress = Progress {
+            run_id: self.run.id().full().to_string(),
+            epoch,
+            optimizer_steps: self.optimizer.step_count(),
+            saved_at: Utc::now(),
+        };
+        self.run.write_checkpoint(epoch, |dir: &Path| -> Result<(), TrainError> {
+            model::save_weights(&self.vs, &dir.join(MODEL_FILE))?;
+            self.optimizer.save(&dir.join(OPTIMIZER_FILE))?;
+            let json = serde_json::to_vec_pretty(&progress).expect("Progress always serializes");
+            write_atomic(&dir.join(PROGRESS_FILE), &json)?;
+            Ok(())
+        })
+    }
+}
+
+pub const MODEL_FILE: &str = "model.safetensors";
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+pub const PROGRESS_FILE: &str = "progress.json";
+
+/// Loads the newest checkpoint into the model and optimizer and returns its epoch (0 if none).
+fn restore_checkpoint(
+    run: &RunDir,
+    vs: &mut nn::VarStore,
+    optimizer: &mut Adam,
+    reporter: &dyn Reporter,
+) -> Result<u32, TrainError> {
+    let Some(checkpoint) = run.latest_checkpoint()? else {
+        return Ok(0);
+    };
+    let dir = run.checkpoint_path(checkpoint);
+    let progress_path = dir.join(PROGRESS_FILE);
+    let progress: Progress = std::fs::read(&progress_path)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
+        .map_err(|detail| TrainError::Checkpoint { path: progress_path.display().to_string(), detail })?;
+    if progress.run_id != run.id().full() || progress.epoch != checkpoint.epoch {
+        return Err(TrainError::Checkpoint {
+            path: progress_path.display().to_string(),
+            detail: format!("belongs to run {} epoch {}", progress.run_id, progress.epoch),
+        });
+    }
+    let corrupt = |path: &Path, detail: String| TrainError::Checkpoint { path: path.display().to_string(), detail };
+    let model_path = dir.join(MODEL_FILE);
+    model::load_weights(vs, &model_path).map_err(|e| corrupt(&model_path, e.to_string()))?;
+    let optimizer_path = dir.join(OPTIMIZER_FILE);
+    optimizer.load(&optimizer_path).map_err(|e| corrupt(&optimizer_path, e.to_string()))?;
+    if optimizer.step_count() != progress.optimizer_steps {
+        return Err(corrupt(&optimizer_path, format!("step {} but progress says {}", optimizer.step_count(), progress.optimizer_steps)));
+    }
+    reporter.note(&format!("loaded checkpoint {}", dir.display()));
+    Ok(checkpoint.epoch)
+}

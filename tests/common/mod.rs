@@ -1,0 +1,61 @@
+//! Helpers shared by the integration tests: temp workspaces, tiny specs, the real binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Self { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn runs(&self) -> PathBuf {
+        self.dir.path().join("runs")
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).expect("write spec");
+        path
+    }
+
+    /// `vaelab --runs-dir <ws>/runs ARGS...`, on the CPU with a fixed thread count.
+    pub fn vaelab(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::cargo_bin("vaelab").expect("vaelab binary");
+        cmd.current_dir(self.path()).arg("--runs-dir").arg(self.runs()).args(args);
+        cmd
+    }
+
+    /// The only run directory under `runs/`.
+    pub fn single_run_dir(&self) -> PathBuf {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.runs())
+            .expect("runs dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.is_dir())
+            .collect();
+        assert_eq!(dirs.len(), 1, "expected one run directory, found {dirs:?}");
+        dirs.pop().unwrap()
+    }
+}
+
+/// A spec small enough to train in about a second on two cores.
+pub fn tiny_spec(name: &str, epochs: u32) -> String {
+    format!(
+        "name: {name}\nseed: 3\ndata:\n  source: synthetic\n  image_size: 16\n  train_images: 96\n  val_images: 16\n\
+         model:\n  residual: true\n  latent_dim: 8\n  channels: [8, 16]\ntrain:\n  epochs: {epochs}\n  batch_size: 16\n  lr: 0.002\n"
+    )
+}
+
+pub fn read_state(run_dir: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(run_dir.join("state.json")).expect("state.json");
+    serde_json::from_slice(&bytes).expect("state.json is JSON")
+}
