@@ -25,7 +25,7 @@ pub enum StoreError {
     IdMismatch { path: PathBuf, found: String, expected: String },
 }
 
-fn io_err(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+fn io_err<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(std::io::Error) -> StoreError + use<'a> {
     move |source| StoreError::Io { path: path.to_path_buf(), action, source }
 }
 
@@ -158,7 +158,7 @@ pub fn metrics_to_frame(rows: &[EpochMetrics]) -> PolarsResult<DataFrame> {
     let finished = Series::new("finished_at".into(), finished)
         .cast(&DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)))?;
     columns.push(finished.into());
-    DataFrame::new(columns)
+    DataFrame::new(rows.len(), columns)
 }
 
 pub fn metrics_from_frame(frame: &DataFrame) -> PolarsResult<Vec<EpochMetrics>> {
