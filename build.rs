@@ -20,8 +20,10 @@ fn main() {
         .map(|torch_dir| torch_dir.join("version.py"))
         .and_then(|path| std::fs::read_to_string(path).ok())
         .and_then(|text| {
-            text.lines()
-                .find_map(|line| line.strip_prefix("__version__ = ").map(|v| v.trim_matches(['\'', '"']).to_string()))
+            text.lines().find_map(|line| {
+                line.strip_prefix("__version__ = ")
+                    .map(|v| v.trim_matches(['\'', '"']).to_string())
+            })
         })
         .unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=VAELAB_LIBTORCH_VERSION={version}");

@@ -34,8 +34,19 @@ pub struct BenchResult {
 pub fn run(config: &BenchConfig) -> BenchResult {
     let device = config.device;
     let (vs, vae) = model::build(&config.model, config.image_size, device, 0);
-    let mut optimizer = Adam::new(&vs, AdamConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 });
-    let x = Tensor::rand([config.batch_size, 3, config.image_size, config.image_size], (Kind::Float, device));
+    let mut optimizer = Adam::new(
+        &vs,
+        AdamConfig {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+    );
+    let x = Tensor::rand(
+        [config.batch_size, 3, config.image_size, config.image_size],
+        (Kind::Float, device),
+    );
     let mut step = || {
         let eps = Tensor::randn([config.batch_size, vae.latent_dim()], (Kind::Float, device));
         let (recon, mu, logvar) = vae.forward_with_noise(&x, &eps);

@@ -4,7 +4,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "vaelab", version, about = "Experiment harness for convolutional VAEs on faces")]
+#[command(
+    name = "vaelab",
+    version,
+    about = "Experiment harness for convolutional VAEs on faces"
+)]
 pub struct Cli {
     /// Directory that holds one sub-directory per run.
     #[arg(long, global = true, default_value = "runs", env = "VAELAB_RUNS_DIR")]

@@ -30,7 +30,8 @@ pub struct DataConfig {
 
 impl DataConfig {
     pub fn effective_train_images(&self) -> usize {
-        self.limit.map_or(self.train_images, |limit| limit.min(self.train_images))
+        self.limit
+            .map_or(self.train_images, |limit| limit.min(self.train_images))
     }
 }
 
@@ -134,7 +135,11 @@ pub(crate) mod tests {
                 val_images: 16,
                 limit: None,
             },
-            model: ModelConfig { residual: true, latent_dim: 8, channels: vec![8, 16] },
+            model: ModelConfig {
+                residual: true,
+                latent_dim: 8,
+                channels: vec![8, 16],
+            },
             train: TrainConfig {
                 epochs: 2,
                 batch_size: 16,
@@ -158,7 +163,8 @@ pub(crate) mod tests {
         assert_eq!(tiny_config().id().full(), PINNED_TINY_ID);
     }
 
-    pub const PINNED_TINY_ID: &str = "__PIN__";
+    pub const PINNED_TINY_ID: &str =
+        "d651d1d25f2616d1d355ff80c8e9bac83d988b4f4b4ba9b3dafbbd7b3a233f9b";
 
     #[test]
     fn epochs_are_budget_not_identity() {

@@ -11,7 +11,11 @@ const PAD: usize = 2;
 /// Lays out `images` (N, 3, S, S) in [0, 1] in rows of `columns`, on a white background,
 /// and writes the PNG atomically.
 pub fn write_grid(images: &Tensor, columns: usize, path: &Path) -> Result<(), StoreError> {
-    let bytes = (images.to_device(Device::Cpu).to_kind(Kind::Float).clamp(0.0, 1.0) * 255.0)
+    let bytes = (images
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .clamp(0.0, 1.0)
+        * 255.0)
         .round()
         .to_kind(Kind::Uint8)
         .permute([0, 2, 3, 1])
@@ -24,7 +28,10 @@ pub fn write_grid(images: &Tensor, columns: usize, path: &Path) -> Result<(), St
     let height = rows * (s + PAD) + PAD;
     let mut canvas = vec![255u8; width * height * 3];
     for i in 0..n {
-        let (gx, gy) = (PAD + (i % columns) * (s + PAD), PAD + (i / columns) * (s + PAD));
+        let (gx, gy) = (
+            PAD + (i % columns) * (s + PAD),
+            PAD + (i / columns) * (s + PAD),
+        );
         for y in 0..s {
             let src = &pixels[(i * s + y) * s * 3..(i * s + y + 1) * s * 3];
             let dst = ((gy + y) * width + gx) * 3;
@@ -33,8 +40,17 @@ pub fn write_grid(images: &Tensor, columns: usize, path: &Path) -> Result<(), St
     }
     let mut png = Vec::new();
     PngEncoder::new(&mut png)
-        .write_image(&canvas, width as u32, height as u32, image::ExtendedColorType::Rgb8)
-        .map_err(|e| StoreError::Io { path: path.to_path_buf(), action: "cannot encode PNG", source: std::io::Error::other(e) })?;
+        .write_image(
+            &canvas,
+            width as u32,
+            height as u32,
+            image::ExtendedColorType::Rgb8,
+        )
+        .map_err(|e| StoreError::Io {
+            path: path.to_path_buf(),
+            action: "cannot encode PNG",
+            source: std::io::Error::other(e),
+        })?;
     write_atomic(path, &png)
 }
 

@@ -33,7 +33,12 @@ fn cuda_device_names() -> Vec<String> {
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(|l| l.trim().to_string()).collect())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(|l| l.trim().to_string())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -46,7 +51,11 @@ pub fn collect() -> SystemInfo {
         cuda_available: tch::Cuda::is_available(),
         cudnn_available: tch::Cuda::cudnn_is_available(),
         cuda_device_count: count,
-        cuda_devices: if count > 0 { cuda_device_names() } else { Vec::new() },
+        cuda_devices: if count > 0 {
+            cuda_device_names()
+        } else {
+            Vec::new()
+        },
         cpu_threads: tch::get_num_threads(),
         cpu_bf16: flags.iter().any(|f| f == "avx512_bf16"),
         cpu_amx_bf16: flags.iter().any(|f| f == "amx_bf16"),

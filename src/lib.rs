@@ -16,5 +16,7 @@ pub mod train;
 
 /// This machine's name, as recorded in run state and lock holders.
 pub fn host_name() -> String {
-    hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "unknown-host".into())
+    hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown-host".into())
 }

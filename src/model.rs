@@ -12,7 +12,9 @@ use crate::config::ModelConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("{path}: cannot read model weights: {source}; delete the checkpoint to retrain from the previous one")]
+    #[error(
+        "{path}: cannot read model weights: {source}; delete the checkpoint to retrain from the previous one"
+    )]
     Load { path: String, source: tch::TchError },
     #[error("{path}: cannot write model weights: {source}")]
     Save { path: String, source: tch::TchError },
@@ -27,7 +29,10 @@ struct ResidualBlock {
 
 impl ResidualBlock {
     fn new(path: &nn::Path, channels: i64) -> Self {
-        let config = nn::ConvConfig { padding: 1, ..Default::default() };
+        let config = nn::ConvConfig {
+            padding: 1,
+            ..Default::default()
+        };
         let block = path / "block";
         Self {
             first: nn::conv2d(&block / 0, channels, channels, 3, config),
@@ -79,8 +84,16 @@ impl Vae {
     pub fn new(root: &nn::Path, config: &ModelConfig, image_size: i64) -> Self {
         let channels: Vec<i64> = config.channels.iter().map(|&c| c as i64).collect();
         let stages_per_block = if config.residual { 3 } else { 2 };
-        let down_config = nn::ConvConfig { stride: 2, padding: 1, ..Default::default() };
-        let up_config = nn::ConvTransposeConfig { stride: 2, padding: 1, ..Default::default() };
+        let down_config = nn::ConvConfig {
+            stride: 2,
+            padding: 1,
+            ..Default::default()
+        };
+        let up_config = nn::ConvTransposeConfig {
+            stride: 2,
+            padding: 1,
+            ..Default::default()
+        };
 
         let encoder = root / "encoder";
         let down_path = &encoder / "down";
@@ -112,7 +125,9 @@ impl Vae {
             let base = i * stages_per_block;
             up.push(UpStage {
                 deconv: nn::conv_transpose2d(&up_path / base, inp, out, 4, up_config),
-                residual: config.residual.then(|| ResidualBlock::new(&(&up_path / (base + 2)), out)),
+                residual: config
+                    .residual
+                    .then(|| ResidualBlock::new(&(&up_path / (base + 2)), out)),
             });
         }
         let last = (channels.len() - 1) * stages_per_block;
@@ -172,8 +187,17 @@ impl Vae {
 }
 
 /// Seed loss: per image, sum of squared errors + beta * KL(q(z|x) || N(0, I)), batch mean.
-pub fn vae_loss(recon: &Tensor, target: &Tensor, mu: &Tensor, logvar: &Tensor, beta: f64) -> LossTerms {
-    let recon_per_image = (recon - target).square().sum_dim_intlist(&[1i64, 2, 3][..], false, Kind::Float);
+pub fn vae_loss(
+    recon: &Tensor,
+    target: &Tensor,
+    mu: &Tensor,
+    logvar: &Tensor,
+    beta: f64,
+) -> LossTerms {
+    let recon_per_image =
+        (recon - target)
+            .square()
+            .sum_dim_intlist(&[1i64, 2, 3][..], false, Kind::Float);
     let kl_per_image = kl_per_image(mu, logvar);
     let recon = recon_per_image.mean(Kind::Float);
     let kl = kl_per_image.mean(Kind::Float);
@@ -183,16 +207,28 @@ pub fn vae_loss(recon: &Tensor, target: &Tensor, mu: &Tensor, logvar: &Tensor, b
 
 /// KL(N(mu, exp(logvar)) || N(0, I)) summed over latent dimensions, one value per image.
 pub fn kl_per_image(mu: &Tensor, logvar: &Tensor) -> Tensor {
-    ((mu.square() + logvar.exp() - logvar - 1.0) * 0.5).sum_dim_intlist(&[1i64][..], false, Kind::Float)
+    ((mu.square() + logvar.exp() - logvar - 1.0) * 0.5).sum_dim_intlist(
+        &[1i64][..],
+        false,
+        Kind::Float,
+    )
 }
 
 /// Number of trainable scalars, as PyTorch's `sum(p.numel() for p in model.parameters())`.
 pub fn parameter_count(vs: &nn::VarStore) -> i64 {
-    vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+    vs.trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum()
 }
 
 /// Builds a VarStore and model on `device` with initialisation drawn from `init_seed`.
-pub fn build(config: &ModelConfig, image_size: i64, device: Device, init_seed: i64) -> (nn::VarStore, Vae) {
+pub fn build(
+    config: &ModelConfig,
+    image_size: i64,
+    device: Device,
+    init_seed: i64,
+) -> (nn::VarStore, Vae) {
     tch::manual_seed(init_seed);
     let vs = nn::VarStore::new(device);
     let model = Vae::new(&vs.root(), config, image_size);
@@ -200,11 +236,17 @@ pub fn build(config: &ModelConfig, image_size: i64, device: Device, init_seed: i
 }
 
 pub fn save_weights(vs: &nn::VarStore, path: &Path) -> Result<(), ModelError> {
-    vs.save(path).map_err(|source| ModelError::Save { path: path.display().to_string(), source })
+    vs.save(path).map_err(|source| ModelError::Save {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 pub fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<(), ModelError> {
-    vs.load(path).map_err(|source| ModelError::Load { path: path.display().to_string(), source })
+    vs.load(path).map_err(|source| ModelError::Load {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 impl Module for Vae {
@@ -221,7 +263,11 @@ mod tests {
     use crate::config::ModelConfig;
 
     fn seed_config(residual: bool) -> ModelConfig {
-        ModelConfig { residual, latent_dim: 128, channels: vec![32, 64, 128, 256, 512] }
+        ModelConfig {
+            residual,
+            latent_dim: 128,
+            channels: vec![32, 64, 128, 256, 512],
+        }
     }
 
     fn count(residual: bool, size: i64) -> i64 {
@@ -265,7 +311,11 @@ mod tests {
 
     #[test]
     fn shapes_round_trip_and_outputs_are_in_unit_range() {
-        let config = ModelConfig { residual: true, latent_dim: 8, channels: vec![4, 8] };
+        let config = ModelConfig {
+            residual: true,
+            latent_dim: 8,
+            channels: vec![4, 8],
+        };
         let (_vs, model) = build(&config, 16, Device::Cpu, 1);
         let x = Tensor::rand([2, 3, 16, 16], (Kind::Float, Device::Cpu));
         let eps = Tensor::zeros([2, 8], (Kind::Float, Device::Cpu));
@@ -291,7 +341,11 @@ mod tests {
 
     #[test]
     fn same_seed_gives_same_initial_weights() {
-        let config = ModelConfig { residual: false, latent_dim: 4, channels: vec![4] };
+        let config = ModelConfig {
+            residual: false,
+            latent_dim: 4,
+            channels: vec![4],
+        };
         let (a, _) = build(&config, 8, Device::Cpu, 5);
         let (b, _) = build(&config, 8, Device::Cpu, 5);
         let (c, _) = build(&config, 8, Device::Cpu, 6);

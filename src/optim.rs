@@ -49,10 +49,21 @@ impl Adam {
             .map(|(name, param)| {
                 let exp_avg = param.zeros_like();
                 let exp_avg_sq = param.zeros_like();
-                (name, ParamState { param, exp_avg, exp_avg_sq })
+                (
+                    name,
+                    ParamState {
+                        param,
+                        exp_avg,
+                        exp_avg_sq,
+                    },
+                )
             })
             .collect();
-        Self { config, params, step: 0 }
+        Self {
+            config,
+            params,
+            step: 0,
+        }
     }
 
     pub fn step_count(&self) -> i64 {
@@ -71,7 +82,12 @@ impl Adam {
 
     pub fn step(&mut self) {
         self.step += 1;
-        let AdamConfig { lr, beta1, beta2, eps } = self.config;
+        let AdamConfig {
+            lr,
+            beta1,
+            beta2,
+            eps,
+        } = self.config;
         let bias_correction1 = 1.0 - beta1.powi(self.step as i32);
         let bias_correction2_sqrt = (1.0 - beta2.powi(self.step as i32)).sqrt();
         let step_size = lr / bias_correction1;
@@ -97,30 +113,52 @@ impl Adam {
             named.push((format!("exp_avg.{name}"), &state.exp_avg));
             named.push((format!("exp_avg_sq.{name}"), &state.exp_avg_sq));
         }
-        Tensor::write_safetensors(&named, path)
-            .map_err(|source| OptimError::Save { path: path.display().to_string(), source })
+        Tensor::write_safetensors(&named, path).map_err(|source| OptimError::Save {
+            path: path.display().to_string(),
+            source,
+        })
     }
 
     pub fn load(&mut self, path: &Path) -> Result<(), OptimError> {
         let shown = || path.display().to_string();
         let tensors: BTreeMap<String, Tensor> = Tensor::read_safetensors(path)
-            .map_err(|source| OptimError::Load { path: shown(), source })?
+            .map_err(|source| OptimError::Load {
+                path: shown(),
+                source,
+            })?
             .into_iter()
             .collect();
-        let mismatch = |detail: String| OptimError::Mismatch { path: shown(), detail };
-        let step = tensors.get(STEP_KEY).ok_or_else(|| mismatch("no step count".into()))?;
+        let mismatch = |detail: String| OptimError::Mismatch {
+            path: shown(),
+            detail,
+        };
+        let step = tensors
+            .get(STEP_KEY)
+            .ok_or_else(|| mismatch("no step count".into()))?;
         let expected = 1 + 2 * self.params.len();
         if tensors.len() != expected {
-            return Err(mismatch(format!("{} tensors, expected {expected}", tensors.len())));
+            return Err(mismatch(format!(
+                "{} tensors, expected {expected}",
+                tensors.len()
+            )));
         }
         let step = step.int64_value(&[0]);
         tch::no_grad(|| -> Result<(), OptimError> {
             for (name, state) in self.params.iter_mut() {
-                for (prefix, target) in [("exp_avg", &mut state.exp_avg), ("exp_avg_sq", &mut state.exp_avg_sq)] {
+                for (prefix, target) in [
+                    ("exp_avg", &mut state.exp_avg),
+                    ("exp_avg_sq", &mut state.exp_avg_sq),
+                ] {
                     let key = format!("{prefix}.{name}");
-                    let saved = tensors.get(&key).ok_or_else(|| mismatch(format!("missing {key}")))?;
+                    let saved = tensors
+                        .get(&key)
+                        .ok_or_else(|| mismatch(format!("missing {key}")))?;
                     if saved.size() != target.size() {
-                        return Err(mismatch(format!("{key} has shape {:?}, expected {:?}", saved.size(), target.size())));
+                        return Err(mismatch(format!(
+                            "{key} has shape {:?}, expected {:?}",
+                            saved.size(),
+                            target.size()
+                        )));
                     }
                     target.copy_(&saved.to_kind(Kind::Float));
                 }
@@ -143,7 +181,12 @@ mod tests {
         vs
     }
 
-    const CONFIG: AdamConfig = AdamConfig { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+    const CONFIG: AdamConfig = AdamConfig {
+        lr: 0.1,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
 
     fn minimise_square(opt: &mut Adam, vs: &nn::VarStore, steps: usize) {
         let w = vs.variables()["w"].shallow_clone();
@@ -196,7 +239,10 @@ mod tests {
         Adam::new(&vs, CONFIG).save(&path).unwrap();
         let other = nn::VarStore::new(Device::Cpu);
         let _ = other.root().var_copy("v", &Tensor::from_slice(&[1.0f32]));
-        let err = Adam::new(&other, CONFIG).load(&path).err().expect("must fail");
+        let err = Adam::new(&other, CONFIG)
+            .load(&path)
+            .err()
+            .expect("must fail");
         assert!(err.to_string().contains("missing exp_avg.v"), "{err}");
     }
 }

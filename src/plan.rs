@@ -12,7 +12,12 @@ pub struct PlannedRun {
     pub config: RunConfig,
 }
 
-fn positive(loaded: &LoadedSpec, field: &str, value: Option<i64>, default: i64) -> Result<usize, SpecError> {
+fn positive(
+    loaded: &LoadedSpec,
+    field: &str,
+    value: Option<i64>,
+    default: i64,
+) -> Result<usize, SpecError> {
     let v = value.unwrap_or(default);
     if v < 1 {
         return Err(loaded.error(field, format!("expected a positive integer, got {v}")));
@@ -41,11 +46,17 @@ pub fn resolve(loaded: &LoadedSpec) -> Result<RunConfig, SpecError> {
     let channels: Vec<usize> = match &spec.model.channels {
         None => DEFAULT_CHANNELS.to_vec(),
         Some(list) if list.is_empty() || list.len() > 8 => {
-            return Err(loaded.error("model.channels", format!("expected 1 to 8 widths, got {}", list.len())));
+            return Err(loaded.error(
+                "model.channels",
+                format!("expected 1 to 8 widths, got {}", list.len()),
+            ));
         }
         Some(list) => {
             if let Some(bad) = list.iter().find(|&&c| c < 1) {
-                return Err(loaded.error("model.channels", format!("expected positive widths, got {bad}")));
+                return Err(loaded.error(
+                    "model.channels",
+                    format!("expected positive widths, got {bad}"),
+                ));
             }
             list.iter().map(|&c| c as usize).collect()
         }
@@ -80,21 +91,60 @@ pub fn resolve(loaded: &LoadedSpec) -> Result<RunConfig, SpecError> {
     let t = &spec.train;
     let epochs = positive(loaded, "train.epochs", t.epochs, 10)?;
     let train = TrainConfig {
-        epochs: u32::try_from(epochs).map_err(|_| loaded.error("train.epochs", format!("expected at most {}, got {epochs}", u32::MAX)))?,
+        epochs: u32::try_from(epochs).map_err(|_| {
+            loaded.error(
+                "train.epochs",
+                format!("expected at most {}, got {epochs}", u32::MAX),
+            )
+        })?,
         batch_size: positive(loaded, "train.batch_size", t.batch_size, 64)?,
-        lr: float_in(loaded, "train.lr", t.lr, 1e-3, "a positive number", |v| v > 0.0)?,
-        beta: float_in(loaded, "train.beta", t.beta, 1.0, "a number >= 0", |v| v >= 0.0)?,
-        adam_beta1: float_in(loaded, "train.adam_beta1", t.adam_beta1, 0.9, "a number in [0, 1)", |v| (0.0..1.0).contains(&v))?,
-        adam_beta2: float_in(loaded, "train.adam_beta2", t.adam_beta2, 0.999, "a number in [0, 1)", |v| (0.0..1.0).contains(&v))?,
-        adam_eps: float_in(loaded, "train.adam_eps", t.adam_eps, 1e-8, "a positive number", |v| v > 0.0)?,
+        lr: float_in(loaded, "train.lr", t.lr, 1e-3, "a positive number", |v| {
+            v > 0.0
+        })?,
+        beta: float_in(loaded, "train.beta", t.beta, 1.0, "a number >= 0", |v| {
+            v >= 0.0
+        })?,
+        adam_beta1: float_in(
+            loaded,
+            "train.adam_beta1",
+            t.adam_beta1,
+            0.9,
+            "a number in [0, 1)",
+            |v| (0.0..1.0).contains(&v),
+        )?,
+        adam_beta2: float_in(
+            loaded,
+            "train.adam_beta2",
+            t.adam_beta2,
+            0.999,
+            "a number in [0, 1)",
+            |v| (0.0..1.0).contains(&v),
+        )?,
+        adam_eps: float_in(
+            loaded,
+            "train.adam_eps",
+            t.adam_eps,
+            1e-8,
+            "a positive number",
+            |v| v > 0.0,
+        )?,
     };
-    Ok(RunConfig { seed: spec.seed.unwrap_or(0), data, model, train })
+    Ok(RunConfig {
+        seed: spec.seed.unwrap_or(0),
+        data,
+        model,
+        train,
+    })
 }
 
 /// Every run the spec describes.
 pub fn plan(loaded: &LoadedSpec) -> Result<Vec<PlannedRun>, SpecError> {
     let config = resolve(loaded)?;
-    Ok(vec![PlannedRun { id: config.id(), label: loaded.spec.name.clone(), config }])
+    Ok(vec![PlannedRun {
+        id: config.id(),
+        label: loaded.spec.name.clone(),
+        config,
+    }])
 }
 
 #[cfg(test)]
@@ -121,14 +171,26 @@ mod tests {
     #[test]
     fn bad_values_name_file_line_field_value_and_what_is_allowed() {
         let cases = [
-            ("name: a\nmodel:\n  latent_dim: -3\n", "e.yaml:3: model.latent_dim: expected a positive integer, got -3"),
+            (
+                "name: a\nmodel:\n  latent_dim: -3\n",
+                "e.yaml:3: model.latent_dim: expected a positive integer, got -3",
+            ),
             (
                 "name: a\ndata:\n  image_size: 48\n",
                 "e.yaml:3: data.image_size: expected a multiple of 32 (2 to the number of model.channels) between 32 and 1024, got 48",
             ),
-            ("name: a\ntrain:\n  lr: 0\n", "e.yaml:3: train.lr: expected a positive number, got 0"),
-            ("name: a\ntrain:\n  beta: -1\n", "e.yaml:3: train.beta: expected a number >= 0, got -1"),
-            ("name: a\nmodel:\n  channels: []\n", "e.yaml:3: model.channels: expected 1 to 8 widths, got 0"),
+            (
+                "name: a\ntrain:\n  lr: 0\n",
+                "e.yaml:3: train.lr: expected a positive number, got 0",
+            ),
+            (
+                "name: a\ntrain:\n  beta: -1\n",
+                "e.yaml:3: train.beta: expected a number >= 0, got -1",
+            ),
+            (
+                "name: a\nmodel:\n  channels: []\n",
+                "e.yaml:3: model.channels: expected 1 to 8 widths, got 0",
+            ),
         ];
         for (text, expected) in cases {
             assert_eq!(resolve_text(text).unwrap_err(), expected);
@@ -137,7 +199,8 @@ mod tests {
 
     #[test]
     fn small_channel_lists_allow_small_images() {
-        let config = resolve_text("name: a\ndata:\n  image_size: 8\nmodel:\n  channels: [4, 8]\n").unwrap();
+        let config =
+            resolve_text("name: a\ndata:\n  image_size: 8\nmodel:\n  channels: [4, 8]\n").unwrap();
         assert_eq!(config.data.image_size, 8);
     }
 }

@@ -54,7 +54,10 @@ pub struct Console {
 
 impl Console {
     pub fn new(quiet: bool) -> Self {
-        Self { bar: std::sync::Mutex::new(None), quiet }
+        Self {
+            bar: std::sync::Mutex::new(None),
+            quiet,
+        }
     }
 
     fn println(&self, line: &str) {
@@ -82,8 +85,13 @@ impl Reporter for Console {
             return;
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        let template = format!("{{prefix}} [{{bar:28}}] {{pos}}/{{len}} {unit} {{per_sec}} {{msg}} ETA {{eta}}");
-        bar.set_style(ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+        let template = format!(
+            "{{prefix}} [{{bar:28}}] {{pos}}/{{len}} {unit} {{per_sec}} {{msg}} ETA {{eta}}"
+        );
+        bar.set_style(
+            ProgressStyle::with_template(&template)
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
         bar.set_prefix(label.to_string());
         bar.enable_steady_tick(Duration::from_millis(250));
         *self.bar.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);

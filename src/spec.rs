@@ -96,9 +96,18 @@ pub fn load(path: &Path) -> Result<LoadedSpec, SpecError> {
 
 pub fn parse(path: &Path, text: &str) -> Result<LoadedSpec, SpecError> {
     let spec: ExperimentSpec = serde_yaml::from_str(text).map_err(|e| yaml_error(path, &e))?;
-    let loaded = LoadedSpec { path: path.to_path_buf(), text: text.to_string(), spec };
+    let loaded = LoadedSpec {
+        path: path.to_path_buf(),
+        text: text.to_string(),
+        spec,
+    };
     let name = &loaded.spec.name;
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || name.starts_with('.') {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        || name.starts_with('.')
+    {
         return Err(loaded.error(
             "name",
             format!("expected letters, digits, '-', '_' or '.' (it names the report directory), got {name:?}"),
@@ -116,7 +125,12 @@ fn yaml_error(path: &Path, error: &serde_yaml::Error) -> SpecError {
         Some((field, message)) if !field.contains(' ') => (field.to_string(), message.to_string()),
         _ => ("spec".to_string(), without_location.clone()),
     };
-    SpecError { path: path.to_path_buf(), line: error.location().map(|l| l.line()), field, message }
+    SpecError {
+        path: path.to_path_buf(),
+        line: error.location().map(|l| l.line()),
+        field,
+        message,
+    }
 }
 
 /// Finds the line (1-based) where a dotted field is written in block-style YAML.
@@ -163,13 +177,19 @@ mod tests {
     #[test]
     fn unknown_fields_are_rejected_with_line_and_section() {
         let err = parse_err("name: a\nmodel:\n  latnt_dim: 3\n");
-        assert!(err.starts_with("x.yaml:3: model: unknown field `latnt_dim`"), "{err}");
+        assert!(
+            err.starts_with("x.yaml:3: model: unknown field `latnt_dim`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn wrong_types_name_the_field_and_line() {
         let err = parse_err("name: a\ntrain:\n  epochs: many\n");
-        assert!(err.starts_with("x.yaml:3: train.epochs: invalid type"), "{err}");
+        assert!(
+            err.starts_with("x.yaml:3: train.epochs: invalid type"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -183,7 +203,8 @@ mod tests {
 
     #[test]
     fn locate_finds_nested_fields() {
-        let text = "name: a\n# c\ndata:\n  image_size: 3\nmodel:\n  latent_dim: 4\n  channels: [1]\n";
+        let text =
+            "name: a\n# c\ndata:\n  image_size: 3\nmodel:\n  latent_dim: 4\n  channels: [1]\n";
         assert_eq!(locate(text, "model.latent_dim"), Some(6));
         assert_eq!(locate(text, "data.image_size"), Some(4));
         assert_eq!(locate(text, "model.channels"), Some(7));

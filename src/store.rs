@@ -16,17 +16,34 @@ use crate::config::{RunConfig, RunId};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path}: {action}: {source}")]
-    Io { path: PathBuf, action: &'static str, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: std::io::Error,
+    },
     #[error("{path}: unreadable ({detail}); move it aside to let vaelab rewrite it")]
     Corrupt { path: PathBuf, detail: String },
     #[error("{path}: run is being trained by another process ({holder}); wait for it or stop it")]
     Locked { path: PathBuf, holder: String },
-    #[error("{path}: holds a different run (id {found}, expected {expected}); this is a hash-prefix collision or a hand-edited file")]
-    IdMismatch { path: PathBuf, found: String, expected: String },
+    #[error(
+        "{path}: holds a different run (id {found}, expected {expected}); this is a hash-prefix collision or a hand-edited file"
+    )]
+    IdMismatch {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
 }
 
-fn io_err<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(std::io::Error) -> StoreError + use<'a> {
-    move |source| StoreError::Io { path: path.to_path_buf(), action, source }
+fn io_err<'a>(
+    path: &'a Path,
+    action: &'static str,
+) -> impl FnOnce(std::io::Error) -> StoreError + use<'a> {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        action,
+        source,
+    }
 }
 
 /// Writes `bytes` to `path` so readers see the old content or the new, never a mix.
@@ -46,13 +63,21 @@ pub fn write_atomic_with(
         .tempfile_in(dir)
         .map_err(io_err(dir, "cannot create temporary file"))?;
     write(temp.as_file_mut()).map_err(io_err(path, "cannot write"))?;
-    temp.as_file().sync_all().map_err(io_err(path, "cannot sync"))?;
-    temp.persist(path).map_err(|e| StoreError::Io { path: path.to_path_buf(), action: "cannot rename into place", source: e.error })?;
+    temp.as_file()
+        .sync_all()
+        .map_err(io_err(path, "cannot sync"))?;
+    temp.persist(path).map_err(|e| StoreError::Io {
+        path: path.to_path_buf(),
+        action: "cannot rename into place",
+        source: e.error,
+    })?;
     sync_dir(dir)
 }
 
 pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir, "cannot sync directory"))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir, "cannot sync directory"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,7 +140,14 @@ pub struct EpochMetrics {
 impl EpochMetrics {
     /// The learned quantities, without timings: what must replay bit for bit on resume.
     pub fn learned(&self) -> [f64; 6] {
-        [self.train_loss, self.train_recon, self.train_kl, self.val_loss, self.val_recon, self.val_kl]
+        [
+            self.train_loss,
+            self.train_recon,
+            self.train_kl,
+            self.val_loss,
+            self.val_recon,
+            self.val_kl,
+        ]
     }
 }
 
@@ -149,14 +181,22 @@ fn f64_fields(m: &EpochMetrics) -> [f64; 10] {
 
 pub fn metrics_to_frame(rows: &[EpochMetrics]) -> PolarsResult<DataFrame> {
     let mut columns: Vec<Column> = Vec::with_capacity(12);
-    columns.push(Column::new("epoch".into(), rows.iter().map(|r| r.epoch).collect::<Vec<u32>>()));
+    columns.push(Column::new(
+        "epoch".into(),
+        rows.iter().map(|r| r.epoch).collect::<Vec<u32>>(),
+    ));
     for (i, name) in F64_COLUMNS.iter().enumerate() {
         let values: Vec<f64> = rows.iter().map(|r| f64_fields(r)[i]).collect();
         columns.push(Column::new((*name).into(), values));
     }
-    let finished: Vec<i64> = rows.iter().map(|r| r.finished_at.timestamp_micros()).collect();
-    let finished = Series::new("finished_at".into(), finished)
-        .cast(&DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)))?;
+    let finished: Vec<i64> = rows
+        .iter()
+        .map(|r| r.finished_at.timestamp_micros())
+        .collect();
+    let finished = Series::new("finished_at".into(), finished).cast(&DataType::Datetime(
+        TimeUnit::Microseconds,
+        Some(TimeZone::UTC),
+    ))?;
     columns.push(finished.into());
     DataFrame::new(rows.len(), columns)
 }
@@ -194,7 +234,10 @@ pub fn metrics_from_frame(frame: &DataFrame) -> PolarsResult<Vec<EpochMetrics>> 
 
 /// Reads a `metrics.parquet` file.
 pub fn read_metrics_file(path: &Path) -> Result<Vec<EpochMetrics>, StoreError> {
-    let corrupt = |e: PolarsError| StoreError::Corrupt { path: path.to_path_buf(), detail: e.to_string() };
+    let corrupt = |e: PolarsError| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    };
     let file = File::open(path).map_err(io_err(path, "cannot open"))?;
     let frame = ParquetReader::new(file).finish().map_err(corrupt)?;
     metrics_from_frame(&frame).map_err(corrupt)
@@ -216,7 +259,10 @@ impl RunStore {
     }
 
     pub fn run_dir(&self, id: &RunId) -> RunDir {
-        RunDir { path: self.root.join(id.dir_name()), id: id.clone() }
+        RunDir {
+            path: self.root.join(id.dir_name()),
+            id: id.clone(),
+        }
     }
 }
 
@@ -271,7 +317,8 @@ impl RunDir {
 
     /// Takes the run's lock without waiting; `Locked` names the holder from `state.json`.
     pub fn try_lock(&self) -> Result<RunLock, StoreError> {
-        fs::create_dir_all(&self.path).map_err(io_err(&self.path, "cannot create run directory"))?;
+        fs::create_dir_all(&self.path)
+            .map_err(io_err(&self.path, "cannot create run directory"))?;
         let path = self.lock_path();
         let file = File::options()
             .create(true)
@@ -286,9 +333,16 @@ impl RunDir {
                     Ok(Some(state)) => format!("pid {} on {}", state.pid, state.host),
                     _ => "unknown process".to_string(),
                 };
-                Err(StoreError::Locked { path: self.path.clone(), holder })
+                Err(StoreError::Locked {
+                    path: self.path.clone(),
+                    holder,
+                })
             }
-            Err(TryLockError::Error(source)) => Err(StoreError::Io { path, action: "cannot lock", source }),
+            Err(TryLockError::Error(source)) => Err(StoreError::Io {
+                path,
+                action: "cannot lock",
+                source,
+            }),
         }
     }
 
@@ -304,10 +358,17 @@ impl RunDir {
         }
         if path.exists() {
             let text = fs::read_to_string(&path).map_err(io_err(&path, "cannot read"))?;
-            let stored: StoredConfig = serde_yaml::from_str(&text)
-                .map_err(|e| StoreError::Corrupt { path: path.clone(), detail: e.to_string() })?;
+            let stored: StoredConfig =
+                serde_yaml::from_str(&text).map_err(|e| StoreError::Corrupt {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })?;
             if stored.id != self.id.full() {
-                return Err(StoreError::IdMismatch { path, found: stored.id, expected: self.id.full().into() });
+                return Err(StoreError::IdMismatch {
+                    path,
+                    found: stored.id,
+                    expected: self.id.full().into(),
+                });
             }
             if stored.config.train.epochs == config.train.epochs {
                 return Ok(());
@@ -329,22 +390,39 @@ impl RunDir {
         }
         let text = fs::read_to_string(&path).map_err(io_err(&path, "cannot read"))?;
         let mut value: serde_yaml::Value =
-            serde_yaml::from_str(&text).map_err(|e| StoreError::Corrupt { path: path.clone(), detail: e.to_string() })?;
+            serde_yaml::from_str(&text).map_err(|e| StoreError::Corrupt {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
         if let Some(map) = value.as_mapping_mut() {
             map.remove("id");
             map.remove("schema");
         }
-        serde_yaml::from_value(value).map(Some).map_err(|e| StoreError::Corrupt { path, detail: e.to_string() })
+        serde_yaml::from_value(value)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                path,
+                detail: e.to_string(),
+            })
     }
 
     pub fn read_state(&self) -> Result<Option<RunState>, StoreError> {
         let path = self.state_path();
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt { path, detail: e.to_string() }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt {
+                        path,
+                        detail: e.to_string(),
+                    })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(StoreError::Io { path, action: "cannot read", source }),
+            Err(source) => Err(StoreError::Io {
+                path,
+                action: "cannot read",
+                source,
+            }),
         }
     }
 
@@ -363,8 +441,10 @@ impl RunDir {
 
     pub fn write_metrics(&self, rows: &[EpochMetrics]) -> Result<(), StoreError> {
         let path = self.metrics_path();
-        let mut frame = metrics_to_frame(rows)
-            .map_err(|e| StoreError::Corrupt { path: path.clone(), detail: e.to_string() })?;
+        let mut frame = metrics_to_frame(rows).map_err(|e| StoreError::Corrupt {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
         write_atomic_with(&path, |file| {
             ParquetWriter::new(file)
                 .finish(&mut frame)
@@ -383,13 +463,23 @@ impl RunDir {
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(StoreError::Io { path: dir, action: "cannot list", source }),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: dir,
+                    action: "cannot list",
+                    source,
+                });
+            }
         };
         let mut found = Vec::new();
         for entry in entries {
             let entry = entry.map_err(io_err(&dir, "cannot list"))?;
             let name = entry.file_name();
-            if let Some(epoch) = name.to_str().and_then(|n| n.strip_prefix("epoch-")).and_then(|n| n.parse().ok()) {
+            if let Some(epoch) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("epoch-"))
+                .and_then(|n| n.parse().ok())
+            {
                 found.push(CheckpointRef { epoch });
             }
         }
@@ -397,7 +487,8 @@ impl RunDir {
     }
 
     pub fn checkpoint_path(&self, checkpoint: CheckpointRef) -> PathBuf {
-        self.checkpoints_dir().join(format!("epoch-{:04}", checkpoint.epoch))
+        self.checkpoints_dir()
+            .join(format!("epoch-{:04}", checkpoint.epoch))
     }
 
     /// Writes a checkpoint directory atomically: files go into a temporary directory that
@@ -416,7 +507,9 @@ impl RunDir {
         write(temp.path())?;
         for entry in fs::read_dir(temp.path()).map_err(io_err(temp.path(), "cannot list"))? {
             let entry = entry.map_err(io_err(temp.path(), "cannot list"))?;
-            File::open(entry.path()).and_then(|f| f.sync_all()).map_err(io_err(&entry.path(), "cannot sync"))?;
+            File::open(entry.path())
+                .and_then(|f| f.sync_all())
+                .map_err(io_err(&entry.path(), "cannot sync"))?;
         }
         sync_dir(temp.path())?;
         let target = self.checkpoint_path(CheckpointRef { epoch });
@@ -487,7 +580,10 @@ mod tests {
         fs::create_dir_all(run.path()).unwrap();
         fs::write(run.metrics_path(), b"not parquet").unwrap();
         let err = run.read_metrics().unwrap_err().to_string();
-        assert!(err.contains("metrics.parquet") && err.contains("unreadable"), "{err}");
+        assert!(
+            err.contains("metrics.parquet") && err.contains("unreadable"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -516,11 +612,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let run = RunStore::new(dir.path()).run_dir(&tiny_config().id());
         for epoch in 1..=3 {
-            run.write_checkpoint(epoch, |d| fs::write(d.join("x"), b"1").map_err(io_err(d, "write")))
-                .unwrap();
+            run.write_checkpoint(epoch, |d| {
+                fs::write(d.join("x"), b"1").map_err(io_err(d, "write"))
+            })
+            .unwrap();
         }
         fs::create_dir_all(run.checkpoints_dir().join(".partial-abc")).unwrap();
-        assert_eq!(run.latest_checkpoint().unwrap(), Some(CheckpointRef { epoch: 3 }));
+        assert_eq!(
+            run.latest_checkpoint().unwrap(),
+            Some(CheckpointRef { epoch: 3 })
+        );
         run.prune_checkpoints(2).unwrap();
         let mut left: Vec<_> = fs::read_dir(run.checkpoints_dir())
             .unwrap()
@@ -540,7 +641,13 @@ mod tests {
         assert_eq!(run.read_config().unwrap(), Some(config.clone()));
         let mut other = config.clone();
         other.seed = 9;
-        let impostor = RunDir { path: run.path().to_path_buf(), id: other.id() };
-        assert!(matches!(impostor.write_or_check_config(&other), Err(StoreError::IdMismatch { .. })));
+        let impostor = RunDir {
+            path: run.path().to_path_buf(),
+            id: other.id(),
+        };
+        assert!(matches!(
+            impostor.write_or_check_config(&other),
+            Err(StoreError::IdMismatch { .. })
+        ));
     }
 }

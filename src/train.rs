@@ -33,7 +33,9 @@ pub enum TrainError {
     NonFinite { run: String, epoch: u32, value: f64 },
     #[error("{run}: {detail}")]
     Torch { run: String, detail: String },
-    #[error("{path}: checkpoint unreadable ({detail}); remove {path} to resume from an earlier one or retrain")]
+    #[error(
+        "{path}: checkpoint unreadable ({detail}); remove {path} to resume from an earlier one or retrain"
+    )]
     Checkpoint { path: String, detail: String },
 }
 
@@ -48,7 +50,11 @@ pub struct Placement {
 
 impl Default for Placement {
     fn default() -> Self {
-        Self { device: Device::cuda_if_available(), log_every: 10, keep_checkpoints: 2 }
+        Self {
+            device: Device::cuda_if_available(),
+            log_every: 10,
+            keep_checkpoints: 2,
+        }
     }
 }
 
@@ -111,10 +117,14 @@ pub fn train_run(
     let run = store.run_dir(&config.id());
     let _lock = run.try_lock()?;
     run.write_or_check_config(config)?;
-    let mut state = run.read_state()?.unwrap_or_else(|| fresh_state(&run, label, config, placement.device));
+    let mut state = run
+        .read_state()?
+        .unwrap_or_else(|| fresh_state(&run, label, config, placement.device));
     let target = config.train.epochs;
     if state.status == RunStatus::Done && state.epochs_done >= target {
-        return Ok(RunOutcome::AlreadyDone { epochs: state.epochs_done });
+        return Ok(RunOutcome::AlreadyDone {
+            epochs: state.epochs_done,
+        });
     }
     state.epochs_target = target;
     state.label = label.to_string();
@@ -129,14 +139,18 @@ pub fn train_run(
     state.updated_at = Utc::now();
     run.write_state(&state)?;
 
-    let result = Trainer::new(&run, config, label, placement, reporter).and_then(|mut t| t.train(&mut state));
+    let result = Trainer::new(&run, config, label, placement, reporter)
+        .and_then(|mut t| t.train(&mut state));
     match result {
         Ok(from_epoch) => {
             state.status = RunStatus::Done;
             state.finished_at = Some(Utc::now());
             state.updated_at = Utc::now();
             run.write_state(&state)?;
-            Ok(RunOutcome::Trained { from_epoch, to_epoch: state.epochs_done })
+            Ok(RunOutcome::Trained {
+                from_epoch,
+                to_epoch: state.epochs_done,
+            })
         }
         Err(error) => {
             state.status = RunStatus::Failed;
@@ -192,7 +206,8 @@ impl<'a> Trainer<'a> {
             ));
         }
         tch::manual_seed(rng::torch_seed(config.seed, Stream::SampleNoise, &[]));
-        let fixed_noise = Tensor::randn([16, model.latent_dim()], (Kind::Float, Device::Cpu)).to_device(device);
+        let fixed_noise =
+            Tensor::randn([16, model.latent_dim()], (Kind::Float, Device::Cpu)).to_device(device);
         Ok(Self {
             run,
             config,
@@ -246,7 +261,8 @@ impl<'a> Trainer<'a> {
             // past the newest checkpoint are dropped on resume.
             self.run.write_metrics(&self.metrics)?;
             self.save_checkpoint(epoch)?;
-            self.run.prune_checkpoints(self.placement.keep_checkpoints)?;
+            self.run
+                .prune_checkpoints(self.placement.keep_checkpoints)?;
             state.epochs_done = epoch;
             state.updated_at = Utc::now();
             self.run.write_state(state)?;
@@ -266,7 +282,11 @@ impl<'a> Trainer<'a> {
     }
 
     fn non_finite(&self, epoch: u32, value: f64) -> TrainError {
-        TrainError::NonFinite { run: self.run.path().display().to_string(), epoch, value }
+        TrainError::NonFinite {
+            run: self.run.path().display().to_string(),
+            epoch,
+            value,
+        }
     }
 
     fn train_epoch(&mut self, epoch: u32) -> Result<(f64, f64, f64, f64), TrainError> {
@@ -274,25 +294,40 @@ impl<'a> Trainer<'a> {
         let seed = self.config.seed;
         let n = self.train_images.size()[0];
         let batch = self.config.train.batch_size as i64;
-        let order = Tensor::from_slice(&rng::epoch_permutation(seed, epoch as u64, n as usize)).to_device(device);
+        let order = Tensor::from_slice(&rng::epoch_permutation(seed, epoch as u64, n as usize))
+            .to_device(device);
         let steps = (n + batch - 1) / batch;
         let latent = self.model.latent_dim();
         let beta = self.config.train.beta;
         let mut sums = Tensor::zeros([3], (Kind::Double, device));
         let started = Instant::now();
-        self.reporter.start(&format!("{} epoch {epoch}/{}", self.label, self.config.train.epochs), n as u64, "img");
+        self.reporter.start(
+            &format!("{} epoch {epoch}/{}", self.label, self.config.train.epochs),
+            n as u64,
+            "img",
+        );
         for step in 0..steps {
             let start = step * batch;
             let len = batch.min(n - start);
-            let x = data::to_unit_float(&self.train_images.index_select(0, &order.narrow(0, start, len)));
-            tch::manual_seed(rng::torch_seed(seed, Stream::TrainNoise, &[epoch as u64, step as u64]));
+            let x = data::to_unit_float(
+                &self
+                    .train_images
+                    .index_select(0, &order.narrow(0, start, len)),
+            );
+            tch::manual_seed(rng::torch_seed(
+                seed,
+                Stream::TrainNoise,
+                &[epoch as u64, step as u64],
+            ));
             let eps = Tensor::randn([len, latent], (Kind::Float, device));
             let (recon, mu, logvar) = self.model.forward_with_noise(&x, &eps);
             let terms = model::vae_loss(&recon, &x, &mu, &logvar, beta);
             self.optimizer.zero_grad();
             terms.loss.backward();
             self.optimizer.step();
-            let batch_terms = Tensor::stack(&[&terms.loss, &terms.recon, &terms.kl], 0).detach().to_kind(Kind::Double);
+            let batch_terms = Tensor::stack(&[&terms.loss, &terms.recon, &terms.kl], 0)
+                .detach()
+                .to_kind(Kind::Double);
             sums += batch_terms * len as f64;
             let last = step + 1 == steps;
             if last || (step as usize + 1) % self.placement.log_every.max(1) == 0 {
@@ -302,14 +337,19 @@ impl<'a> Trainer<'a> {
                     self.reporter.finish();
                     return Err(self.non_finite(epoch, mean_loss));
                 }
-                self.reporter.advance(seen as u64, &format!("loss {mean_loss:.2}"));
+                self.reporter
+                    .advance(seen as u64, &format!("loss {mean_loss:.2}"));
             }
         }
         self.reporter.finish();
         let seconds = started.elapsed().as_secs_f64();
-        let sums: Vec<f64> = (sums / n as f64).to_device(Device::Cpu).try_into().map_err(|e: tch::TchError| {
-            TrainError::Torch { run: self.run.path().display().to_string(), detail: e.to_string() }
-        })?;
+        let sums: Vec<f64> = (sums / n as f64)
+            .to_device(Device::Cpu)
+            .try_into()
+            .map_err(|e: tch::TchError| TrainError::Torch {
+                run: self.run.path().display().to_string(),
+                detail: e.to_string(),
+            })?;
         Ok((sums[0], sums[1], sums[2], seconds))
     }
 
@@ -326,16 +366,26 @@ impl<'a> Trainer<'a> {
             for (i, start) in (0..n).step_by(batch as usize).enumerate() {
                 let len = batch.min(n - start);
                 let x = data::to_unit_float(&self.val_images.narrow(0, start, len));
-                tch::manual_seed(rng::torch_seed(self.config.seed, Stream::EvalNoise, &[epoch as u64, i as u64]));
+                tch::manual_seed(rng::torch_seed(
+                    self.config.seed,
+                    Stream::EvalNoise,
+                    &[epoch as u64, i as u64],
+                ));
                 let eps = Tensor::randn([len, latent], (Kind::Float, device));
                 let (recon, mu, logvar) = self.model.forward_with_noise(&x, &eps);
                 let terms = model::vae_loss(&recon, &x, &mu, &logvar, self.config.train.beta);
-                sums += Tensor::stack(&[&terms.loss, &terms.recon, &terms.kl], 0).to_kind(Kind::Double) * len as f64;
+                sums += Tensor::stack(&[&terms.loss, &terms.recon, &terms.kl], 0)
+                    .to_kind(Kind::Double)
+                    * len as f64;
             }
         });
-        let means: Vec<f64> = (sums / n as f64).to_device(Device::Cpu).try_into().map_err(|e: tch::TchError| {
-            TrainError::Torch { run: self.run.path().display().to_string(), detail: e.to_string() }
-        })?;
+        let means: Vec<f64> = (sums / n as f64)
+            .to_device(Device::Cpu)
+            .try_into()
+            .map_err(|e: tch::TchError| TrainError::Torch {
+                run: self.run.path().display().to_string(),
+                detail: e.to_string(),
+            })?;
         if !means[0].is_finite() {
             return Err(self.non_finite(epoch, means[0]));
         }
@@ -353,7 +403,11 @@ impl<'a> Trainer<'a> {
                 let (mu, _) = self.model.encode(&originals);
                 let recon = self.model.decode(&mu);
                 let grid = Tensor::cat(&[originals, recon], 0);
-                images::write_grid(&grid, shown as usize, &dir.join(format!("epoch-{epoch:04}-recon.png")))?;
+                images::write_grid(
+                    &grid,
+                    shown as usize,
+                    &dir.join(format!("epoch-{epoch:04}-recon.png")),
+                )?;
             }
             Ok(())
         })
@@ -366,13 +420,15 @@ impl<'a> Trainer<'a> {
             optimizer_steps: self.optimizer.step_count(),
             saved_at: Utc::now(),
         };
-        self.run.write_checkpoint(epoch, |dir: &Path| -> Result<(), TrainError> {
-            model::save_weights(&self.vs, &dir.join(MODEL_FILE))?;
-            self.optimizer.save(&dir.join(OPTIMIZER_FILE))?;
-            let json = serde_json::to_vec_pretty(&progress).expect("Progress always serializes");
-            write_atomic(&dir.join(PROGRESS_FILE), &json)?;
-            Ok(())
-        })
+        self.run
+            .write_checkpoint(epoch, |dir: &Path| -> Result<(), TrainError> {
+                model::save_weights(&self.vs, &dir.join(MODEL_FILE))?;
+                self.optimizer.save(&dir.join(OPTIMIZER_FILE))?;
+                let json =
+                    serde_json::to_vec_pretty(&progress).expect("Progress always serializes");
+                write_atomic(&dir.join(PROGRESS_FILE), &json)?;
+                Ok(())
+            })
     }
 }
 
@@ -395,20 +451,38 @@ fn restore_checkpoint(
     let progress: Progress = std::fs::read(&progress_path)
         .map_err(|e| e.to_string())
         .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
-        .map_err(|detail| TrainError::Checkpoint { path: progress_path.display().to_string(), detail })?;
+        .map_err(|detail| TrainError::Checkpoint {
+            path: progress_path.display().to_string(),
+            detail,
+        })?;
     if progress.run_id != run.id().full() || progress.epoch != checkpoint.epoch {
         return Err(TrainError::Checkpoint {
             path: progress_path.display().to_string(),
-            detail: format!("belongs to run {} epoch {}", progress.run_id, progress.epoch),
+            detail: format!(
+                "belongs to run {} epoch {}",
+                progress.run_id, progress.epoch
+            ),
         });
     }
-    let corrupt = |path: &Path, detail: String| TrainError::Checkpoint { path: path.display().to_string(), detail };
+    let corrupt = |path: &Path, detail: String| TrainError::Checkpoint {
+        path: path.display().to_string(),
+        detail,
+    };
     let model_path = dir.join(MODEL_FILE);
     model::load_weights(vs, &model_path).map_err(|e| corrupt(&model_path, e.to_string()))?;
     let optimizer_path = dir.join(OPTIMIZER_FILE);
-    optimizer.load(&optimizer_path).map_err(|e| corrupt(&optimizer_path, e.to_string()))?;
+    optimizer
+        .load(&optimizer_path)
+        .map_err(|e| corrupt(&optimizer_path, e.to_string()))?;
     if optimizer.step_count() != progress.optimizer_steps {
-        return Err(corrupt(&optimizer_path, format!("step {} but progress says {}", optimizer.step_count(), progress.optimizer_steps)));
+        return Err(corrupt(
+            &optimizer_path,
+            format!(
+                "step {} but progress says {}",
+                optimizer.step_count(),
+                progress.optimizer_steps
+            ),
+        ));
     }
     reporter.note(&format!("loaded checkpoint {}", dir.display()));
     Ok(checkpoint.epoch)

@@ -23,7 +23,11 @@ fn seed_script() -> PathBuf {
 }
 
 fn seed_config(residual: bool) -> ModelConfig {
-    ModelConfig { residual, latent_dim: 128, channels: vec![32, 64, 128, 256, 512] }
+    ModelConfig {
+        residual,
+        latent_dim: 128,
+        channels: vec![32, 64, 128, 256, 512],
+    }
 }
 
 #[test]
@@ -31,11 +35,19 @@ fn vaelab_weights_load_into_the_seed_model_strictly() {
     let ws = Workspace::new();
     for (residual, size) in [(true, 64), (false, 64), (true, 128)] {
         let (vs, _) = model::build(&seed_config(residual), size, Device::Cpu, 1);
-        let path = ws.path().join(format!("vaelab-{residual}-{size}.safetensors"));
+        let path = ws
+            .path()
+            .join(format!("vaelab-{residual}-{size}.safetensors"));
         model::save_weights(&vs, &path).unwrap();
         let output = Command::new(torch_python())
             .arg(seed_script())
-            .args(["check", path.to_str().unwrap(), &residual.to_string(), &size.to_string(), "128"])
+            .args([
+                "check",
+                path.to_str().unwrap(),
+                &residual.to_string(),
+                &size.to_string(),
+                "128",
+            ])
             .output()
             .expect("run python");
         assert!(
@@ -44,7 +56,9 @@ fn vaelab_weights_load_into_the_seed_model_strictly() {
             String::from_utf8_lossy(&output.stderr)
         );
         let expected = model::parameter_count(&vs);
-        assert!(String::from_utf8_lossy(&output.stdout).contains(&format!("{expected} parameters")));
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains(&format!("{expected} parameters"))
+        );
     }
 }
 
@@ -57,7 +71,11 @@ fn seed_model_weights_load_into_vaelab() {
         .args(["export", path.to_str().unwrap(), "true", "64", "128"])
         .output()
         .expect("run python");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let (mut vs, _) = model::build(&seed_config(true), 64, Device::Cpu, 2);
     model::load_weights(&mut vs, &path).unwrap();
     let exported = tch::Tensor::read_safetensors(&path).unwrap();

@@ -27,14 +27,22 @@ fn train_to_end(ws: &Workspace) {
 }
 
 fn tensors(path: &Path) -> BTreeMap<String, Tensor> {
-    Tensor::read_safetensors(path).expect("safetensors").into_iter().collect()
+    Tensor::read_safetensors(path)
+        .expect("safetensors")
+        .into_iter()
+        .collect()
 }
 
 fn assert_same_tensors(a: &Path, b: &Path) {
     let (ta, tb) = (tensors(a), tensors(b));
     assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>());
     for (name, tensor) in &ta {
-        assert!(tensor.equal(&tb[name]), "{name} differs between {} and {}", a.display(), b.display());
+        assert!(
+            tensor.equal(&tb[name]),
+            "{name} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
     }
 }
 
@@ -48,19 +56,30 @@ fn learned_metrics(run: &Path) -> Vec<[f64; 6]> {
 
 fn assert_same_run(a: &Path, b: &Path) {
     for file in ["model.safetensors", "optimizer.safetensors"] {
-        assert_same_tensors(&a.join("checkpoints/epoch-0003").join(file), &b.join("checkpoints/epoch-0003").join(file));
+        assert_same_tensors(
+            &a.join("checkpoints/epoch-0003").join(file),
+            &b.join("checkpoints/epoch-0003").join(file),
+        );
     }
     let (ma, mb) = (learned_metrics(a), learned_metrics(b));
     assert_eq!(ma.len(), 3);
     // Bit for bit: compare the f64 bit patterns, not approximately.
-    let bits = |m: &Vec<[f64; 6]>| m.iter().flat_map(|r| r.map(f64::to_bits)).collect::<Vec<_>>();
+    let bits = |m: &Vec<[f64; 6]>| {
+        m.iter()
+            .flat_map(|r| r.map(f64::to_bits))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(bits(&ma), bits(&mb));
 }
 
 fn wait_for(path: &Path, timeout: Duration) {
     let started = Instant::now();
     while !path.exists() {
-        assert!(started.elapsed() < timeout, "{} did not appear", path.display());
+        assert!(
+            started.elapsed() < timeout,
+            "{} did not appear",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -90,18 +109,28 @@ fn a_run_killed_mid_epoch_resumes_bit_for_bit() {
     let run_dir = reference.single_run_dir();
     let run_name = run_dir.file_name().unwrap();
     let killed_run = killed.runs().join(run_name);
-    wait_for(&killed_run.join("checkpoints/epoch-0001/progress.json"), Duration::from_secs(120));
+    wait_for(
+        &killed_run.join("checkpoints/epoch-0001/progress.json"),
+        Duration::from_secs(120),
+    );
     std::thread::sleep(Duration::from_millis(150));
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
 
     let state = read_state(&killed_run);
-    assert_eq!(state["status"], "running", "the kill must land before the run finishes");
+    assert_eq!(
+        state["status"], "running",
+        "the kill must land before the run finishes"
+    );
     assert!(state["epochs_done"].as_u64().unwrap() < 3);
 
     let mut args = vec!["run", spec_path.to_str().unwrap()];
     args.extend(ARGS);
-    killed.vaelab(&args).assert().success().stderr(predicates::str::contains("resuming from epoch"));
+    killed
+        .vaelab(&args)
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("resuming from epoch"));
     assert_eq!(read_state(&killed_run)["status"], "done");
     assert_same_run(&run_dir, &killed_run);
 }

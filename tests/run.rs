@@ -31,7 +31,12 @@ fn a_run_writes_its_directory_and_a_second_run_does_nothing() {
     assert_eq!(state["status"], "done");
     assert_eq!(state["epochs_done"], 2);
     assert_eq!(state["device"], "cpu");
-    assert!(state["libtorch_version"].as_str().unwrap().starts_with("2.11.0"));
+    assert!(
+        state["libtorch_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("2.11.0")
+    );
     assert_eq!(run.file_name().unwrap().len(), 16);
 
     let config_text = std::fs::read_to_string(run.join("config.yaml")).unwrap();
@@ -40,7 +45,10 @@ fn a_run_writes_its_directory_and_a_second_run_does_nothing() {
     let metrics_before = std::fs::read(run.join("metrics.parquet")).unwrap();
     let rows = read_metrics_at(&run);
     assert_eq!(rows.len(), 2);
-    assert!(rows[1].train_loss < rows[0].train_loss, "training should lower the loss: {rows:?}");
+    assert!(
+        rows[1].train_loss < rows[0].train_loss,
+        "training should lower the loss: {rows:?}"
+    );
     for row in &rows {
         assert!((row.train_loss - (row.train_recon + row.train_kl)).abs() < 1e-3 * row.train_loss);
         assert!(row.images_per_second > 0.0 && row.epoch_seconds > 0.0);
@@ -50,7 +58,10 @@ fn a_run_writes_its_directory_and_a_second_run_does_nothing() {
         .assert()
         .success()
         .stderr(contains("already done (2 epochs), nothing to do"));
-    assert_eq!(std::fs::read(run.join("metrics.parquet")).unwrap(), metrics_before);
+    assert_eq!(
+        std::fs::read(run.join("metrics.parquet")).unwrap(),
+        metrics_before
+    );
 }
 
 fn read_metrics_at(dir: &std::path::Path) -> Vec<vaelab::store::EpochMetrics> {
@@ -61,7 +72,9 @@ fn read_metrics_at(dir: &std::path::Path) -> Vec<vaelab::store::EpochMetrics> {
 fn raising_epochs_extends_the_same_run() {
     let ws = Workspace::new();
     let spec = ws.write("tiny.yaml", &tiny_spec("grow", 1));
-    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"]).assert().success();
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success();
     let run = ws.single_run_dir();
     let first = read_metrics_at(&run);
 
@@ -96,21 +109,28 @@ fn invalid_values_are_a_usage_error() {
     ws.vaelab(&["run", spec.to_str().unwrap()])
         .assert()
         .code(2)
-        .stderr(contains("bad.yaml:3: data.image_size: expected a multiple of 32"))
+        .stderr(contains(
+            "bad.yaml:3: data.image_size: expected a multiple of 32",
+        ))
         .stderr(contains("got 100"));
 }
 
 #[test]
 fn a_missing_spec_names_the_file() {
     let ws = Workspace::new();
-    ws.vaelab(&["run", "nope.yaml"]).assert().code(2).stderr(contains("nope.yaml: file: cannot read the spec"));
+    ws.vaelab(&["run", "nope.yaml"])
+        .assert()
+        .code(2)
+        .stderr(contains("nope.yaml: file: cannot read the spec"));
 }
 
 #[test]
 fn a_corrupt_checkpoint_is_named_and_finished_work_is_kept() {
     let ws = Workspace::new();
     let spec = ws.write("tiny.yaml", &tiny_spec("corrupt", 1));
-    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"]).assert().success();
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success();
     let run = ws.single_run_dir();
     let model = run.join("checkpoints/epoch-0001/model.safetensors");
     std::fs::write(&model, b"garbage").unwrap();
@@ -125,7 +145,12 @@ fn a_corrupt_checkpoint_is_named_and_finished_work_is_kept() {
     assert_eq!(std::fs::read(run.join("metrics.parquet")).unwrap(), metrics);
     let state = read_state(&run);
     assert_eq!(state["status"], "failed");
-    assert!(state["error"].as_str().unwrap().contains("model.safetensors"));
+    assert!(
+        state["error"]
+            .as_str()
+            .unwrap()
+            .contains("model.safetensors")
+    );
 }
 
 #[test]
@@ -143,9 +168,25 @@ fn info_reports_versions_and_devices() {
 #[test]
 fn bench_prints_a_median_throughput() {
     let ws = Workspace::new();
-    ws.vaelab(&["bench", "--model", "plain", "--image-size", "32", "--batch-size", "4", "--latent-dim", "8", "--warmup", "1", "--steps", "3", "--device", "cpu"])
-        .assert()
-        .success()
-        .stdout(contains("plain 32x32 batch 4 on cpu"))
-        .stdout(contains("img/s"));
+    ws.vaelab(&[
+        "bench",
+        "--model",
+        "plain",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "4",
+        "--latent-dim",
+        "8",
+        "--warmup",
+        "1",
+        "--steps",
+        "3",
+        "--device",
+        "cpu",
+    ])
+    .assert()
+    .success()
+    .stdout(contains("plain 32x32 batch 4 on cpu"))
+    .stdout(contains("img/s"));
 }

@@ -10,10 +10,16 @@ pub fn execute(args: &BenchArgs) -> Result<()> {
     let device = super::placement_device(&args.placement)?;
     let factor = 1i64 << DEFAULT_CHANNELS.len();
     if args.image_size < factor || args.image_size % factor != 0 {
-        bail!("--image-size: expected a positive multiple of {factor}, got {}", args.image_size);
+        bail!(
+            "--image-size: expected a positive multiple of {factor}, got {}",
+            args.image_size
+        );
     }
     if args.batch_size < 1 {
-        bail!("--batch-size: expected a positive integer, got {}", args.batch_size);
+        bail!(
+            "--batch-size: expected a positive integer, got {}",
+            args.batch_size
+        );
     }
     let config = BenchConfig {
         model: ModelConfig {

@@ -18,7 +18,10 @@ pub fn execute(args: &InfoArgs) -> Result<()> {
         println!("  cuda:{i}         {name}");
     }
     println!("cpu threads      {}", info.cpu_threads);
-    println!("cpu bf16         avx512_bf16={} amx_bf16={}", info.cpu_bf16, info.cpu_amx_bf16);
+    println!(
+        "cpu bf16         avx512_bf16={} amx_bf16={}",
+        info.cpu_bf16, info.cpu_amx_bf16
+    );
     println!("default device   {}", info.default_device);
     Ok(())
 }

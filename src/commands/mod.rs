@@ -24,7 +24,9 @@ pub fn placement_device(args: &PlacementArgs) -> Result<Device> {
         DeviceChoice::Cpu => Device::Cpu,
         DeviceChoice::Cuda => {
             if !tch::Cuda::is_available() {
-                bail!("--device cuda: no CUDA device is visible (see `vaelab info`); use --device cpu or auto");
+                bail!(
+                    "--device cuda: no CUDA device is visible (see `vaelab info`); use --device cpu or auto"
+                );
             }
             Device::Cuda(0)
         }

@@ -11,7 +11,10 @@ pub fn execute(args: &RunArgs, store: &RunStore, reporter: &dyn Reporter) -> Res
     let loaded = spec::load(&args.spec)?;
     let runs = plan::plan(&loaded)?;
     let device = super::placement_device(&args.placement)?;
-    let placement = Placement { device, ..Placement::default() };
+    let placement = Placement {
+        device,
+        ..Placement::default()
+    };
     for run in &runs {
         let dir = store.run_dir(&run.id);
         match train::train_run(store, &run.config, &run.label, &placement, reporter)? {
@@ -20,7 +23,10 @@ pub fn execute(args: &RunArgs, store: &RunStore, reporter: &dyn Reporter) -> Res
                 run.label,
                 dir.path().display()
             )),
-            RunOutcome::Trained { from_epoch, to_epoch } => reporter.note(&format!(
+            RunOutcome::Trained {
+                from_epoch,
+                to_epoch,
+            } => reporter.note(&format!(
                 "{} ({}): trained epochs {}..={to_epoch} on {}",
                 run.label,
                 dir.path().display(),

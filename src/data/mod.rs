@@ -8,7 +8,9 @@ use crate::config::{DataConfig, DataSource};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("data: the dataset has no training images (data.train_images = {0}); set it to at least 1")]
+    #[error(
+        "data: the dataset has no training images (data.train_images = {0}); set it to at least 1"
+    )]
     Empty(usize),
 }
 
@@ -30,9 +32,16 @@ impl Dataset {
     }
 }
 
-fn synthetic_split(seed: u64, split: synthetic::Split, count: usize, size: usize) -> (Tensor, Tensor) {
-    let images: Vec<(Vec<u8>, [i8; synthetic::ATTRIBUTES.len()])> =
-        (0..count).into_par_iter().map(|i| synthetic::generate(seed, split, i, size)).collect();
+fn synthetic_split(
+    seed: u64,
+    split: synthetic::Split,
+    count: usize,
+    size: usize,
+) -> (Tensor, Tensor) {
+    let images: Vec<(Vec<u8>, [i8; synthetic::ATTRIBUTES.len()])> = (0..count)
+        .into_par_iter()
+        .map(|i| synthetic::generate(seed, split, i, size))
+        .collect();
     let pixels: Vec<u8> = images.iter().flat_map(|(p, _)| p.iter().copied()).collect();
     let attrs: Vec<i8> = images.iter().flat_map(|(_, a)| a.iter().copied()).collect();
     let n = count as i64;
@@ -51,16 +60,27 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
     let size = config.image_size as usize;
     match config.source {
         DataSource::Synthetic => {
-            let (train, train_attributes) =
-                synthetic_split(config.dataset_seed, synthetic::Split::Train, train_count, size);
-            let (val, val_attributes) =
-                synthetic_split(config.dataset_seed, synthetic::Split::Validation, config.val_images, size);
+            let (train, train_attributes) = synthetic_split(
+                config.dataset_seed,
+                synthetic::Split::Train,
+                train_count,
+                size,
+            );
+            let (val, val_attributes) = synthetic_split(
+                config.dataset_seed,
+                synthetic::Split::Validation,
+                config.val_images,
+                size,
+            );
             Ok(Dataset {
                 train,
                 val,
                 train_attributes,
                 val_attributes,
-                attribute_names: synthetic::ATTRIBUTES.iter().map(|s| s.to_string()).collect(),
+                attribute_names: synthetic::ATTRIBUTES
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
             })
         }
     }

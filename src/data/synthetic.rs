@@ -66,7 +66,11 @@ enum HairColour {
 }
 
 fn mix(a: Rgb, b: Rgb, t: f32) -> Rgb {
-    [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t]
+    [
+        a[0] + (b[0] - a[0]) * t,
+        a[1] + (b[1] - a[1]) * t,
+        a[2] + (b[2] - a[2]) * t,
+    ]
 }
 
 fn scale(a: Rgb, s: f32) -> Rgb {
@@ -98,7 +102,11 @@ impl Face {
             2 => [0.70, 0.50, 0.36],
             _ => [0.45, 0.31, 0.22],
         };
-        let skin = if pale { mix(base_skin, [1.0, 0.93, 0.88], 0.6) } else { base_skin };
+        let skin = if pale {
+            mix(base_skin, [1.0, 0.93, 0.88], 0.6)
+        } else {
+            base_skin
+        };
         let skin = mix(skin, random_colour(rng), 0.05);
         let hair_rgb = match hair {
             HairColour::Black => [0.09, 0.07, 0.06],
@@ -109,7 +117,11 @@ impl Face {
         };
         let hair_rgb = mix(hair_rgb, random_colour(rng), 0.08);
         let heavy_makeup = !male && rng.chance(0.4);
-        let lips = if heavy_makeup { [0.72, 0.12, 0.2] } else { mix(scale(skin, 0.75), [0.7, 0.3, 0.3], 0.4) };
+        let lips = if heavy_makeup {
+            [0.72, 0.12, 0.2]
+        } else {
+            mix(scale(skin, 0.75), [0.7, 0.3, 0.3], 0.4)
+        };
         let iris = match rng.below(4) {
             0 => [0.25, 0.15, 0.08],
             1 => [0.2, 0.35, 0.6],
@@ -128,7 +140,11 @@ impl Face {
             wavy: rng.chance(0.3),
             pale,
             beard: male && rng.chance(0.35),
-            long_hair: if male { rng.chance(0.15) } else { rng.chance(0.8) },
+            long_hair: if male {
+                rng.chance(0.15)
+            } else {
+                rng.chance(0.8)
+            },
             centre: (rng.range(0.44, 0.56), rng.range(0.48, 0.56)),
             radii: (rng.range(0.18, 0.24), rng.range(0.25, 0.31)),
             tilt: rng.range(-0.15, 0.15),
@@ -183,8 +199,13 @@ impl Face {
         let (bg_a, bg_b) = self.background;
         let mut colour = mix(bg_a, bg_b, v);
 
-        let wave = if self.wavy { 0.08 * (ly * 14.0).sin() } else { 0.0 };
-        let hair_back = (lx / (1.3 + wave)).powi(2) + ((ly - 0.35) / 1.45).powi(2) < 1.0 && ly < 1.6;
+        let wave = if self.wavy {
+            0.08 * (ly * 14.0).sin()
+        } else {
+            0.0
+        };
+        let hair_back =
+            (lx / (1.3 + wave)).powi(2) + ((ly - 0.35) / 1.45).powi(2) < 1.0 && ly < 1.6;
         if self.long_hair && hair_back {
             colour = scale(self.hair_rgb, 0.8);
         }
@@ -235,7 +256,11 @@ impl Face {
                 colour = [0.95, 0.95, 0.93];
                 let iris = (ox * ox + oy * oy).sqrt() / 0.065;
                 if iris < 1.0 {
-                    colour = if iris < 0.45 { [0.03, 0.03, 0.03] } else { self.iris };
+                    colour = if iris < 0.45 {
+                        [0.03, 0.03, 0.03]
+                    } else {
+                        self.iris
+                    };
                 }
             }
             // Glasses: a ring around each eye.
@@ -264,13 +289,27 @@ impl Face {
             let t = 1.0 - (lx / w).powi(2);
             let curve = if self.smiling { 0.11 * t } else { 0.015 * t };
             let centre = 0.55 + curve - 0.03;
-            let upper = centre - if self.mouth_open { 0.05 * t + 0.012 } else { 0.012 };
-            let lower = centre + if self.mouth_open { 0.07 * t + 0.012 } else { 0.012 };
+            let upper = centre
+                - if self.mouth_open {
+                    0.05 * t + 0.012
+                } else {
+                    0.012
+                };
+            let lower = centre
+                + if self.mouth_open {
+                    0.07 * t + 0.012
+                } else {
+                    0.012
+                };
             if ly > upper - 0.035 && ly < lower + 0.04 {
                 colour = self.lips;
             }
             if self.mouth_open && ly > upper && ly < lower {
-                colour = if ly < upper + 0.03 && self.smiling { [0.92, 0.9, 0.85] } else { [0.2, 0.05, 0.06] };
+                colour = if ly < upper + 0.03 && self.smiling {
+                    [0.92, 0.9, 0.85]
+                } else {
+                    [0.2, 0.05, 0.06]
+                };
             }
         }
         if !self.young {
@@ -315,8 +354,17 @@ pub enum Split {
 }
 
 /// One synthetic image (CHW uint8) and its attributes, a pure function of its coordinates.
-pub fn generate(dataset_seed: u64, split: Split, index: usize, size: usize) -> (Vec<u8>, [i8; ATTRIBUTES.len()]) {
-    let mut rng = SplitMix::new(derive_seed(dataset_seed, Stream::Dataset, &[split as u64, index as u64]));
+pub fn generate(
+    dataset_seed: u64,
+    split: Split,
+    index: usize,
+    size: usize,
+) -> (Vec<u8>, [i8; ATTRIBUTES.len()]) {
+    let mut rng = SplitMix::new(derive_seed(
+        dataset_seed,
+        Stream::Dataset,
+        &[split as u64, index as u64],
+    ));
     let face = Face::sample(&mut rng);
     (render(&face, size), face.attributes())
 }
@@ -342,11 +390,16 @@ mod tests {
 
     #[test]
     fn attributes_vary_across_images_and_are_binary() {
-        let attrs: Vec<_> = (0..400).map(|i| generate(0, Split::Train, i, 8).1).collect();
+        let attrs: Vec<_> = (0..400)
+            .map(|i| generate(0, Split::Train, i, 8).1)
+            .collect();
         for (k, name) in ATTRIBUTES.iter().enumerate() {
             let positives = attrs.iter().filter(|a| a[k] == 1).count();
             assert!(attrs.iter().all(|a| a[k] == 1 || a[k] == -1));
-            assert!(positives > 4 && positives < 396, "{name}: {positives} of 400");
+            assert!(
+                positives > 4 && positives < 396,
+                "{name}: {positives} of 400"
+            );
         }
     }
 

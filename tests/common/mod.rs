@@ -11,7 +11,9 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new() -> Self {
-        Self { dir: tempfile::tempdir().expect("temp dir") }
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -31,7 +33,10 @@ impl Workspace {
     /// `vaelab --runs-dir <ws>/runs ARGS...`, on the CPU with a fixed thread count.
     pub fn vaelab(&self, args: &[&str]) -> Command {
         let mut cmd = Command::cargo_bin("vaelab").expect("vaelab binary");
-        cmd.current_dir(self.path()).arg("--runs-dir").arg(self.runs()).args(args);
+        cmd.current_dir(self.path())
+            .arg("--runs-dir")
+            .arg(self.runs())
+            .args(args);
         cmd
     }
 
