@@ -241,8 +241,7 @@ mod tests {
         let _ = other.root().var_copy("v", &Tensor::from_slice(&[1.0f32]));
         let err = Adam::new(&other, CONFIG)
             .load(&path)
-            .err()
-            .expect("must fail");
+            .expect_err("must fail");
         assert!(err.to_string().contains("missing exp_avg.v"), "{err}");
     }
 }

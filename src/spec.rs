@@ -145,21 +145,20 @@ pub fn locate(text: &str, dotted: &str) -> Option<usize> {
             continue;
         }
         let indent = line.len() - trimmed.len();
-        if let Some(min) = min_indent {
-            if indent < min {
-                break;
-            }
+        if min_indent.is_some_and(|min| indent < min) {
+            break;
         }
-        if let Some(rest) = trimmed.strip_prefix(want) {
-            if rest.trim_start().starts_with(':') || rest.starts_with('"') {
-                found = Some(i + 1);
-                match parts.next() {
-                    Some(next) => {
-                        want = next;
-                        min_indent = Some(indent + 1);
-                    }
-                    None => return found,
+        let Some(rest) = trimmed.strip_prefix(want) else {
+            continue;
+        };
+        if rest.trim_start().starts_with(':') || rest.starts_with('"') {
+            found = Some(i + 1);
+            match parts.next() {
+                Some(next) => {
+                    want = next;
+                    min_indent = Some(indent + 1);
                 }
+                None => return found,
             }
         }
     }

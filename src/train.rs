@@ -330,7 +330,7 @@ impl<'a> Trainer<'a> {
                 .to_kind(Kind::Double);
             sums += batch_terms * len as f64;
             let last = step + 1 == steps;
-            if last || (step as usize + 1) % self.placement.log_every.max(1) == 0 {
+            if last || (step as usize + 1).is_multiple_of(self.placement.log_every.max(1)) {
                 let seen = start + len;
                 let mean_loss = sums.double_value(&[0]) / seen as f64;
                 if !mean_loss.is_finite() {
