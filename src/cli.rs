@@ -22,8 +22,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Show every run a spec expands to, where each stands and what is left, before training.
+    Plan(PlanArgs),
     /// Train the runs an experiment spec describes, resuming interrupted ones.
     Run(RunArgs),
+    /// Every run in the store with progress, last losses and ETA.
+    Status(StatusArgs),
     /// Versions, devices, CPU threads and bf16 support.
     Info(InfoArgs),
     /// Time train steps (forward, backward, Adam) and print the median images per second.
@@ -52,8 +56,30 @@ pub struct PlacementArgs {
 pub struct RunArgs {
     /// The experiment spec (YAML).
     pub spec: PathBuf,
+    /// Only these runs: id prefixes or label globs (`plain/*`), comma-separated or repeated.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Train at most this many runs in this process, then stop.
+    #[arg(long)]
+    pub max_runs: Option<usize>,
     #[command(flatten)]
     pub placement: PlacementArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The experiment spec (YAML).
+    pub spec: PathBuf,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[serde(rename_all = "snake_case")]
 pub enum DataSource {
     Synthetic,
+    Celeba,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +27,9 @@ pub struct DataConfig {
     pub val_images: usize,
     /// Caps the training images to the first `limit` (a deterministic subset).
     pub limit: Option<usize>,
+    /// Where a dataset on disk lives: placement, not identity (moving it changes no id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<std::path::PathBuf>,
 }
 
 impl DataConfig {
@@ -70,6 +74,15 @@ pub struct RunConfig {
 pub struct RunId(String);
 
 impl RunId {
+    /// Accepts a full id as written in `config.yaml` (64 lowercase hex digits).
+    pub fn parse(text: &str) -> Option<Self> {
+        (text.len() == 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .then(|| Self(text.to_string()))
+    }
+
     pub fn full(&self) -> &str {
         &self.0
     }
@@ -97,6 +110,9 @@ impl RunConfig {
         let mut value = serde_json::to_value(self).expect("RunConfig always serializes");
         if let Some(train) = value.get_mut("train").and_then(|t| t.as_object_mut()) {
             train.remove("epochs");
+        }
+        if let Some(data) = value.get_mut("data").and_then(|d| d.as_object_mut()) {
+            data.remove("root");
         }
         // serde_json's Map is a BTreeMap (no preserve_order feature): keys come out sorted.
         serde_json::to_string(&value).expect("a JSON value always serializes")
@@ -134,6 +150,7 @@ pub(crate) mod tests {
                 train_images: 64,
                 val_images: 16,
                 limit: None,
+                root: None,
             },
             model: ModelConfig {
                 residual: true,

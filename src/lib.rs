@@ -7,6 +7,7 @@ pub mod images;
 pub mod info;
 pub mod model;
 pub mod optim;
+pub mod overview;
 pub mod plan;
 pub mod progress;
 pub mod rng;

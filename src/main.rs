@@ -15,12 +15,16 @@ fn main() -> ExitCode {
     let reporter = Console::new(cli.quiet);
     let store = RunStore::new(&cli.runs_dir);
     let result = match &cli.command {
+        Command::Plan(args) => commands::plan::execute(args, &store).map(|()| ExitCode::SUCCESS),
         Command::Run(args) => commands::run::execute(args, &store, &reporter),
-        Command::Info(args) => commands::info::execute(args),
-        Command::Bench(args) => commands::bench::execute(args),
+        Command::Status(args) => {
+            commands::status::execute(args, &store).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Info(args) => commands::info::execute(args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => commands::bench::execute(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             if error.downcast_ref::<vaelab::spec::SpecError>().is_some() {

@@ -26,6 +26,8 @@ pub struct DataSpec {
     pub train_images: Option<i64>,
     pub val_images: Option<i64>,
     pub limit: Option<i64>,
+    /// Dataset directory for `celeba` (default `$VAELAB_CELEBA_ROOT`, else `data/celeba`).
+    pub root: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -54,8 +56,23 @@ pub struct ExperimentSpec {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
+    /// One seed; `seeds` lists replicates instead.
     #[serde(default)]
     pub seed: Option<u64>,
+    #[serde(default)]
+    pub seeds: Option<Vec<u64>>,
+    /// Dotted field path → list of values, expanded as a Cartesian product (in file order).
+    #[serde(default)]
+    pub grid: Option<serde_yaml::Mapping>,
+    /// Named override sets: `- name: plain` plus dotted paths.
+    #[serde(default)]
+    pub variants: Option<Vec<serde_yaml::Mapping>>,
+    /// Combinations to leave out: each entry matches runs whose `variant` and fields equal it.
+    #[serde(default)]
+    pub exclude: Option<Vec<serde_yaml::Mapping>>,
+    /// The variant other variants are compared against in reports (default: the first).
+    #[serde(default)]
+    pub baseline: Option<String>,
     #[serde(default)]
     pub data: DataSpec,
     #[serde(default)]
@@ -64,20 +81,60 @@ pub struct ExperimentSpec {
     pub train: TrainSpec,
 }
 
+/// Every field a grid axis or a variant may set.
+pub const OVERRIDABLE: [&str; 18] = [
+    "seed",
+    "data.source",
+    "data.image_size",
+    "data.dataset_seed",
+    "data.train_images",
+    "data.val_images",
+    "data.limit",
+    "data.root",
+    "model.residual",
+    "model.latent_dim",
+    "model.channels",
+    "train.epochs",
+    "train.batch_size",
+    "train.lr",
+    "train.beta",
+    "train.adam_beta1",
+    "train.adam_beta2",
+    "train.adam_eps",
+];
+
+/// " (did you mean `x`?)" when a known name is close to `unknown`.
+pub fn did_you_mean(unknown: &str, known: &[&str]) -> String {
+    known
+        .iter()
+        .map(|k| (strsim::levenshtein(unknown, k), k))
+        .filter(|(d, _)| *d <= 3.max(unknown.len() / 3))
+        .min()
+        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default()
+}
+
 /// A parsed spec with the text it came from, so later checks can point at lines.
 #[derive(Debug, Clone)]
 pub struct LoadedSpec {
     pub path: PathBuf,
     pub text: String,
     pub spec: ExperimentSpec,
+    /// For one expanded run: fields set by a grid axis or variant, and the line that set them.
+    pub origins: Vec<(String, usize)>,
 }
 
 impl LoadedSpec {
     /// An error about `field` (a dotted path such as `model.latent_dim`).
     pub fn error(&self, field: &str, message: impl Into<String>) -> SpecError {
+        let origin = self
+            .origins
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, line)| *line);
         SpecError {
             path: self.path.clone(),
-            line: locate(&self.text, field),
+            line: origin.or_else(|| locate(&self.text, field)),
             field: field.to_string(),
             message: message.into(),
         }
@@ -100,6 +157,7 @@ pub fn parse(path: &Path, text: &str) -> Result<LoadedSpec, SpecError> {
         path: path.to_path_buf(),
         text: text.to_string(),
         spec,
+        origins: Vec::new(),
     };
     let name = &loaded.spec.name;
     if name.is_empty()
@@ -117,7 +175,7 @@ pub fn parse(path: &Path, text: &str) -> Result<LoadedSpec, SpecError> {
 }
 
 /// Turns serde_yaml's message into "file:line: field: message".
-fn yaml_error(path: &Path, error: &serde_yaml::Error) -> SpecError {
+pub fn yaml_error(path: &Path, error: &serde_yaml::Error) -> SpecError {
     let raw = error.to_string();
     // serde_yaml says "data.image_size: invalid type: ... at line 4 column 15".
     let without_location = raw.split(" at line ").next().unwrap_or(&raw).to_string();
@@ -131,6 +189,50 @@ fn yaml_error(path: &Path, error: &serde_yaml::Error) -> SpecError {
         field,
         message,
     }
+}
+
+/// Finds the line of `key` (taken whole, dots and all) under the top-level `section`; with
+/// `item`, inside that list item of the section (block-style YAML).
+pub fn locate_in_section(
+    text: &str,
+    section: &str,
+    key: &str,
+    item: Option<usize>,
+) -> Option<usize> {
+    let mut lines = text.lines().enumerate();
+    let header = format!("{section}:");
+    lines.by_ref().find(|(_, l)| l.starts_with(&header))?;
+    let mut items_seen = 0usize;
+    let mut in_item = item.is_none();
+    let mut item_line = None;
+    for (i, line) in lines {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if !line.starts_with(' ') && !line.starts_with('-') {
+            break;
+        }
+        let mut body = trimmed;
+        if let Some(rest) = trimmed.strip_prefix("- ") {
+            if let Some(wanted) = item {
+                in_item = items_seen == wanted;
+                if in_item {
+                    item_line = Some(i + 1);
+                }
+            }
+            items_seen += 1;
+            body = rest.trim_start();
+        }
+        if in_item
+            && body
+                .strip_prefix(key)
+                .is_some_and(|r| r.trim_start().starts_with(':'))
+        {
+            return Some(i + 1);
+        }
+    }
+    item_line
 }
 
 /// Finds the line (1-based) where a dotted field is written in block-style YAML.
@@ -198,6 +300,29 @@ mod tests {
             err,
             "x.yaml:1: name: expected letters, digits, '-', '_' or '.' (it names the report directory), got \"a/b\""
         );
+    }
+
+    #[test]
+    fn locate_in_section_finds_grid_keys_and_variant_items() {
+        let text = "name: a\ngrid:\n  model.latent_dim: [1]\n  train.beta: [1]\nvariants:\n  - name: r\n    model.residual: true\n  - name: p\n    model.residual: false\n";
+        assert_eq!(locate_in_section(text, "grid", "train.beta", None), Some(4));
+        assert_eq!(
+            locate_in_section(text, "variants", "model.residual", Some(1)),
+            Some(9)
+        );
+        assert_eq!(
+            locate_in_section(text, "variants", "name", Some(0)),
+            Some(6)
+        );
+    }
+
+    #[test]
+    fn suggestions_for_close_names() {
+        assert_eq!(
+            did_you_mean("model.latent_dims", &OVERRIDABLE),
+            " (did you mean `model.latent_dim`?)"
+        );
+        assert_eq!(did_you_mean("zzz.qqq", &OVERRIDABLE), "");
     }
 
     #[test]

@@ -85,6 +85,8 @@ pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 pub enum RunStatus {
     Pending,
     Running,
+    /// Stopped on request (Ctrl-C, a scheduler's signal) after a checkpoint.
+    Interrupted,
     Done,
     Failed,
 }
@@ -94,6 +96,7 @@ impl std::fmt::Display for RunStatus {
         f.write_str(match self {
             RunStatus::Pending => "pending",
             RunStatus::Running => "running",
+            RunStatus::Interrupted => "interrupted",
             RunStatus::Done => "done",
             RunStatus::Failed => "failed",
         })
@@ -104,6 +107,9 @@ impl std::fmt::Display for RunStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
     pub id: String,
+    /// The experiment (spec `name`) that last trained this run.
+    #[serde(default)]
+    pub experiment: String,
     pub label: String,
     pub status: RunStatus,
     pub epochs_done: u32,
@@ -264,6 +270,40 @@ impl RunStore {
             id: id.clone(),
         }
     }
+
+    /// Every run directory in the store (those with a `config.yaml` naming an id), by name.
+    pub fn list(&self) -> Result<Vec<RunDir>, StoreError> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: self.root.clone(),
+                    action: "cannot list",
+                    source,
+                });
+            }
+        };
+        let mut runs = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(io_err(&self.root, "cannot list"))?.path();
+            // The stored id, not a recomputed one: runs from older schemas still list.
+            let id = fs::read_to_string(path.join("config.yaml"))
+                .ok()
+                .and_then(|text| serde_yaml::from_str::<serde_yaml::Value>(&text).ok())
+                .and_then(|value| {
+                    value
+                        .get("id")
+                        .and_then(|id| id.as_str())
+                        .and_then(RunId::parse)
+                });
+            if let Some(id) = id {
+                runs.push(RunDir { path, id });
+            }
+        }
+        runs.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(runs)
+    }
 }
 
 /// One run's directory.
@@ -280,9 +320,35 @@ pub struct RunLock {
     _file: File,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A checkpoint after `epoch` whole epochs and `step` optimizer steps into the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CheckpointRef {
     pub epoch: u32,
+    pub step: u32,
+}
+
+impl CheckpointRef {
+    fn dir_name(self) -> String {
+        if self.step == 0 {
+            format!("epoch-{:04}", self.epoch)
+        } else {
+            format!("epoch-{:04}-step-{:06}", self.epoch, self.step)
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        let rest = name.strip_prefix("epoch-")?;
+        match rest.split_once("-step-") {
+            None => Some(Self {
+                epoch: rest.parse().ok()?,
+                step: 0,
+            }),
+            Some((epoch, step)) => Some(Self {
+                epoch: epoch.parse().ok()?,
+                step: step.parse().ok()?,
+            }),
+        }
+    }
 }
 
 impl RunDir {
@@ -346,6 +412,14 @@ impl RunDir {
         }
     }
 
+    /// Whether some process holds the run's lock right now.
+    pub fn is_locked(&self) -> bool {
+        File::options()
+            .write(true)
+            .open(self.lock_path())
+            .is_ok_and(|file| matches!(file.try_lock(), Err(TryLockError::WouldBlock)))
+    }
+
     /// Writes `config.yaml` once, or checks that the one there is this run's.
     pub fn write_or_check_config(&self, config: &RunConfig) -> Result<(), StoreError> {
         let path = self.config_path();
@@ -384,7 +458,11 @@ impl RunDir {
     }
 
     pub fn read_config(&self) -> Result<Option<RunConfig>, StoreError> {
-        let path = self.config_path();
+        Self::read_config_at(&self.config_path())
+    }
+
+    fn read_config_at(path: &Path) -> Result<Option<RunConfig>, StoreError> {
+        let path = path.to_path_buf();
         if !path.exists() {
             return Ok(None);
         }
@@ -455,7 +533,7 @@ impl RunDir {
 
     /// The newest complete checkpoint. Incomplete ones never carry the final name.
     pub fn latest_checkpoint(&self) -> Result<Option<CheckpointRef>, StoreError> {
-        Ok(self.checkpoints()?.into_iter().max_by_key(|c| c.epoch))
+        Ok(self.checkpoints()?.into_iter().max())
     }
 
     fn checkpoints(&self) -> Result<Vec<CheckpointRef>, StoreError> {
@@ -475,27 +553,22 @@ impl RunDir {
         for entry in entries {
             let entry = entry.map_err(io_err(&dir, "cannot list"))?;
             let name = entry.file_name();
-            if let Some(epoch) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("epoch-"))
-                .and_then(|n| n.parse().ok())
-            {
-                found.push(CheckpointRef { epoch });
+            if let Some(checkpoint) = name.to_str().and_then(CheckpointRef::parse) {
+                found.push(checkpoint);
             }
         }
         Ok(found)
     }
 
     pub fn checkpoint_path(&self, checkpoint: CheckpointRef) -> PathBuf {
-        self.checkpoints_dir()
-            .join(format!("epoch-{:04}", checkpoint.epoch))
+        self.checkpoints_dir().join(checkpoint.dir_name())
     }
 
     /// Writes a checkpoint directory atomically: files go into a temporary directory that
     /// is renamed to `epoch-NNNN` only once everything in it is on disk.
     pub fn write_checkpoint<E: From<StoreError>>(
         &self,
-        epoch: u32,
+        checkpoint: CheckpointRef,
         write: impl FnOnce(&Path) -> Result<(), E>,
     ) -> Result<(), E> {
         let dir = self.checkpoints_dir();
@@ -512,7 +585,7 @@ impl RunDir {
                 .map_err(io_err(&entry.path(), "cannot sync"))?;
         }
         sync_dir(temp.path())?;
-        let target = self.checkpoint_path(CheckpointRef { epoch });
+        let target = self.checkpoint_path(checkpoint);
         if target.exists() {
             fs::remove_dir_all(&target).map_err(io_err(&target, "cannot replace"))?;
         }
@@ -525,7 +598,7 @@ impl RunDir {
     /// Keeps the newest `keep` checkpoints and removes leftovers of interrupted writes.
     pub fn prune_checkpoints(&self, keep: usize) -> Result<(), StoreError> {
         let mut all = self.checkpoints()?;
-        all.sort_by_key(|c| std::cmp::Reverse(c.epoch));
+        all.sort_by_key(|c| std::cmp::Reverse(*c));
         for old in all.into_iter().skip(keep) {
             let path = self.checkpoint_path(old);
             fs::remove_dir_all(&path).map_err(io_err(&path, "cannot remove old checkpoint"))?;
@@ -612,7 +685,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let run = RunStore::new(dir.path()).run_dir(&tiny_config().id());
         for epoch in 1..=3 {
-            run.write_checkpoint(epoch, |d| {
+            run.write_checkpoint(CheckpointRef { epoch, step: 0 }, |d| {
                 fs::write(d.join("x"), b"1").map_err(io_err(d, "write"))
             })
             .unwrap();
@@ -620,7 +693,17 @@ mod tests {
         fs::create_dir_all(run.checkpoints_dir().join(".partial-abc")).unwrap();
         assert_eq!(
             run.latest_checkpoint().unwrap(),
-            Some(CheckpointRef { epoch: 3 })
+            Some(CheckpointRef { epoch: 3, step: 0 })
+        );
+        let mid = CheckpointRef { epoch: 2, step: 7 };
+        run.write_checkpoint(mid, |d| {
+            fs::write(d.join("x"), b"1").map_err(io_err(d, "write"))
+        })
+        .unwrap();
+        assert_eq!(CheckpointRef::parse("epoch-0002-step-000007"), Some(mid));
+        assert_eq!(
+            run.latest_checkpoint().unwrap(),
+            Some(CheckpointRef { epoch: 3, step: 0 })
         );
         run.prune_checkpoints(2).unwrap();
         let mut left: Vec<_> = fs::read_dir(run.checkpoints_dir())
@@ -628,7 +711,7 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         left.sort();
-        assert_eq!(left, vec!["epoch-0002", "epoch-0003"]);
+        assert_eq!(left, vec!["epoch-0002-step-000007", "epoch-0003"]);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! every random draw is a function of (seed, epoch, step), so a run killed at any instant
 //! and resumed replays the interrupted epoch and ends where an uninterrupted run ends.
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use chrono::Utc;
@@ -15,9 +17,12 @@ use crate::data::{self, DataError, Dataset};
 use crate::images;
 use crate::model::{self, ModelError, Vae};
 use crate::optim::{Adam, OptimError};
+use crate::plan::PlannedRun;
 use crate::progress::{EpochSummary, Reporter};
 use crate::rng::{self, Stream};
-use crate::store::{EpochMetrics, RunDir, RunState, RunStatus, RunStore, StoreError, write_atomic};
+use crate::store::{
+    CheckpointRef, EpochMetrics, RunDir, RunState, RunStatus, RunStore, StoreError, write_atomic,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -37,6 +42,30 @@ pub enum TrainError {
         "{path}: checkpoint unreadable ({detail}); remove {path} to resume from an earlier one or retrain"
     )]
     Checkpoint { path: String, detail: String },
+    #[error(
+        "{run}: stopped on request after a checkpoint at epoch {epoch}, step {step}; run again to resume"
+    )]
+    Interrupted { run: String, epoch: u32, step: u32 },
+}
+
+/// Set from a signal handler; training checks it after every step.
+#[derive(Debug, Clone, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn request(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_requested(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+    /// The shared flag, for `signal_hook::flag::register`.
+    pub fn handle(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.0)
+    }
 }
 
 /// Where and how to train: nothing here changes what is learned.
@@ -46,6 +75,7 @@ pub struct Placement {
     /// Read losses back from the device every this many steps (a host sync).
     pub log_every: usize,
     pub keep_checkpoints: usize,
+    pub stop: StopFlag,
 }
 
 impl Default for Placement {
@@ -54,6 +84,7 @@ impl Default for Placement {
             device: Device::cuda_if_available(),
             log_every: 10,
             keep_checkpoints: 2,
+            stop: StopFlag::new(),
         }
     }
 }
@@ -67,7 +98,14 @@ pub enum RunOutcome {
 #[derive(Debug, Serialize, Deserialize)]
 struct Progress {
     run_id: String,
+    /// Whole epochs done.
     epoch: u32,
+    /// Steps done into the next epoch (a checkpoint taken on request, mid-epoch).
+    #[serde(default)]
+    step: u32,
+    /// Running sums of (loss, recon, kl) × batch size over those steps.
+    #[serde(default)]
+    partial_sums: [f64; 3],
     optimizer_steps: i64,
     saved_at: chrono::DateTime<Utc>,
 }
@@ -88,6 +126,7 @@ fn fresh_state(run: &RunDir, label: &str, config: &RunConfig, device: Device) ->
     let now = Utc::now();
     RunState {
         id: run.id().full().to_string(),
+        experiment: String::new(),
         label: label.to_string(),
         status: RunStatus::Pending,
         epochs_done: 0,
@@ -109,11 +148,13 @@ fn fresh_state(run: &RunDir, label: &str, config: &RunConfig, device: Device) ->
 /// as the store says. Holds the run's lock throughout.
 pub fn train_run(
     store: &RunStore,
-    config: &RunConfig,
-    label: &str,
+    planned: &PlannedRun,
+    experiment: &str,
     placement: &Placement,
     reporter: &dyn Reporter,
 ) -> Result<RunOutcome, TrainError> {
+    let config = &planned.config;
+    let label = planned.label.as_str();
     let run = store.run_dir(&config.id());
     let _lock = run.try_lock()?;
     run.write_or_check_config(config)?;
@@ -127,6 +168,7 @@ pub fn train_run(
         });
     }
     state.epochs_target = target;
+    state.experiment = experiment.to_string();
     state.label = label.to_string();
     state.host = crate::host_name();
     state.pid = std::process::id();
@@ -139,7 +181,8 @@ pub fn train_run(
     state.updated_at = Utc::now();
     run.write_state(&state)?;
 
-    let result = Trainer::new(&run, config, label, placement, reporter)
+    let shown = format!("{experiment}/{label}");
+    let result = Trainer::new(&run, config, &shown, placement, reporter)
         .and_then(|mut t| t.train(&mut state));
     match result {
         Ok(from_epoch) => {
@@ -151,6 +194,12 @@ pub fn train_run(
                 from_epoch,
                 to_epoch: state.epochs_done,
             })
+        }
+        Err(error @ TrainError::Interrupted { .. }) => {
+            state.status = RunStatus::Interrupted;
+            state.updated_at = Utc::now();
+            run.write_state(&state)?;
+            Err(error)
         }
         Err(error) => {
             state.status = RunStatus::Failed;
@@ -175,7 +224,8 @@ struct Trainer<'a> {
     val_images: Tensor,
     fixed_noise: Tensor,
     metrics: Vec<EpochMetrics>,
-    start_epoch: u32,
+    start: CheckpointRef,
+    start_sums: [f64; 3],
 }
 
 impl<'a> Trainer<'a> {
@@ -195,7 +245,8 @@ impl<'a> Trainer<'a> {
             rng::torch_seed(config.seed, Stream::Init, &[]),
         );
         let mut optimizer = Adam::new(&vs, config.adam());
-        let start_epoch = restore_checkpoint(run, &mut vs, &mut optimizer, reporter)?;
+        let (start, start_sums) = restore_checkpoint(run, &mut vs, &mut optimizer, reporter)?;
+        let start_epoch = start.epoch;
         let mut metrics = run.read_metrics()?;
         metrics.retain(|m| m.epoch <= start_epoch);
         if metrics.len() != start_epoch as usize {
@@ -221,28 +272,46 @@ impl<'a> Trainer<'a> {
             val_images: dataset.val.to_device(device),
             fixed_noise,
             metrics,
-            start_epoch,
+            start,
+            start_sums,
         })
     }
 
     /// Runs the remaining epochs; returns the epoch it started from.
     fn train(&mut self, state: &mut RunState) -> Result<u32, TrainError> {
         let target = self.config.train.epochs;
-        if self.start_epoch > 0 {
+        let start_epoch = self.start.epoch;
+        if start_epoch > 0 || self.start.step > 0 {
             self.reporter.note(&format!(
-                "{}: resuming from epoch {} of {target} ({})",
+                "{}: resuming from epoch {start_epoch} of {target}{} ({})",
                 self.label,
-                self.start_epoch,
+                if self.start.step > 0 {
+                    format!(" plus {} steps", self.start.step)
+                } else {
+                    String::new()
+                },
                 self.run.path().display()
             ));
         }
-        for epoch in self.start_epoch + 1..=target {
+        for epoch in start_epoch + 1..=target {
+            if self.placement.stop.is_requested() {
+                return Err(TrainError::Interrupted {
+                    run: self.run.path().display().to_string(),
+                    epoch: epoch - 1,
+                    step: 0,
+                });
+            }
             let started = Instant::now();
-            let (train_loss, train_recon, train_kl, train_seconds) = self.train_epoch(epoch)?;
+            let resume = if epoch == start_epoch + 1 {
+                (self.start.step, self.start_sums)
+            } else {
+                (0, [0.0; 3])
+            };
+            let (train_loss, train_recon, train_kl, images_per_second) =
+                self.train_epoch(epoch, resume)?;
             let (val_loss, val_recon, val_kl) = self.evaluate(epoch)?;
             self.write_samples(epoch)?;
             let seconds = started.elapsed().as_secs_f64();
-            let images_per_second = self.train_images.size()[0] as f64 / train_seconds.max(1e-9);
             self.metrics.push(EpochMetrics {
                 epoch,
                 train_loss,
@@ -260,7 +329,7 @@ impl<'a> Trainer<'a> {
             // Metrics first, checkpoint second: the checkpoint is the commit point, and rows
             // past the newest checkpoint are dropped on resume.
             self.run.write_metrics(&self.metrics)?;
-            self.save_checkpoint(epoch)?;
+            self.save_checkpoint(CheckpointRef { epoch, step: 0 }, [0.0; 3])?;
             self.run
                 .prune_checkpoints(self.placement.keep_checkpoints)?;
             state.epochs_done = epoch;
@@ -278,7 +347,7 @@ impl<'a> Trainer<'a> {
                 images_per_second,
             });
         }
-        Ok(self.start_epoch)
+        Ok(start_epoch)
     }
 
     fn non_finite(&self, epoch: u32, value: f64) -> TrainError {
@@ -289,7 +358,13 @@ impl<'a> Trainer<'a> {
         }
     }
 
-    fn train_epoch(&mut self, epoch: u32) -> Result<(f64, f64, f64, f64), TrainError> {
+    /// Trains one epoch from `resume` = (steps already done, their running sums); returns
+    /// the mean (loss, recon, kl) and the images per second of the steps run here.
+    fn train_epoch(
+        &mut self,
+        epoch: u32,
+        resume: (u32, [f64; 3]),
+    ) -> Result<(f64, f64, f64, f64), TrainError> {
         let device = self.placement.device;
         let seed = self.config.seed;
         let n = self.train_images.size()[0];
@@ -299,14 +374,15 @@ impl<'a> Trainer<'a> {
         let steps = (n + batch - 1) / batch;
         let latent = self.model.latent_dim();
         let beta = self.config.train.beta;
-        let mut sums = Tensor::zeros([3], (Kind::Double, device));
+        let mut sums = Tensor::from_slice(&resume.1).to_device(device);
+        let first_step = resume.0 as i64;
         let started = Instant::now();
         self.reporter.start(
             &format!("{} epoch {epoch}/{}", self.label, self.config.train.epochs),
             n as u64,
             "img",
         );
-        for step in 0..steps {
+        for step in first_step..steps {
             let start = step * batch;
             let len = batch.min(n - start);
             let x = data::to_unit_float(
@@ -340,9 +416,30 @@ impl<'a> Trainer<'a> {
                 self.reporter
                     .advance(seen as u64, &format!("loss {mean_loss:.2}"));
             }
+            if self.placement.stop.is_requested() && !last {
+                self.reporter.finish();
+                let at = CheckpointRef {
+                    epoch: epoch - 1,
+                    step: step as u32 + 1,
+                };
+                let partial: Vec<f64> =
+                    sums.to_device(Device::Cpu)
+                        .try_into()
+                        .map_err(|e: tch::TchError| TrainError::Torch {
+                            run: self.run.path().display().to_string(),
+                            detail: e.to_string(),
+                        })?;
+                self.save_checkpoint(at, [partial[0], partial[1], partial[2]])?;
+                return Err(TrainError::Interrupted {
+                    run: self.run.path().display().to_string(),
+                    epoch: at.epoch,
+                    step: at.step,
+                });
+            }
         }
         self.reporter.finish();
         let seconds = started.elapsed().as_secs_f64();
+        let images_here = (n - (first_step * batch).min(n)) as f64;
         let sums: Vec<f64> = (sums / n as f64)
             .to_device(Device::Cpu)
             .try_into()
@@ -350,7 +447,7 @@ impl<'a> Trainer<'a> {
                 run: self.run.path().display().to_string(),
                 detail: e.to_string(),
             })?;
-        Ok((sums[0], sums[1], sums[2], seconds))
+        Ok((sums[0], sums[1], sums[2], images_here / seconds.max(1e-9)))
     }
 
     fn evaluate(&self, epoch: u32) -> Result<(f64, f64, f64), TrainError> {
@@ -413,15 +510,17 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    fn save_checkpoint(&self, epoch: u32) -> Result<(), TrainError> {
+    fn save_checkpoint(&self, at: CheckpointRef, partial_sums: [f64; 3]) -> Result<(), TrainError> {
         let progress = Progress {
             run_id: self.run.id().full().to_string(),
-            epoch,
+            epoch: at.epoch,
+            step: at.step,
+            partial_sums,
             optimizer_steps: self.optimizer.step_count(),
             saved_at: Utc::now(),
         };
         self.run
-            .write_checkpoint(epoch, |dir: &Path| -> Result<(), TrainError> {
+            .write_checkpoint(at, |dir: &Path| -> Result<(), TrainError> {
                 model::save_weights(&self.vs, &dir.join(MODEL_FILE))?;
                 self.optimizer.save(&dir.join(OPTIMIZER_FILE))?;
                 let json =
@@ -436,15 +535,16 @@ pub const MODEL_FILE: &str = "model.safetensors";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const PROGRESS_FILE: &str = "progress.json";
 
-/// Loads the newest checkpoint into the model and optimizer and returns its epoch (0 if none).
+/// Loads the newest checkpoint into the model and optimizer; returns where it stands and
+/// the running loss sums of a mid-epoch checkpoint.
 fn restore_checkpoint(
     run: &RunDir,
     vs: &mut nn::VarStore,
     optimizer: &mut Adam,
     reporter: &dyn Reporter,
-) -> Result<u32, TrainError> {
+) -> Result<(CheckpointRef, [f64; 3]), TrainError> {
     let Some(checkpoint) = run.latest_checkpoint()? else {
-        return Ok(0);
+        return Ok((CheckpointRef { epoch: 0, step: 0 }, [0.0; 3]));
     };
     let dir = run.checkpoint_path(checkpoint);
     let progress_path = dir.join(PROGRESS_FILE);
@@ -455,7 +555,10 @@ fn restore_checkpoint(
             path: progress_path.display().to_string(),
             detail,
         })?;
-    if progress.run_id != run.id().full() || progress.epoch != checkpoint.epoch {
+    if progress.run_id != run.id().full()
+        || progress.epoch != checkpoint.epoch
+        || progress.step != checkpoint.step
+    {
         return Err(TrainError::Checkpoint {
             path: progress_path.display().to_string(),
             detail: format!(
@@ -485,5 +588,5 @@ fn restore_checkpoint(
         ));
     }
     reporter.note(&format!("loaded checkpoint {}", dir.display()));
-    Ok(checkpoint.epoch)
+    Ok((checkpoint, progress.partial_sums))
 }

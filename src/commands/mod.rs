@@ -1,10 +1,13 @@
 //! One module per subcommand; each turns parsed arguments into library calls and output.
 pub mod bench;
 pub mod info;
+pub mod plan;
 pub mod run;
+pub mod status;
 
 use anyhow::{Result, bail};
 use tch::Device;
+use vaelab::plan::PlannedRun;
 
 use crate::cli::{DeviceChoice, PlacementArgs};
 
@@ -31,4 +34,66 @@ pub fn placement_device(args: &PlacementArgs) -> Result<Device> {
             Device::Cuda(0)
         }
     })
+}
+
+/// `*` matches any run of characters, `?` one character.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// The runs `--only` picks (an id prefix or a label glob each); all when it is empty.
+pub fn select<'a>(runs: &'a [PlannedRun], only: &[String]) -> Result<Vec<&'a PlannedRun>> {
+    if only.is_empty() {
+        return Ok(runs.iter().collect());
+    }
+    let picked: Vec<&PlannedRun> = runs
+        .iter()
+        .filter(|run| {
+            only.iter()
+                .any(|sel| run.id.full().starts_with(sel.as_str()) || glob_match(sel, &run.label))
+        })
+        .collect();
+    if picked.is_empty() {
+        bail!(
+            "--only {}: matches no run; labels look like {:?}",
+            only.join(","),
+            runs.first().map(|r| r.label.as_str()).unwrap_or("")
+        );
+    }
+    Ok(picked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs_match_labels() {
+        assert!(glob_match("plain/*", "plain/latent_dim=64/seed=0"));
+        assert!(glob_match("*seed=1", "residual/seed=1"));
+        assert!(glob_match(
+            "*/latent_dim=6?/*",
+            "plain/latent_dim=64/seed=0"
+        ));
+        assert!(!glob_match("plain/*", "residual/seed=0"));
+        assert!(!glob_match("seed=1", "seed=10"));
+    }
 }

@@ -1,39 +1,110 @@
-//! `vaelab run SPEC`: train every run of a spec that is not done.
+//! `vaelab run SPEC`: train every run of a spec that is not done, one failure not stopping
+//! the rest, runs held by other processes skipped, Ctrl-C checkpointing before it exits.
+use std::process::ExitCode;
+
 use anyhow::Result;
 
 use crate::cli::RunArgs;
 use vaelab::progress::Reporter;
-use vaelab::store::RunStore;
-use vaelab::train::{self, Placement, RunOutcome};
+use vaelab::store::{RunStore, StoreError};
+use vaelab::train::{self, Placement, RunOutcome, StopFlag, TrainError};
 use vaelab::{plan, spec};
 
-pub fn execute(args: &RunArgs, store: &RunStore, reporter: &dyn Reporter) -> Result<()> {
+/// Exit code after Ctrl-C (128 + SIGINT), as shells expect.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+pub fn execute(args: &RunArgs, store: &RunStore, reporter: &dyn Reporter) -> Result<ExitCode> {
     let loaded = spec::load(&args.spec)?;
-    let runs = plan::plan(&loaded)?;
+    let plan = plan::plan(&loaded)?;
+    for warning in &plan.warnings {
+        reporter.warn(warning);
+    }
+    let selected = super::select(&plan.runs, &args.only)?;
     let device = super::placement_device(&args.placement)?;
+    let stop = StopFlag::new();
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGUSR1,
+    ] {
+        signal_hook::flag::register(signal, stop.handle())?;
+    }
     let placement = Placement {
         device,
+        stop: stop.clone(),
         ..Placement::default()
     };
-    for run in &runs {
+
+    let mut trained = 0usize;
+    let mut failed = Vec::new();
+    let (mut done, mut busy) = (0usize, 0usize);
+    for run in selected {
+        if args.max_runs.is_some_and(|max| trained >= max) {
+            reporter.note(&format!("--max-runs {}: stopping here", trained));
+            break;
+        }
         let dir = store.run_dir(&run.id);
-        match train::train_run(store, &run.config, &run.label, &placement, reporter)? {
-            RunOutcome::AlreadyDone { epochs } => reporter.note(&format!(
-                "{} ({}): already done ({epochs} epochs), nothing to do",
-                run.label,
-                dir.path().display()
-            )),
-            RunOutcome::Trained {
+        match train::train_run(store, run, &plan.experiment, &placement, reporter) {
+            Ok(RunOutcome::AlreadyDone { epochs }) => {
+                done += 1;
+                reporter.note(&format!(
+                    "{} [{}]: already done ({epochs} epochs), nothing to do",
+                    run.label,
+                    run.id.short()
+                ));
+            }
+            Ok(RunOutcome::Trained {
                 from_epoch,
                 to_epoch,
-            } => reporter.note(&format!(
-                "{} ({}): trained epochs {}..={to_epoch} on {}",
-                run.label,
-                dir.path().display(),
-                from_epoch + 1,
-                train::device_name(device)
-            )),
+            }) => {
+                trained += 1;
+                reporter.note(&format!(
+                    "{} [{}]: trained epochs {}..={to_epoch} on {} ({})",
+                    run.label,
+                    run.id.short(),
+                    from_epoch + 1,
+                    train::device_name(device),
+                    dir.path().display()
+                ));
+            }
+            Err(TrainError::Store(StoreError::Locked { holder, .. })) => {
+                busy += 1;
+                reporter.note(&format!(
+                    "{} [{}]: being trained by {holder}; skipped",
+                    run.label,
+                    run.id.short()
+                ));
+            }
+            Err(error @ TrainError::Interrupted { .. }) => {
+                reporter.warn(&error.to_string());
+                return Ok(ExitCode::from(EXIT_INTERRUPTED));
+            }
+            Err(error) => {
+                reporter.warn(&format!(
+                    "{} [{}] failed: {error}",
+                    run.label,
+                    run.id.short()
+                ));
+                failed.push(run.label.clone());
+            }
+        }
+        if stop.is_requested() {
+            reporter.warn("stopped on request; run again to continue the sweep");
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
         }
     }
-    Ok(())
+    reporter.note(&format!(
+        "{}: {trained} trained, {done} already done, {busy} held by other processes, {} failed",
+        plan.experiment,
+        failed.len()
+    ));
+    if failed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        reporter.warn(&format!(
+            "failed runs: {} (see `vaelab status` for reasons)",
+            failed.join(", ")
+        ));
+        Ok(ExitCode::FAILURE)
+    }
 }

@@ -9,6 +9,14 @@ use crate::config::{DataConfig, DataSource};
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error(
+        "{root}: no CelebA here (expected {root}/img_align_celeba/ and list_eval_partition.txt). Download \"Align&Cropped Images\" and the annotation files from the CelebA site (or the Kaggle copy \"jessicali9530/celeba-dataset\"), unpack them there, or point data.root / $VAELAB_CELEBA_ROOT at your copy"
+    )]
+    CelebaMissing { root: String },
+    #[error(
+        "{root}: reading CelebA is not built into this vaelab yet; use data.source: synthetic until it is"
+    )]
+    CelebaUnsupported { root: String },
+    #[error(
         "data: the dataset has no training images (data.train_images = {0}); set it to at least 1"
     )]
     Empty(usize),
@@ -59,6 +67,14 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
     }
     let size = config.image_size as usize;
     match config.source {
+        DataSource::Celeba => {
+            let root = celeba_root(config);
+            let shown = root.display().to_string();
+            if !root.join("img_align_celeba").is_dir() {
+                return Err(DataError::CelebaMissing { root: shown });
+            }
+            Err(DataError::CelebaUnsupported { root: shown })
+        }
         DataSource::Synthetic => {
             let (train, train_attributes) = synthetic_split(
                 config.dataset_seed,
@@ -84,6 +100,15 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
             })
         }
     }
+}
+
+/// Where CelebA is read from: `data.root`, else `$VAELAB_CELEBA_ROOT`, else `data/celeba`.
+pub fn celeba_root(config: &DataConfig) -> std::path::PathBuf {
+    config
+        .root
+        .clone()
+        .or_else(|| std::env::var_os("VAELAB_CELEBA_ROOT").map(Into::into))
+        .unwrap_or_else(|| "data/celeba".into())
 }
 
 /// uint8 images → float in [0, 1], the range the sigmoid decoder can reach.

@@ -1,0 +1,75 @@
+//! `vaelab plan SPEC`: every run a spec expands to, where each stands, and what is left.
+use anyhow::Result;
+
+use crate::cli::PlanArgs;
+use vaelab::overview::{self, human_duration};
+use vaelab::store::RunStore;
+use vaelab::{plan, spec};
+
+pub fn execute(args: &PlanArgs, store: &RunStore) -> Result<()> {
+    let loaded = spec::load(&args.spec)?;
+    let plan = plan::plan(&loaded)?;
+    let view = overview::plan_view(&plan, store)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+        return Ok(());
+    }
+    for warning in &view.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let width = view
+        .runs
+        .iter()
+        .map(|r| r.label.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    println!(
+        "{:<8}  {:<width$}  {:>6}  {:>7}  STATUS",
+        "ID", "LABEL", "EPOCHS", "IMAGES"
+    );
+    for run in &view.runs {
+        println!(
+            "{:<8}  {:<width$}  {:>6}  {:>7}  {}",
+            run.short_id, run.label, run.epochs, run.train_images, run.description
+        );
+    }
+    let count = |pred: fn(&overview::Standing) -> bool| {
+        view.runs.iter().filter(|r| pred(&r.standing)).count()
+    };
+    println!(
+        "\n{} runs: {} new, {} partial, {} running, {} done, {} failed",
+        view.runs.len(),
+        count(|s| matches!(s, overview::Standing::New)),
+        count(|s| matches!(s, overview::Standing::Partial { .. })),
+        count(|s| matches!(s, overview::Standing::Running { .. })),
+        count(|s| matches!(s, overview::Standing::Done { .. })),
+        count(|s| matches!(s, overview::Standing::Failed { .. })),
+    );
+    match (view.measured_images_per_second, view.estimated_seconds) {
+        (Some(rate), Some(seconds)) => println!(
+            "left: {} image-epochs, about {} at the {rate:.0} img/s these runs measured",
+            view.remaining_image_epochs,
+            human_duration(seconds)
+        ),
+        _ => println!(
+            "left: {} image-epochs (no run measured yet; `vaelab bench` gives img/s for a model)",
+            view.remaining_image_epochs
+        ),
+    }
+    if !view.orphans.is_empty() {
+        println!(
+            "\n{} run(s) in {} were trained for `{}` but are not in this spec (the spec or a default changed):",
+            view.orphans.len(),
+            store.root().display(),
+            view.experiment
+        );
+        for orphan in &view.orphans {
+            println!(
+                "  {:<8}  {}  {}  ({})",
+                orphan.short_id, orphan.label, orphan.description, orphan.path
+            );
+        }
+    }
+    Ok(())
+}
