@@ -419,11 +419,27 @@ pub fn plan(loaded: &LoadedSpec) -> Result<Plan, SpecError> {
                     continue;
                 }
                 let spec: ExperimentSpec = serde_yaml::from_value(doc).map_err(|e| {
-                    let mut error = yaml_error(&loaded.path, &e);
-                    if let Some((_, line)) = origins.iter().find(|(f, _)| *f == error.field) {
-                        error.line = Some(*line);
+                    // from_value errors carry no field path: find the override that caused it.
+                    let overrides = variant.overrides.iter().cloned().chain(
+                        axes.iter()
+                            .zip(combo)
+                            .map(|(axis, &i)| (axis.path.clone(), axis.values[i].clone())),
+                    );
+                    for (path, value) in overrides {
+                        let mut alone = Value::Mapping(Mapping::new());
+                        set_path(&mut alone, "name", Value::String("x".into()));
+                        set_path(&mut alone, &path, value);
+                        if let Err(single) = serde_yaml::from_value::<ExperimentSpec>(alone) {
+                            let line = origins.iter().find(|(f, _)| *f == path).map(|(_, l)| *l);
+                            return SpecError {
+                                path: loaded.path.clone(),
+                                line,
+                                field: path,
+                                message: single.to_string(),
+                            };
+                        }
                     }
-                    error
+                    yaml_error(&loaded.path, &e)
                 })?;
                 let expanded = LoadedSpec {
                     path: loaded.path.clone(),

@@ -133,4 +133,45 @@ fn a_run_killed_mid_epoch_resumes_bit_for_bit() {
         .stderr(predicates::str::contains("resuming from epoch"));
     assert_eq!(read_state(&killed_run)["status"], "done");
     assert_same_run(&run_dir, &killed_run);
+
+    // Ctrl-C: the process finishes its step, writes a mid-epoch checkpoint, exits 130.
+    let interrupted = Workspace::new();
+    let spec_path = interrupted.write("replay.yaml", &spec(3));
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("vaelab"))
+        .current_dir(interrupted.path())
+        .arg("--runs-dir")
+        .arg(interrupted.runs())
+        .args(["run", spec_path.to_str().unwrap()])
+        .args(ARGS)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn vaelab");
+    let interrupted_run = interrupted.runs().join(run_name);
+    wait_for(
+        &interrupted_run.join("checkpoints/epoch-0001/progress.json"),
+        Duration::from_secs(120),
+    );
+    std::thread::sleep(Duration::from_millis(150));
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let status = child.wait().expect("reap");
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(read_state(&interrupted_run)["status"], "interrupted");
+    let mid_epoch = std::fs::read_dir(interrupted_run.join("checkpoints"))
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().contains("-step-"));
+    assert!(
+        mid_epoch,
+        "Ctrl-C mid-epoch must leave a mid-epoch checkpoint"
+    );
+    let mut args = vec!["run", spec_path.to_str().unwrap()];
+    args.extend(ARGS);
+    interrupted
+        .vaelab(&args)
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("steps ("));
+    assert_same_run(&run_dir, &interrupted_run);
 }

@@ -11,7 +11,7 @@ fn a_run_writes_its_directory_and_a_second_run_does_nothing() {
     ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
         .assert()
         .success()
-        .stderr(contains("tiny epoch 2/2: train"))
+        .stderr(contains("tiny/seed=3 epoch 2/2: train"))
         .stderr(contains("trained epochs 1..=2 on cpu"));
 
     let run = ws.single_run_dir();

@@ -64,3 +64,21 @@ pub fn read_state(run_dir: &Path) -> serde_json::Value {
     let bytes = std::fs::read(run_dir.join("state.json")).expect("state.json");
     serde_json::from_slice(&bytes).expect("state.json is JSON")
 }
+
+/// A 2 variants × 2 seeds sweep of tiny runs.
+pub fn tiny_sweep(name: &str, epochs: u32) -> String {
+    format!(
+        "name: {name}\nseeds: [0, 1]\ndata:\n  image_size: 16\n  train_images: 64\n  val_images: 16\n\
+         model:\n  latent_dim: 8\n  channels: [8, 16]\ntrain:\n  epochs: {epochs}\n  batch_size: 16\n\
+         variants:\n  - name: residual\n    model.residual: true\n  - name: plain\n    model.residual: false\n"
+    )
+}
+
+/// Labels of the runs a `vaelab run` output says it trained.
+pub fn trained_labels(stderr: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter(|l| l.contains("]: trained epochs"))
+        .filter_map(|l| l.split(" [").next().map(str::to_string))
+        .collect()
+}

@@ -1,0 +1,224 @@
+//! Sweeps end to end: plan before and after, selection, failure isolation, orphans,
+//! and several real processes sharing one sweep.
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Child, Stdio};
+
+use common::{Workspace, read_state, tiny_sweep, trained_labels};
+use predicates::str::contains;
+
+#[test]
+fn plan_lists_every_run_then_run_only_and_max_runs_select() {
+    let ws = Workspace::new();
+    let spec = ws.write("sweep.yaml", &tiny_sweep("sweep", 1));
+    let spec = spec.to_str().unwrap();
+    ws.vaelab(&["plan", spec])
+        .assert()
+        .success()
+        .stdout(contains("residual/seed=0"))
+        .stdout(contains("plain/seed=1"))
+        .stdout(contains(
+            "4 runs: 4 new, 0 partial, 0 running, 0 done, 0 failed",
+        ))
+        .stdout(contains("left: 256 image-epochs"));
+    assert!(!ws.runs().exists(), "plan must not write anything");
+
+    let out = ws
+        .vaelab(&["run", spec, "--device", "cpu", "--only", "plain/*"])
+        .assert()
+        .success();
+    let trained: BTreeSet<String> = trained_labels(&out.get_output().stderr)
+        .into_iter()
+        .collect();
+    assert_eq!(
+        trained,
+        ["plain/seed=0", "plain/seed=1"].map(String::from).into()
+    );
+
+    ws.vaelab(&["plan", spec])
+        .assert()
+        .success()
+        .stdout(contains(
+            "4 runs: 2 new, 0 partial, 0 running, 2 done, 0 failed",
+        ))
+        .stdout(contains("img/s these runs measured"));
+
+    let out = ws
+        .vaelab(&["run", spec, "--device", "cpu", "--max-runs", "1"])
+        .assert()
+        .success();
+    assert_eq!(
+        trained_labels(&out.get_output().stderr),
+        vec!["residual/seed=0"]
+    );
+
+    let json = ws.vaelab(&["plan", spec, "--json"]).assert().success();
+    let view: serde_json::Value = serde_json::from_slice(&json.get_output().stdout).unwrap();
+    let statuses: Vec<&str> = view["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["standing"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, vec!["done", "new", "done", "done"]);
+
+    ws.vaelab(&["run", spec, "--only", "nothing*"])
+        .assert()
+        .failure()
+        .stderr(contains("matches no run"));
+}
+
+#[test]
+fn a_failing_run_is_marked_and_the_sweep_goes_on() {
+    let ws = Workspace::new();
+    let text = "name: iso\ndata:\n  image_size: 16\n  train_images: 32\n  val_images: 8\nmodel:\n  latent_dim: 4\n  channels: [4, 8]\n\
+                train:\n  epochs: 1\n  batch_size: 16\nvariants:\n  - name: broken\n    data.source: celeba\n    data.root: /nonexistent/celeba\n  - name: fine\n    data.source: synthetic\n";
+    let spec = ws.write("iso.yaml", text);
+    let spec = spec.to_str().unwrap();
+    let out = ws
+        .vaelab(&["run", spec, "--device", "cpu"])
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stderr.contains("broken/seed=0 ["), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/celeba: no CelebA here"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 trained, 0 already done, 0 held by other processes, 1 failed"),
+        "{stderr}"
+    );
+    assert_eq!(
+        trained_labels(&out.get_output().stderr),
+        vec!["fine/seed=0"]
+    );
+    ws.vaelab(&["plan", spec])
+        .assert()
+        .success()
+        .stdout(contains("failed: /nonexistent/celeba: no CelebA here"));
+    ws.vaelab(&["status"])
+        .assert()
+        .success()
+        .stdout(contains("iso/broken/seed=0"))
+        .stdout(contains("iso/fine/seed=0"));
+}
+
+#[test]
+fn moving_the_dataset_root_changes_no_run_id() {
+    let ws = Workspace::new();
+    let a = ws.write(
+        "a.yaml",
+        "name: r\ndata:\n  source: celeba\n  root: /data/a\n",
+    );
+    let b = ws.write(
+        "b.yaml",
+        "name: r\ndata:\n  source: celeba\n  root: /elsewhere/b\n",
+    );
+    let id = |p: &std::path::Path| {
+        let out = ws
+            .vaelab(&["plan", p.to_str().unwrap(), "--json"])
+            .assert()
+            .success();
+        let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+        v["runs"][0]["id"].as_str().unwrap().to_string()
+    };
+    assert_eq!(id(&a), id(&b));
+}
+
+#[test]
+fn runs_of_an_earlier_version_of_the_spec_are_reported() {
+    let ws = Workspace::new();
+    let spec = ws.write("o.yaml", &common::tiny_spec("orph", 1));
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success();
+    ws.write(
+        "o.yaml",
+        &common::tiny_spec("orph", 1).replace("lr: 0.002", "lr: 0.003"),
+    );
+    ws.vaelab(&["plan", spec.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(contains("1 runs: 1 new"))
+        .stdout(contains("1 run(s) in"))
+        .stdout(contains("were trained for `orph` but are not in this spec"))
+        .stdout(contains("seed=3  done"));
+}
+
+fn spawn_run(ws: &Workspace, spec: &str) -> Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("vaelab"))
+        .current_dir(ws.path())
+        .arg("--runs-dir")
+        .arg(ws.runs())
+        .args(["run", spec, "--device", "cpu", "--threads", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vaelab")
+}
+
+#[test]
+fn concurrent_processes_split_a_sweep_and_never_train_a_run_twice() {
+    let ws = Workspace::new();
+    let spec = ws.write("par.yaml", &tiny_sweep("par", 2));
+    let spec = spec.to_str().unwrap();
+    let workers: Vec<Child> = (0..3).map(|_| spawn_run(&ws, spec)).collect();
+    let mut all = Vec::new();
+    for worker in workers {
+        let out = worker.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        all.extend(trained_labels(&out.stderr));
+    }
+    all.sort();
+    let unique: BTreeSet<String> = all.iter().cloned().collect();
+    assert_eq!(all.len(), unique.len(), "a run was trained twice: {all:?}");
+    assert_eq!(unique.len(), 4, "{all:?}");
+    for dir in std::fs::read_dir(ws.runs()).unwrap() {
+        assert_eq!(read_state(&dir.unwrap().path())["status"], "done");
+    }
+}
+
+#[test]
+fn a_run_whose_worker_was_killed_is_taken_over() {
+    let ws = Workspace::new();
+    let spec = ws.write("k.yaml", &tiny_sweep("k", 40));
+    let spec = spec.to_str().unwrap();
+    let mut victim = spawn_run(&ws, spec);
+    // Wait until the first run has a checkpoint, then kill its worker without warning.
+    let started = std::time::Instant::now();
+    loop {
+        let has_checkpoint = std::fs::read_dir(ws.runs())
+            .map(|dirs| {
+                dirs.flatten().any(|d| {
+                    d.path().join("checkpoints").read_dir().is_ok_and(|mut c| {
+                        c.any(|e| {
+                            e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("epoch-"))
+                        })
+                    })
+                })
+            })
+            .unwrap_or(false);
+        if has_checkpoint {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 120, "no checkpoint appeared");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    let out = ws
+        .vaelab(&["run", spec, "--device", "cpu", "--only", "residual/seed=0"])
+        .assert()
+        .success()
+        .stderr(contains("resuming from epoch"));
+    assert_eq!(
+        trained_labels(&out.get_output().stderr),
+        vec!["residual/seed=0"]
+    );
+}
