@@ -112,6 +112,9 @@ pub struct BenchArgs {
     pub steps: usize,
     #[command(flatten)]
     pub placement: PlacementArgs,
+    /// Instead of training, time the expansion and hashing of a grid of this many runs.
+    #[arg(long)]
+    pub plan_runs: Option<usize>,
     #[arg(long)]
     pub json: bool,
 }

@@ -233,22 +233,19 @@ fn check_path(
 
 struct Variant {
     name: Option<String>,
-    index: usize,
-    overrides: Vec<(String, Value)>,
+    /// (field, value, the line that sets it).
+    overrides: Vec<(String, Value, Option<usize>)>,
 }
 
 struct Axis {
     path: String,
     values: Vec<Value>,
+    line: Option<usize>,
 }
 
 fn variants(loaded: &LoadedSpec) -> Result<Vec<Variant>, SpecError> {
     let Some(list) = &loaded.spec.variants else {
-        return Ok(vec![Variant {
-            name: None,
-            index: 0,
-            overrides: Vec::new(),
-        }]);
+        return Ok(vec![Variant { name: None, overrides: Vec::new() }]);
     };
     if list.is_empty() {
         return Err(loaded.error(
@@ -288,13 +285,10 @@ fn variants(loaded: &LoadedSpec) -> Result<Vec<Variant>, SpecError> {
                 continue;
             }
             check_path(loaded, "variants", Some(index), &key)?;
-            overrides.push((key, value.clone()));
+            let line = at(&key);
+            overrides.push((key, value.clone(), line));
         }
-        out.push(Variant {
-            name: Some(name),
-            index,
-            overrides,
-        });
+        out.push(Variant { name: Some(name), overrides });
     }
     Ok(out)
 }
@@ -321,7 +315,8 @@ fn axes(loaded: &LoadedSpec) -> Result<Vec<Axis>, SpecError> {
                 });
             }
         };
-        out.push(Axis { path, values });
+        let line = locate_in_section(&loaded.text, "grid", &path, None);
+        out.push(Axis { path, values, line });
     }
     Ok(out)
 }
@@ -382,6 +377,7 @@ pub fn plan(loaded: &LoadedSpec) -> Result<Plan, SpecError> {
     });
 
     let mut runs: Vec<PlannedRun> = Vec::new();
+    let mut seen: std::collections::HashMap<RunId, usize> = std::collections::HashMap::new();
     let mut warnings = Vec::new();
     for variant in &variants {
         for combo in &combos {
@@ -389,17 +385,15 @@ pub fn plan(loaded: &LoadedSpec) -> Result<Plan, SpecError> {
                 let mut doc = base.clone();
                 let mut origins = Vec::new();
                 let mut coordinates = Vec::new();
-                for (path, value) in &variant.overrides {
+                for (path, value, line) in &variant.overrides {
                     set_path(&mut doc, path, value.clone());
-                    if let Some(line) =
-                        locate_in_section(&loaded.text, "variants", path, Some(variant.index))
-                    {
-                        origins.push((path.clone(), line));
+                    if let Some(line) = line {
+                        origins.push((path.clone(), *line));
                     }
                 }
                 for (axis, &i) in axes.iter().zip(combo) {
                     set_path(&mut doc, &axis.path, axis.values[i].clone());
-                    if let Some(line) = locate_in_section(&loaded.text, "grid", &axis.path, None) {
+                    if let Some(line) = axis.line {
                         origins.push((axis.path.clone(), line));
                     }
                     let leaf = axis.path.rsplit('.').next().unwrap_or(&axis.path);
@@ -420,7 +414,7 @@ pub fn plan(loaded: &LoadedSpec) -> Result<Plan, SpecError> {
                 }
                 let spec: ExperimentSpec = serde_yaml::from_value(doc).map_err(|e| {
                     // from_value errors carry no field path: find the override that caused it.
-                    let overrides = variant.overrides.iter().cloned().chain(
+                    let overrides = variant.overrides.iter().map(|(p, v, _)| (p.clone(), v.clone())).chain(
                         axes.iter()
                             .zip(combo)
                             .map(|(axis, &i)| (axis.path.clone(), axis.values[i].clone())),
@@ -453,7 +447,8 @@ pub fn plan(loaded: &LoadedSpec) -> Result<Plan, SpecError> {
                 label_parts.push(format!("seed={seed}"));
                 let label = label_parts.join("/");
                 let id = config.id();
-                if let Some(first) = runs.iter().find(|r| r.id == id) {
+                if let Some(&first) = seen.get(&id) {
+                    let first = &runs[first];
                     warnings.push(format!(
                         "{}: runs {label} and {} have the same resolved config; training it once",
                         loaded.path.display(),
@@ -462,6 +457,7 @@ pub fn plan(loaded: &LoadedSpec) -> Result<Plan, SpecError> {
                     continue;
                 }
                 coordinates.push(("seed".into(), seed.to_string()));
+                seen.insert(id.clone(), runs.len());
                 runs.push(PlannedRun {
                     id,
                     label,

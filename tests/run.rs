@@ -190,3 +190,26 @@ fn bench_prints_a_median_throughput() {
     .stdout(contains("plain 32x32 batch 4 on cpu"))
     .stdout(contains("img/s"));
 }
+
+#[test]
+fn the_binary_links_libtorch_cuda_and_runs_without_ld_library_path() {
+    let binary = assert_cmd::cargo::cargo_bin("vaelab");
+    let ldd = std::process::Command::new("ldd")
+        .arg(&binary)
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .expect("ldd");
+    let listing = String::from_utf8_lossy(&ldd.stdout);
+    let cuda = listing
+        .lines()
+        .find(|l| l.contains("libtorch_cuda.so"))
+        .unwrap_or_else(|| panic!("no libtorch_cuda:\n{listing}"));
+    assert!(!cuda.contains("not found"), "{cuda}");
+    assert!(!listing.contains("not found"), "{listing}");
+    let ws = Workspace::new();
+    ws.vaelab(&["info"])
+        .env_remove("LD_LIBRARY_PATH")
+        .assert()
+        .success()
+        .stdout(contains("libtorch         2.11.0"));
+}

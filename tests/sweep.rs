@@ -65,7 +65,7 @@ fn plan_lists_every_run_then_run_only_and_max_runs_select() {
 
     ws.vaelab(&["run", spec, "--only", "nothing*"])
         .assert()
-        .failure()
+        .code(2)
         .stderr(contains("matches no run"));
 }
 
@@ -221,4 +221,67 @@ fn a_run_whose_worker_was_killed_is_taken_over() {
         trained_labels(&out.get_output().stderr),
         vec!["residual/seed=0"]
     );
+}
+
+#[test]
+fn shipped_quickstart_ids_are_pinned() {
+    // Every default of the resolved config is identity: if one changes, these change, and
+    // `plan` then lists the old runs as belonging to an earlier version of the spec.
+    let ws = Workspace::new();
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/quickstart.yaml");
+    let out = ws
+        .vaelab(&["plan", spec.to_str().unwrap(), "--json"])
+        .assert()
+        .success();
+    let view: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let ids: Vec<(&str, &str)> = view["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["label"].as_str().unwrap(), r["id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            (
+                "residual/seed=0",
+                "d4e23149d5ae14bef8168e7fb1efc1a42ee726c6c9d6b67df00ee5a6235bf31a"
+            ),
+            (
+                "residual/seed=1",
+                "344841d9f21bc8b159e92164683ed510de0b506b0319d88f6887fae1cbaa0e35"
+            ),
+            (
+                "plain/seed=0",
+                "d07ac9d44464c0e27d3f2433a7b18c35cc2aae294f27891f5cf6b317e6bae421"
+            ),
+            (
+                "plain/seed=1",
+                "ee6f3ff8c64c252348a8f201478add9537b6c07b704ed622654e8a24a0e6dc6d"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn shipped_celeba_experiments_fail_cleanly_without_the_data() {
+    let ws = Workspace::new();
+    let spec =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/seed-reproduction.yaml");
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .env("VAELAB_CELEBA_ROOT", ws.path().join("no-celeba"))
+        .assert()
+        .code(1)
+        .stderr(contains("no-celeba: no CelebA here (expected"))
+        .stderr(contains("img_align_celeba"))
+        .stderr(contains("VAELAB_CELEBA_ROOT"));
+}
+
+#[test]
+fn bench_times_planning_a_large_grid() {
+    let ws = Workspace::new();
+    ws.vaelab(&["bench", "--plan-runs", "1000"])
+        .assert()
+        .success()
+        .stdout(contains("planned 1000 runs in"));
 }

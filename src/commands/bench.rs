@@ -1,25 +1,38 @@
 //! `vaelab bench`: median train-step throughput of one model configuration.
-use anyhow::{Result, bail};
+use anyhow::Result;
 
+use super::usage;
 use crate::cli::{BenchArgs, ModelChoice};
 use vaelab::bench::{self, BenchConfig};
 use vaelab::config::ModelConfig;
 use vaelab::plan::DEFAULT_CHANNELS;
 
 pub fn execute(args: &BenchArgs) -> Result<()> {
+    if let Some(runs) = args.plan_runs {
+        let result = bench::plan_speed(runs)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&result)?);
+        } else {
+            println!(
+                "planned {} runs in {:.3} s ({:.0} runs/s, parsing, expansion, validation and hashing)",
+                result.runs, result.seconds, result.runs_per_second
+            );
+        }
+        return Ok(());
+    }
     let device = super::placement_device(&args.placement)?;
     let factor = 1i64 << DEFAULT_CHANNELS.len();
     if args.image_size < factor || args.image_size % factor != 0 {
-        bail!(
+        return Err(usage(format!(
             "--image-size: expected a positive multiple of {factor}, got {}",
             args.image_size
-        );
+        )));
     }
     if args.batch_size < 1 {
-        bail!(
+        return Err(usage(format!(
             "--batch-size: expected a positive integer, got {}",
             args.batch_size
-        );
+        )));
     }
     let config = BenchConfig {
         model: ModelConfig {

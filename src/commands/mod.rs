@@ -5,7 +5,7 @@ pub mod plan;
 pub mod run;
 pub mod status;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use tch::Device;
 use vaelab::plan::PlannedRun;
 
@@ -14,11 +14,22 @@ use crate::cli::{DeviceChoice, PlacementArgs};
 /// Exit code for mistakes in what the user asked for (bad spec, bad flag value).
 pub const EXIT_USAGE: u8 = 2;
 
+/// A mistake in the command line: reported like a spec error, with exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub fn usage(message: String) -> anyhow::Error {
+    UsageError(message).into()
+}
+
 /// Resolves `--device` and `--threads` into a libtorch device, refusing CUDA when absent.
 pub fn placement_device(args: &PlacementArgs) -> Result<Device> {
     if let Some(threads) = args.threads {
         if threads < 1 {
-            bail!("--threads: expected a positive integer, got {threads}");
+            return Err(usage(format!(
+                "--threads: expected a positive integer, got {threads}"
+            )));
         }
         tch::set_num_threads(threads);
     }
@@ -27,9 +38,9 @@ pub fn placement_device(args: &PlacementArgs) -> Result<Device> {
         DeviceChoice::Cpu => Device::Cpu,
         DeviceChoice::Cuda => {
             if !tch::Cuda::is_available() {
-                bail!(
+                return Err(usage(format!(
                     "--device cuda: no CUDA device is visible (see `vaelab info`); use --device cpu or auto"
-                );
+                )));
             }
             Device::Cuda(0)
         }
@@ -72,11 +83,11 @@ pub fn select<'a>(runs: &'a [PlannedRun], only: &[String]) -> Result<Vec<&'a Pla
         })
         .collect();
     if picked.is_empty() {
-        bail!(
+        return Err(usage(format!(
             "--only {}: matches no run; labels look like {:?}",
             only.join(","),
             runs.first().map(|r| r.label.as_str()).unwrap_or("")
-        );
+        )));
     }
     Ok(picked)
 }
