@@ -14,6 +14,30 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub enum DataSource {
     Synthetic,
     Celeba,
+    Folder,
+}
+
+/// The resampling filter used to resize images on disk to `image_size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResizeFilter {
+    Nearest,
+    Triangle,
+    CatmullRom,
+    Gaussian,
+    Lanczos3,
+}
+
+/// Which held-out images evaluation uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvalSplit {
+    Validation,
+    Test,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +54,19 @@ pub struct DataConfig {
     /// Where a dataset on disk lives: placement, not identity (moving it changes no id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<std::path::PathBuf>,
+    /// Centre crop to this square before resizing (datasets on disk; none keeps the frame).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resize_filter: Option<ResizeFilter>,
+    /// Share of a folder dataset held out for validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_ratio: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<EvalSplit>,
+    /// Random horizontal flips of training images, a function of (seed, epoch, step).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub hflip: bool,
 }
 
 impl DataConfig {
@@ -151,6 +188,11 @@ pub(crate) mod tests {
                 val_images: 16,
                 limit: None,
                 root: None,
+                crop: None,
+                resize_filter: None,
+                val_ratio: None,
+                split: None,
+                hflip: false,
             },
             model: ModelConfig {
                 residual: true,

@@ -1,5 +1,7 @@
 //! Resolution of a spec into fully specified, validated `RunConfig`s, with their labels.
-use crate::config::{DataConfig, DataSource, ModelConfig, RunConfig, RunId, TrainConfig};
+use crate::config::{
+    DataConfig, DataSource, EvalSplit, ModelConfig, ResizeFilter, RunConfig, RunId, TrainConfig,
+};
 use serde_yaml::{Mapping, Value};
 
 use crate::spec::{
@@ -98,6 +100,29 @@ pub fn resolve(loaded: &LoadedSpec) -> Result<RunConfig, SpecError> {
         val_images: positive(loaded, "data.val_images", spec.data.val_images, 256)?,
         limit,
         root: spec.data.root.clone(),
+        crop: match spec.data.crop {
+            None => None,
+            Some(v) => Some(positive(loaded, "data.crop", Some(v), 1)? as u32),
+        },
+        resize_filter: match spec.data.source.unwrap_or(DataSource::Synthetic) {
+            DataSource::Synthetic => spec.data.resize_filter,
+            _ => Some(spec.data.resize_filter.unwrap_or(ResizeFilter::Triangle)),
+        },
+        val_ratio: match (spec.data.source, spec.data.val_ratio) {
+            (_, Some(r)) if !(r > 0.0 && r < 1.0) => {
+                return Err(loaded.error(
+                    "data.val_ratio",
+                    format!("expected a number between 0 and 1, got {r}"),
+                ));
+            }
+            (Some(DataSource::Folder), ratio) => Some(ratio.unwrap_or(0.1)),
+            (_, ratio) => ratio,
+        },
+        split: match spec.data.split {
+            Some(EvalSplit::Validation) | None => None,
+            Some(EvalSplit::Test) => Some(EvalSplit::Test),
+        },
+        hflip: spec.data.hflip.unwrap_or(false),
     };
     let model = ModelConfig {
         residual: spec.model.residual.unwrap_or(true),
@@ -245,7 +270,10 @@ struct Axis {
 
 fn variants(loaded: &LoadedSpec) -> Result<Vec<Variant>, SpecError> {
     let Some(list) = &loaded.spec.variants else {
-        return Ok(vec![Variant { name: None, overrides: Vec::new() }]);
+        return Ok(vec![Variant {
+            name: None,
+            overrides: Vec::new(),
+        }]);
     };
     if list.is_empty() {
         return Err(loaded.error(
@@ -288,7 +316,10 @@ fn variants(loaded: &LoadedSpec) -> Result<Vec<Variant>, SpecError> {
             let line = at(&key);
             overrides.push((key, value.clone(), line));
         }
-        out.push(Variant { name: Some(name), overrides });
+        out.push(Variant {
+            name: Some(name),
+            overrides,
+        });
     }
     Ok(out)
 }
@@ -414,11 +445,15 @@ pub fn plan(loaded: &LoadedSpec) -> Result<Plan, SpecError> {
                 }
                 let spec: ExperimentSpec = serde_yaml::from_value(doc).map_err(|e| {
                     // from_value errors carry no field path: find the override that caused it.
-                    let overrides = variant.overrides.iter().map(|(p, v, _)| (p.clone(), v.clone())).chain(
-                        axes.iter()
-                            .zip(combo)
-                            .map(|(axis, &i)| (axis.path.clone(), axis.values[i].clone())),
-                    );
+                    let overrides = variant
+                        .overrides
+                        .iter()
+                        .map(|(p, v, _)| (p.clone(), v.clone()))
+                        .chain(
+                            axes.iter()
+                                .zip(combo)
+                                .map(|(axis, &i)| (axis.path.clone(), axis.values[i].clone())),
+                        );
                     for (path, value) in overrides {
                         let mut alone = Value::Mapping(Mapping::new());
                         set_path(&mut alone, "name", Value::String("x".into()));

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::DataSource;
+use crate::config::{DataSource, EvalSplit, ResizeFilter};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{}{}: {field}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
@@ -28,6 +28,12 @@ pub struct DataSpec {
     pub limit: Option<i64>,
     /// Dataset directory for `celeba` (default `$VAELAB_CELEBA_ROOT`, else `data/celeba`).
     pub root: Option<PathBuf>,
+    /// Centre crop size in pixels before resizing (148 is usual for CelebA at 64×64).
+    pub crop: Option<i64>,
+    pub resize_filter: Option<ResizeFilter>,
+    pub val_ratio: Option<f64>,
+    pub split: Option<EvalSplit>,
+    pub hflip: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -82,7 +88,7 @@ pub struct ExperimentSpec {
 }
 
 /// Every field a grid axis or a variant may set.
-pub const OVERRIDABLE: [&str; 18] = [
+pub const OVERRIDABLE: [&str; 23] = [
     "seed",
     "data.source",
     "data.image_size",
@@ -91,6 +97,11 @@ pub const OVERRIDABLE: [&str; 18] = [
     "data.val_images",
     "data.limit",
     "data.root",
+    "data.crop",
+    "data.resize_filter",
+    "data.val_ratio",
+    "data.split",
+    "data.hflip",
     "model.residual",
     "model.latent_dim",
     "model.channels",

@@ -237,7 +237,7 @@ impl<'a> Trainer<'a> {
         reporter: &'a dyn Reporter,
     ) -> Result<Self, TrainError> {
         let device = placement.device;
-        let dataset: Dataset = data::load(&config.data)?;
+        let dataset: Dataset = data::load(&config.data, reporter)?;
         let (mut vs, model) = model::build(
             &config.model,
             config.data.image_size as i64,
@@ -385,11 +385,14 @@ impl<'a> Trainer<'a> {
         for step in first_step..steps {
             let start = step * batch;
             let len = batch.min(n - start);
-            let x = data::to_unit_float(
+            let mut x = data::to_unit_float(
                 &self
                     .train_images
                     .index_select(0, &order.narrow(0, start, len)),
             );
+            if self.config.data.hflip {
+                x = data::random_hflip(&x, seed, epoch as u64, step as u64);
+            }
             tch::manual_seed(rng::torch_seed(
                 seed,
                 Stream::TrainNoise,

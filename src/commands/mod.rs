@@ -38,9 +38,7 @@ pub fn placement_device(args: &PlacementArgs) -> Result<Device> {
         DeviceChoice::Cpu => Device::Cpu,
         DeviceChoice::Cuda => {
             if !tch::Cuda::is_available() {
-                return Err(usage(format!(
-                    "--device cuda: no CUDA device is visible (see `vaelab info`); use --device cpu or auto"
-                )));
+                return Err(usage("--device cuda: no CUDA device is visible (see `vaelab info`); use --device cpu or auto".to_string()));
             }
             Device::Cuda(0)
         }

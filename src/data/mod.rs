@@ -1,10 +1,12 @@
 //! Datasets: sources of face images, decoded once into uint8 tensors (N, 3, S, S).
+pub mod disk;
 pub mod synthetic;
 
 use rayon::prelude::*;
 use tch::{Kind, Tensor};
 
 use crate::config::{DataConfig, DataSource};
+use crate::progress::Reporter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -12,10 +14,22 @@ pub enum DataError {
         "{root}: no CelebA here (expected {root}/img_align_celeba/ and list_eval_partition.txt). Download \"Align&Cropped Images\" and the annotation files from the CelebA site (or the Kaggle copy \"jessicali9530/celeba-dataset\"), unpack them there, or point data.root / $VAELAB_CELEBA_ROOT at your copy"
     )]
     CelebaMissing { root: String },
+    #[error("{root}: no such directory; set data.root to a folder of JPEG, PNG or WebP images")]
+    FolderMissing { root: String },
+    #[error("{path}: cannot read: {detail}")]
+    Unreadable { path: String, detail: String },
+    #[error("{path}:{line}: {detail}")]
+    Malformed {
+        path: String,
+        line: usize,
+        detail: String,
+    },
     #[error(
-        "{root}: reading CelebA is not built into this vaelab yet; use data.source: synthetic until it is"
+        "{root}: no usable image in the {what} split (all missing or unreadable; see the skipped list in the cache metadata)"
     )]
-    CelebaUnsupported { root: String },
+    NoUsableImages { root: String, what: String },
+    #[error("data.split: test: a folder dataset has no test split; use validation")]
+    NoTestSplit,
     #[error(
         "data: the dataset has no training images (data.train_images = {0}); set it to at least 1"
     )]
@@ -60,7 +74,7 @@ fn synthetic_split(
     )
 }
 
-pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
+pub fn load(config: &DataConfig, reporter: &dyn Reporter) -> Result<Dataset, DataError> {
     let train_count = config.effective_train_images();
     if train_count == 0 {
         return Err(DataError::Empty(train_count));
@@ -69,11 +83,27 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
     match config.source {
         DataSource::Celeba => {
             let root = celeba_root(config);
-            let shown = root.display().to_string();
-            if !root.join("img_align_celeba").is_dir() {
-                return Err(DataError::CelebaMissing { root: shown });
+            let (_, mut train) = disk::celeba_files(&root, 0)?;
+            let (_, val) = disk::celeba_files(&root, disk::eval_partition(config))?;
+            if let Some(limit) = config.limit {
+                train.files.truncate(limit);
+                train.attributes.truncate(limit);
             }
-            Err(DataError::CelebaUnsupported { root: shown })
+            from_lists(&train, &val, config, reporter)
+        }
+        DataSource::Folder => {
+            if config.split == Some(crate::config::EvalSplit::Test) {
+                return Err(DataError::NoTestSplit);
+            }
+            let root = config.root.clone().unwrap_or_else(|| "data/images".into());
+            let ratio = config.val_ratio.unwrap_or(0.1);
+            let mut train = disk::folder_files(&root, ratio, false)?;
+            let val = disk::folder_files(&root, ratio, true)?;
+            if let Some(limit) = config.limit {
+                train.files.truncate(limit);
+                train.attributes.truncate(limit);
+            }
+            from_lists(&train, &val, config, reporter)
         }
         DataSource::Synthetic => {
             let (train, train_attributes) = synthetic_split(
@@ -102,6 +132,23 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
     }
 }
 
+fn from_lists(
+    train: &disk::FileList,
+    val: &disk::FileList,
+    config: &DataConfig,
+    reporter: &dyn Reporter,
+) -> Result<Dataset, DataError> {
+    let train = disk::decode_cached(train, config, "training", reporter)?;
+    let val = disk::decode_cached(val, config, "evaluation", reporter)?;
+    Ok(Dataset {
+        train: train.images,
+        val: val.images,
+        train_attributes: train.attributes,
+        val_attributes: val.attributes,
+        attribute_names: train.attribute_names,
+    })
+}
+
 /// Where CelebA is read from: `data.root`, else `$VAELAB_CELEBA_ROOT`, else `data/celeba`.
 pub fn celeba_root(config: &DataConfig) -> std::path::PathBuf {
     config
@@ -109,6 +156,22 @@ pub fn celeba_root(config: &DataConfig) -> std::path::PathBuf {
         .clone()
         .or_else(|| std::env::var_os("VAELAB_CELEBA_ROOT").map(Into::into))
         .unwrap_or_else(|| "data/celeba".into())
+}
+
+/// Flips each image of a batch left-right with probability 1/2, a function of
+/// (seed, epoch, step) so resumed runs flip exactly the same images.
+pub fn random_hflip(batch: &Tensor, seed: u64, epoch: u64, step: u64) -> Tensor {
+    let n = batch.size()[0] as usize;
+    let mut rng = crate::rng::SplitMix::new(crate::rng::derive_seed(
+        seed,
+        crate::rng::Stream::Flip,
+        &[epoch, step],
+    ));
+    let mask: Vec<bool> = (0..n).map(|_| rng.chance(0.5)).collect();
+    let mask = Tensor::from_slice(&mask)
+        .to_device(batch.device())
+        .view([n as i64, 1, 1, 1]);
+    batch.flip([3]).where_self(&mask, batch)
 }
 
 /// uint8 images → float in [0, 1], the range the sigmoid decoder can reach.
@@ -124,9 +187,9 @@ mod tests {
     #[test]
     fn limit_takes_a_prefix_of_the_training_images() {
         let mut config = tiny_config().data;
-        let full = load(&config).unwrap();
+        let full = load(&config, &crate::progress::Silent).unwrap();
         config.limit = Some(5);
-        let limited = load(&config).unwrap();
+        let limited = load(&config, &crate::progress::Silent).unwrap();
         assert_eq!(limited.train_len(), 5);
         assert_eq!(full.train_len(), 64);
         assert!(limited.train.equal(&full.train.narrow(0, 0, 5)));
@@ -135,7 +198,7 @@ mod tests {
 
     #[test]
     fn inputs_are_scaled_to_the_unit_interval() {
-        let data = load(&tiny_config().data).unwrap();
+        let data = load(&tiny_config().data, &crate::progress::Silent).unwrap();
         let x = to_unit_float(&data.train);
         assert!(x.min().double_value(&[]) >= 0.0);
         assert!(x.max().double_value(&[]) <= 1.0);

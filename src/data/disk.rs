@@ -1,0 +1,475 @@
+//! Datasets on disk: CelebA (official and Kaggle layouts) and any folder of images, decoded
+//! once in parallel into a memory-mapped uint8 cache keyed by the file list and preprocessing.
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use image::imageops::FilterType;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tch::{Device, Kind, Tensor};
+
+use super::DataError;
+use crate::config::{DataConfig, EvalSplit, ResizeFilter};
+use crate::progress::Reporter;
+use crate::store::write_atomic;
+
+/// Bumped when the cache's byte layout or preprocessing code changes meaning.
+const CACHE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum CelebaLayout {
+    /// `img_align_celeba/*.jpg`, `list_eval_partition.txt`, `list_attr_celeba.txt`.
+    Official,
+    /// `img_align_celeba/img_align_celeba/*.jpg`, `list_eval_partition.csv`, `list_attr_celeba.csv`.
+    Kaggle,
+}
+
+/// Images of one split, in a fixed order, with their attributes (if the dataset has any).
+#[derive(Debug, Clone, Default)]
+pub struct FileList {
+    pub root: PathBuf,
+    pub files: Vec<String>,
+    pub attributes: Vec<Vec<i8>>,
+    pub attribute_names: Vec<String>,
+}
+
+pub fn detect_celeba(root: &Path) -> Result<CelebaLayout, DataError> {
+    let official =
+        root.join("img_align_celeba").is_dir() && root.join("list_eval_partition.txt").is_file();
+    let kaggle = root.join("img_align_celeba/img_align_celeba").is_dir()
+        && root.join("list_eval_partition.csv").is_file();
+    match (kaggle, official) {
+        (true, _) => Ok(CelebaLayout::Kaggle),
+        (false, true) => Ok(CelebaLayout::Official),
+        _ => Err(DataError::CelebaMissing {
+            root: root.display().to_string(),
+        }),
+    }
+}
+
+fn read(path: &Path) -> Result<String, DataError> {
+    fs::read_to_string(path).map_err(|e| DataError::Unreadable {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    })
+}
+
+fn malformed(path: &Path, line: usize, detail: impl Into<String>) -> DataError {
+    DataError::Malformed {
+        path: path.display().to_string(),
+        line,
+        detail: detail.into(),
+    }
+}
+
+/// `name -> partition` (0 train, 1 valid, 2 test), in file order.
+fn read_partition(path: &Path, layout: CelebaLayout) -> Result<Vec<(String, u8)>, DataError> {
+    let text = read(path)?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || (layout == CelebaLayout::Kaggle && i == 0) {
+            continue;
+        }
+        let mut parts = line
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty());
+        let (Some(name), Some(split)) = (parts.next(), parts.next()) else {
+            return Err(malformed(
+                path,
+                i + 1,
+                format!("expected `image partition`, got {line:?}"),
+            ));
+        };
+        let split: u8 = split.parse().ok().filter(|s| *s <= 2).ok_or_else(|| {
+            malformed(
+                path,
+                i + 1,
+                format!("partition must be 0, 1 or 2, got {split:?}"),
+            )
+        })?;
+        out.push((name.to_string(), split));
+    }
+    Ok(out)
+}
+
+/// Attribute names, and each image's ±1 values by file name.
+type AttributeTable = (Vec<String>, HashMap<String, Vec<i8>>);
+
+/// Attribute names and `name -> ±1 values`.
+fn read_attributes(path: &Path, layout: CelebaLayout) -> Result<AttributeTable, DataError> {
+    let text = read(path)?;
+    let mut lines = text.lines().enumerate();
+    let split = |s: &str| -> Vec<String> {
+        s.split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let names: Vec<String> = match layout {
+        CelebaLayout::Official => {
+            lines.next();
+            lines.next().map(|(_, l)| split(l)).unwrap_or_default()
+        }
+        CelebaLayout::Kaggle => lines
+            .next()
+            .map(|(_, l)| split(l).into_iter().skip(1).collect())
+            .unwrap_or_default(),
+    };
+    if names.is_empty() {
+        return Err(malformed(path, 1, "no attribute names"));
+    }
+    let mut values = HashMap::new();
+    for (i, line) in lines {
+        let parts = split(line);
+        if parts.is_empty() {
+            continue;
+        }
+        if parts.len() != names.len() + 1 {
+            return Err(malformed(
+                path,
+                i + 1,
+                format!("expected {} values, got {}", names.len(), parts.len() - 1),
+            ));
+        }
+        let row: Vec<i8> = parts[1..]
+            .iter()
+            .map(|v| {
+                v.parse::<i8>()
+                    .ok()
+                    .filter(|v| *v == 1 || *v == -1 || *v == 0)
+                    .map(|v| if v == 0 { -1 } else { v })
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(|| malformed(path, i + 1, "attribute values must be 1 or -1"))?;
+        values.insert(parts[0].clone(), row);
+    }
+    Ok((names, values))
+}
+
+/// The CelebA files of `partition` (0 train, 1 valid, 2 test) in the official order.
+pub fn celeba_files(root: &Path, partition: u8) -> Result<(CelebaLayout, FileList), DataError> {
+    let layout = detect_celeba(root)?;
+    let (images, partition_file, attr_file) = match layout {
+        CelebaLayout::Official => (
+            "img_align_celeba",
+            "list_eval_partition.txt",
+            "list_attr_celeba.txt",
+        ),
+        CelebaLayout::Kaggle => (
+            "img_align_celeba/img_align_celeba",
+            "list_eval_partition.csv",
+            "list_attr_celeba.csv",
+        ),
+    };
+    let entries = read_partition(&root.join(partition_file), layout)?;
+    let attr_path = root.join(attr_file);
+    let (names, attrs) = if attr_path.is_file() {
+        read_attributes(&attr_path, layout)?
+    } else {
+        (Vec::new(), HashMap::new())
+    };
+    let mut list = FileList {
+        root: root.join(images),
+        attribute_names: names.clone(),
+        ..Default::default()
+    };
+    for (name, split) in entries {
+        if split != partition {
+            continue;
+        }
+        list.attributes.push(
+            attrs
+                .get(&name)
+                .cloned()
+                .unwrap_or_else(|| vec![0; names.len()]),
+        );
+        list.files.push(name);
+    }
+    Ok((layout, list))
+}
+
+fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) -> Result<(), DataError> {
+    let entries = fs::read_dir(dir).map_err(|e| DataError::Unreadable {
+        path: dir.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            walk(&path, base, out)?;
+        } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+            ["jpg", "jpeg", "png", "webp"].contains(&e.to_ascii_lowercase().as_str())
+        }) && let Ok(rel) = path.strip_prefix(base)
+        {
+            out.push(rel.to_string_lossy().into_owned());
+        }
+    }
+    Ok(())
+}
+
+/// A folder's images split by a hash of each relative path: stable when files are added.
+pub fn folder_files(root: &Path, val_ratio: f64, validation: bool) -> Result<FileList, DataError> {
+    if !root.is_dir() {
+        return Err(DataError::FolderMissing {
+            root: root.display().to_string(),
+        });
+    }
+    let mut all = Vec::new();
+    walk(root, root, &mut all)?;
+    all.sort();
+    let files: Vec<String> = all
+        .into_iter()
+        .filter(|rel| {
+            let digest = Sha256::digest(rel.as_bytes());
+            let u = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes")) as f64
+                / u64::MAX as f64;
+            (u < val_ratio) == validation
+        })
+        .collect();
+    Ok(FileList {
+        root: root.to_path_buf(),
+        attributes: vec![Vec::new(); files.len()],
+        files,
+        attribute_names: Vec::new(),
+    })
+}
+
+fn filter(filter: ResizeFilter) -> FilterType {
+    match filter {
+        ResizeFilter::Nearest => FilterType::Nearest,
+        ResizeFilter::Triangle => FilterType::Triangle,
+        ResizeFilter::CatmullRom => FilterType::CatmullRom,
+        ResizeFilter::Gaussian => FilterType::Gaussian,
+        ResizeFilter::Lanczos3 => FilterType::Lanczos3,
+    }
+}
+
+/// Decodes, centre-crops and resizes one image to CHW uint8.
+pub fn preprocess(
+    path: &Path,
+    size: u32,
+    crop: Option<u32>,
+    resize: ResizeFilter,
+) -> Result<Vec<u8>, String> {
+    let img = image::open(path).map_err(|e| e.to_string())?.to_rgb8();
+    let (w, h) = img.dimensions();
+    let side = crop.unwrap_or(u32::MAX).min(w).min(h);
+    let img = match crop {
+        Some(_) => {
+            image::imageops::crop_imm(&img, (w - side) / 2, (h - side) / 2, side, side).to_image()
+        }
+        None => img,
+    };
+    let img = image::imageops::resize(&img, size, size, filter(resize));
+    let plane = (size * size) as usize;
+    let mut chw = vec![0u8; 3 * plane];
+    for (i, pixel) in img.pixels().enumerate() {
+        for c in 0..3 {
+            chw[c * plane + i] = pixel.0[c];
+        }
+    }
+    Ok(chw)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CacheMeta {
+    version: u32,
+    key: String,
+    count: usize,
+    image_size: u32,
+    attribute_names: Vec<String>,
+    skipped: Vec<(String, String)>,
+}
+
+/// A decoded split: images (N, 3, S, S) uint8, memory-mapped from the cache; attributes (N, A).
+pub struct Decoded {
+    pub images: Tensor,
+    pub attributes: Tensor,
+    pub attribute_names: Vec<String>,
+    pub skipped: Vec<(String, String)>,
+}
+
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("VAELAB_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/vaelab")))
+        .unwrap_or_else(|| PathBuf::from(".vaelab-cache"))
+        .join("datasets")
+}
+
+fn cache_key(list: &FileList, config: &DataConfig) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(format!(
+        "vaelab-cache/{CACHE_VERSION}\n{}\n",
+        list.root.display()
+    ));
+    hasher.update(format!(
+        "{} {:?} {:?}\n",
+        config.image_size, config.crop, config.resize_filter
+    ));
+    for name in &list.files {
+        let meta = fs::metadata(list.root.join(name)).ok();
+        let size = meta.as_ref().map_or(0, |m| m.len());
+        let mtime = meta
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        hasher.update(format!("{name}\t{size}\t{mtime}\n"));
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn open_cache(dir: &Path, key: &str, size: u32, attrs: usize) -> Option<Decoded> {
+    let meta: CacheMeta =
+        serde_json::from_slice(&fs::read(dir.join(format!("{key}.json"))).ok()?).ok()?;
+    let pixels = dir.join(format!("{key}.u8"));
+    let attr_path = dir.join(format!("{key}.attr"));
+    let bytes_per = 3 * (size as u64) * (size as u64);
+    let ok = meta.version == CACHE_VERSION
+        && meta.key == key
+        && meta.count > 0
+        && fs::metadata(&pixels).ok()?.len() == meta.count as u64 * bytes_per
+        && fs::metadata(&attr_path).ok()?.len() == (meta.count * attrs) as u64;
+    if !ok {
+        return None;
+    }
+    let s = size as i64;
+    let images = Tensor::f_from_file(
+        pixels.to_str()?,
+        false,
+        Some(meta.count as i64 * 3 * s * s),
+        (Kind::Uint8, Device::Cpu),
+    )
+    .ok()?
+    .view([meta.count as i64, 3, s, s]);
+    let attributes = if attrs == 0 {
+        Tensor::zeros([meta.count as i64, 0], (Kind::Int8, Device::Cpu))
+    } else {
+        Tensor::from_slice(
+            &fs::read(&attr_path)
+                .ok()?
+                .iter()
+                .map(|&b| b as i8)
+                .collect::<Vec<i8>>(),
+        )
+        .view([meta.count as i64, attrs as i64])
+    };
+    Some(Decoded {
+        images,
+        attributes,
+        attribute_names: meta.attribute_names,
+        skipped: meta.skipped,
+    })
+}
+
+/// Returns the decoded split from the cache, decoding (in parallel, with progress) first if
+/// the cache is missing, stale or damaged.
+pub fn decode_cached(
+    list: &FileList,
+    config: &DataConfig,
+    what: &str,
+    reporter: &dyn Reporter,
+) -> Result<Decoded, DataError> {
+    let dir = cache_dir();
+    let key = cache_key(list, config);
+    let attrs = list.attribute_names.len();
+    if let Some(decoded) = open_cache(&dir, &key, config.image_size, attrs) {
+        return Ok(decoded);
+    }
+    if dir.join(format!("{key}.json")).exists() {
+        reporter.warn(&format!(
+            "{}: cache damaged or stale; rebuilding",
+            dir.join(&key).display()
+        ));
+    }
+    let resize = config.resize_filter.unwrap_or(ResizeFilter::Triangle);
+    reporter.start(&format!("decoding {what}"), list.files.len() as u64, "img");
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let results: Vec<Result<Vec<u8>, String>> = list
+        .files
+        .par_iter()
+        .map(|name| {
+            let out = preprocess(
+                &list.root.join(name),
+                config.image_size,
+                config.crop,
+                resize,
+            );
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if n.is_multiple_of(256) {
+                reporter.advance(n, "");
+            }
+            out
+        })
+        .collect();
+    reporter.finish();
+    let mut pixels = Vec::new();
+    let mut attributes = Vec::new();
+    let mut skipped = Vec::new();
+    let mut count = 0usize;
+    for ((name, result), attr) in list.files.iter().zip(results).zip(&list.attributes) {
+        match result {
+            Ok(chw) => {
+                pixels.extend_from_slice(&chw);
+                attributes.extend(attr.iter().map(|&a| a as u8));
+                count += 1;
+            }
+            Err(reason) => skipped.push((name.clone(), reason)),
+        }
+    }
+    if !skipped.is_empty() {
+        reporter.warn(&format!(
+            "{}: skipped {} unreadable image(s), first {}: {}",
+            list.root.display(),
+            skipped.len(),
+            skipped[0].0,
+            skipped[0].1
+        ));
+    }
+    if count == 0 {
+        return Err(DataError::NoUsableImages {
+            root: list.root.display().to_string(),
+            what: what.to_string(),
+        });
+    }
+    let io = |e: crate::store::StoreError| DataError::Unreadable {
+        path: dir.display().to_string(),
+        detail: e.to_string(),
+    };
+    write_atomic(&dir.join(format!("{key}.u8")), &pixels).map_err(io)?;
+    write_atomic(&dir.join(format!("{key}.attr")), &attributes).map_err(io)?;
+    let meta = CacheMeta {
+        version: CACHE_VERSION,
+        key: key.clone(),
+        count,
+        image_size: config.image_size,
+        attribute_names: list.attribute_names.clone(),
+        skipped,
+    };
+    // The metadata is the commit point: written last, so a crash leaves no usable-looking cache.
+    write_atomic(
+        &dir.join(format!("{key}.json")),
+        &serde_json::to_vec_pretty(&meta).expect("serializes"),
+    )
+    .map_err(io)?;
+    open_cache(&dir, &key, config.image_size, attrs).ok_or_else(|| DataError::Unreadable {
+        path: dir.join(&key).display().to_string(),
+        detail: "cache unreadable right after writing".into(),
+    })
+}
+
+/// Which partition evaluation reads.
+pub fn eval_partition(config: &DataConfig) -> u8 {
+    match config.split {
+        Some(EvalSplit::Test) => 2,
+        _ => 1,
+    }
+}
