@@ -113,3 +113,123 @@ pub fn run(config: &BenchConfig) -> BenchResult {
         step_seconds,
     }
 }
+
+/// Writes `count` synthetic faces as 178×218 JPEGs in CelebA's official layout (all in the
+/// training partition), for benchmarks and tests of the disk pipeline.
+pub fn generate_celeba_tree(root: &std::path::Path, count: usize) -> std::io::Result<()> {
+    use rayon::prelude::*;
+    let images = root.join("img_align_celeba");
+    std::fs::create_dir_all(&images)?;
+    (0..count)
+        .into_par_iter()
+        .try_for_each(|i| -> std::io::Result<()> {
+            let (chw, _) =
+                crate::data::synthetic::generate(7, crate::data::synthetic::Split::Train, i, 218);
+            let plane = 218 * 218;
+            let img = image::RgbImage::from_fn(178, 218, |x, y| {
+                let at = (y * 218 + x + 20) as usize;
+                image::Rgb([chw[at], chw[plane + at], chw[2 * plane + at]])
+            });
+            img.save(images.join(format!("{:06}.jpg", i + 1)))
+                .map_err(std::io::Error::other)
+        })?;
+    let partition: String = (0..count)
+        .map(|i| format!("{:06}.jpg 0\n", i + 1))
+        .collect();
+    std::fs::write(root.join("list_eval_partition.txt"), partition)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DataBenchResult {
+    pub images: usize,
+    pub decode_images_per_second: f64,
+    pub epoch_seconds_cached: f64,
+    pub epoch_seconds_in_memory: f64,
+    pub cached_overhead_percent: f64,
+}
+
+fn epoch_seconds(images: &Tensor, config: &BenchConfig) -> f64 {
+    let device = config.device;
+    let (vs, vae) = model::build(&config.model, config.image_size, device, 0);
+    let mut optimizer = Adam::new(
+        &vs,
+        AdamConfig {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+    );
+    let n = images.size()[0];
+    let order =
+        Tensor::from_slice(&crate::rng::epoch_permutation(0, 1, n as usize)).to_device(device);
+    let images = images.to_device(device);
+    let started = Instant::now();
+    for start in (0..n).step_by(config.batch_size as usize) {
+        let len = config.batch_size.min(n - start);
+        let x = crate::data::to_unit_float(&images.index_select(0, &order.narrow(0, start, len)));
+        let eps = Tensor::randn([len, vae.latent_dim()], (Kind::Float, device));
+        let (recon, mu, logvar) = vae.forward_with_noise(&x, &eps);
+        let terms = model::vae_loss(&recon, &x, &mu, &logvar, 1.0);
+        optimizer.zero_grad();
+        terms.loss.backward();
+        optimizer.step();
+    }
+    let _ = optimizer.step_count();
+    started.elapsed().as_secs_f64()
+}
+
+/// Decode rate of a CelebA tree, then one training epoch on its memory-mapped cache against
+/// the same epoch on an in-memory copy.
+pub fn data_speed(
+    root: &std::path::Path,
+    config: &BenchConfig,
+    crop: Option<u32>,
+    reporter: &dyn crate::progress::Reporter,
+) -> Result<DataBenchResult, crate::data::DataError> {
+    use rayon::prelude::*;
+    let (_, list) = crate::data::disk::celeba_files(root, 0)?;
+    let filter = crate::config::ResizeFilter::Triangle;
+    let started = Instant::now();
+    let decoded = list
+        .files
+        .par_iter()
+        .filter(|f| {
+            crate::data::disk::preprocess(
+                &list.root.join(f),
+                config.image_size as u32,
+                crop,
+                filter,
+            )
+            .is_ok()
+        })
+        .count();
+    let decode_rate = decoded as f64 / started.elapsed().as_secs_f64();
+    let data_config = crate::config::DataConfig {
+        source: crate::config::DataSource::Celeba,
+        image_size: config.image_size as u32,
+        dataset_seed: 0,
+        train_images: list.files.len(),
+        val_images: 0,
+        limit: None,
+        root: Some(root.to_path_buf()),
+        crop,
+        resize_filter: Some(filter),
+        val_ratio: None,
+        split: None,
+        hflip: false,
+    };
+    let cached =
+        crate::data::disk::decode_cached(&list, &data_config, "training", reporter)?.images;
+    let in_memory = cached.copy();
+    // Warm both once (page cache, allocator), then time.
+    let cached_seconds = epoch_seconds(&cached, config);
+    let memory_seconds = epoch_seconds(&in_memory, config);
+    Ok(DataBenchResult {
+        images: decoded,
+        decode_images_per_second: decode_rate,
+        epoch_seconds_cached: cached_seconds,
+        epoch_seconds_in_memory: memory_seconds,
+        cached_overhead_percent: 100.0 * (cached_seconds / memory_seconds - 1.0),
+    })
+}

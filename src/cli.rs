@@ -112,6 +112,15 @@ pub struct BenchArgs {
     pub steps: usize,
     #[command(flatten)]
     pub placement: PlacementArgs,
+    /// Instead: decode rate of this CelebA tree, and an epoch on its cache vs in memory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// With --data-dir: first write this many generated 178×218 JPEGs there (CelebA layout).
+    #[arg(long)]
+    pub generate: Option<usize>,
+    /// With --data-dir: centre crop before resizing.
+    #[arg(long)]
+    pub crop: Option<u32>,
     /// Instead of training, time the expansion and hashing of a grid of this many runs.
     #[arg(long)]
     pub plan_runs: Option<usize>,

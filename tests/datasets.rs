@@ -325,3 +325,43 @@ fn a_run_trains_on_generated_celeba_found_through_the_environment() {
         .success()
         .stderr(contains("celeb/seed=0 epoch 1/1"));
 }
+
+#[test]
+fn the_data_benchmark_generates_a_celeba_tree_and_compares_cache_with_memory() {
+    let ws = Workspace::new();
+    let root = ws.path().join("gen");
+    let out = ws
+        .vaelab(&[
+            "bench",
+            "--model",
+            "plain",
+            "--image-size",
+            "32",
+            "--batch-size",
+            "8",
+            "--latent-dim",
+            "8",
+            "--device",
+            "cpu",
+        ])
+        .args([
+            "--data-dir",
+            root.to_str().unwrap(),
+            "--generate",
+            "16",
+            "--crop",
+            "148",
+            "--json",
+        ])
+        .env("VAELAB_CACHE", ws.path().join("cache"))
+        .assert()
+        .success();
+    let result: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(result["images"], 16);
+    assert!(result["decode_images_per_second"].as_f64().unwrap() > 0.0);
+    assert!(result["epoch_seconds_cached"].as_f64().unwrap() > 0.0);
+    let (_, list) = disk::celeba_files(&root, 0).unwrap();
+    assert_eq!(list.files.len(), 16);
+    let first = image::open(list.root.join(&list.files[0])).unwrap();
+    assert_eq!((first.width(), first.height()), (178, 218));
+}
