@@ -89,7 +89,8 @@ pub struct PlannedRunView {
     pub label: String,
     pub parameters: Vec<(String, String)>,
     pub epochs: u32,
-    pub train_images: usize,
+    /// Known before decoding only for synthetic data or a `data.limit`.
+    pub train_images: Option<usize>,
     pub standing: Standing,
     pub description: String,
 }
@@ -107,6 +108,8 @@ pub struct PlanView {
     pub experiment: String,
     pub runs: Vec<PlannedRunView>,
     pub remaining_image_epochs: u64,
+    /// Some runs read datasets on disk whose size is known only once decoded.
+    pub dataset_size_unknown: bool,
     /// Median training throughput measured by this experiment's runs so far.
     pub measured_images_per_second: Option<f64>,
     pub estimated_seconds: Option<f64>,
@@ -124,12 +127,20 @@ pub fn plan_view(plan: &Plan, store: &RunStore) -> Result<PlanView, StoreError> 
     let mut runs = Vec::new();
     let mut remaining = 0u64;
     let mut throughputs = Vec::new();
+    let mut unknown_sizes = false;
     for run in &plan.runs {
         let dir = store.run_dir(&run.id);
         let standing = standing(&dir)?;
         let epochs = run.config.train.epochs;
-        let images = run.config.data.effective_train_images();
-        remaining += u64::from(epochs.saturating_sub(standing.epochs_done())) * images as u64;
+        let images = match run.config.data.source {
+            crate::config::DataSource::Synthetic => Some(run.config.data.effective_train_images()),
+            _ => run.config.data.limit,
+        };
+        if let Some(images) = images {
+            remaining += u64::from(epochs.saturating_sub(standing.epochs_done())) * images as u64;
+        } else {
+            unknown_sizes = true;
+        }
         if standing != Standing::New {
             throughputs.extend(
                 dir.read_metrics()
@@ -174,6 +185,7 @@ pub fn plan_view(plan: &Plan, store: &RunStore) -> Result<PlanView, StoreError> 
         experiment: plan.experiment.clone(),
         runs,
         remaining_image_epochs: remaining,
+        dataset_size_unknown: unknown_sizes,
         measured_images_per_second: measured,
         estimated_seconds: measured.map(|rate| remaining as f64 / rate),
         orphans,

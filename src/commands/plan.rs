@@ -31,7 +31,11 @@ pub fn execute(args: &PlanArgs, store: &RunStore) -> Result<()> {
     for run in &view.runs {
         println!(
             "{:<8}  {:<width$}  {:>6}  {:>7}  {}",
-            run.short_id, run.label, run.epochs, run.train_images, run.description
+            run.short_id,
+            run.label,
+            run.epochs,
+            run.train_images.map_or("?".to_string(), |n| n.to_string()),
+            run.description
         );
     }
     let count = |pred: fn(&overview::Standing) -> bool| {
@@ -46,6 +50,11 @@ pub fn execute(args: &PlanArgs, store: &RunStore) -> Result<()> {
         count(|s| matches!(s, overview::Standing::Done { .. })),
         count(|s| matches!(s, overview::Standing::Failed { .. })),
     );
+    if view.dataset_size_unknown {
+        println!(
+            "(runs on datasets on disk count only once decoded: IMAGES `?` and the total below omit them)"
+        );
+    }
     match (view.measured_images_per_second, view.estimated_seconds) {
         (Some(rate), Some(seconds)) => println!(
             "left: {} image-epochs, about {} at the {rate:.0} img/s these runs measured",
