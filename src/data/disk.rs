@@ -19,6 +19,9 @@ use crate::store::write_atomic;
 /// Bumped when the cache's byte layout or preprocessing code changes meaning.
 const CACHE_VERSION: u32 = 1;
 
+/// Images decoded in parallel before their pixels are appended to the cache file.
+const DECODE_CHUNK: usize = 2048;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum CelebaLayout {
     /// `img_align_celeba/*.jpg`, `list_eval_partition.txt`, `list_attr_celeba.txt`.
@@ -393,38 +396,54 @@ pub fn decode_cached(
     let resize = config.resize_filter.unwrap_or(ResizeFilter::Triangle);
     reporter.start(&format!("decoding {what}"), list.files.len() as u64, "img");
     let done = std::sync::atomic::AtomicU64::new(0);
-    let results: Vec<Result<Vec<u8>, String>> = list
-        .files
-        .par_iter()
-        .map(|name| {
-            let out = preprocess(
-                &list.root.join(name),
-                config.image_size,
-                config.crop,
-                resize,
-            );
-            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            if n.is_multiple_of(256) {
-                reporter.advance(n, "");
-            }
-            out
-        })
-        .collect();
-    reporter.finish();
-    let mut pixels = Vec::new();
     let mut attributes = Vec::new();
     let mut skipped = Vec::new();
     let mut count = 0usize;
-    for ((name, result), attr) in list.files.iter().zip(results).zip(&list.attributes) {
-        match result {
-            Ok(chw) => {
-                pixels.extend_from_slice(&chw);
-                attributes.extend(attr.iter().map(|&a| a as u8));
-                count += 1;
+    let io = |e: crate::store::StoreError| DataError::Unreadable {
+        path: dir.display().to_string(),
+        detail: e.to_string(),
+    };
+    // Decoded in chunks streamed to the cache file, so the peak memory is one chunk, not
+    // the dataset (CelebA at 128×128 is about 8 GB of pixels).
+    crate::store::write_atomic_with(&dir.join(format!("{key}.u8")), |file| {
+        use std::io::Write;
+        let mut writer = std::io::BufWriter::new(file);
+        for (names, attrs) in list
+            .files
+            .chunks(DECODE_CHUNK)
+            .zip(list.attributes.chunks(DECODE_CHUNK))
+        {
+            let results: Vec<Result<Vec<u8>, String>> = names
+                .par_iter()
+                .map(|name| {
+                    let out = preprocess(
+                        &list.root.join(name),
+                        config.image_size,
+                        config.crop,
+                        resize,
+                    );
+                    let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    if n.is_multiple_of(256) {
+                        reporter.advance(n, "");
+                    }
+                    out
+                })
+                .collect();
+            for ((name, result), attr) in names.iter().zip(results).zip(attrs) {
+                match result {
+                    Ok(chw) => {
+                        writer.write_all(&chw)?;
+                        attributes.extend(attr.iter().map(|&a| a as u8));
+                        count += 1;
+                    }
+                    Err(reason) => skipped.push((name.clone(), reason)),
+                }
             }
-            Err(reason) => skipped.push((name.clone(), reason)),
         }
-    }
+        writer.flush()
+    })
+    .map_err(io)?;
+    reporter.finish();
     if !skipped.is_empty() {
         reporter.warn(&format!(
             "{}: skipped {} unreadable image(s), first {}: {}",
@@ -440,11 +459,6 @@ pub fn decode_cached(
             what: what.to_string(),
         });
     }
-    let io = |e: crate::store::StoreError| DataError::Unreadable {
-        path: dir.display().to_string(),
-        detail: e.to_string(),
-    };
-    write_atomic(&dir.join(format!("{key}.u8")), &pixels).map_err(io)?;
     write_atomic(&dir.join(format!("{key}.attr")), &attributes).map_err(io)?;
     let meta = CacheMeta {
         version: CACHE_VERSION,
