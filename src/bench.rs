@@ -62,10 +62,10 @@ pub fn plan_speed(runs: usize) -> Result<PlanBenchResult, crate::spec::SpecError
     })
 }
 
-pub fn run(config: &BenchConfig) -> BenchResult {
-    let device = config.device;
-    let (vs, vae) = model::build(&config.model, config.image_size, device, 0);
-    let mut optimizer = Adam::new(
+/// The benchmarked model with PyTorch's default Adam settings, initialised from seed 0.
+fn bench_model(config: &BenchConfig) -> (tch::nn::VarStore, model::Vae, Adam) {
+    let (vs, vae) = model::build(&config.model, config.image_size, config.device, 0);
+    let optimizer = Adam::new(
         &vs,
         AdamConfig {
             lr: 1e-3,
@@ -74,6 +74,12 @@ pub fn run(config: &BenchConfig) -> BenchResult {
             eps: 1e-8,
         },
     );
+    (vs, vae, optimizer)
+}
+
+pub fn run(config: &BenchConfig) -> BenchResult {
+    let device = config.device;
+    let (vs, vae, mut optimizer) = bench_model(config);
     let x = Tensor::rand(
         [config.batch_size, 3, config.image_size, config.image_size],
         (Kind::Float, device),
@@ -150,16 +156,7 @@ pub struct DataBenchResult {
 
 fn epoch_seconds(images: &Tensor, config: &BenchConfig) -> f64 {
     let device = config.device;
-    let (vs, vae) = model::build(&config.model, config.image_size, device, 0);
-    let mut optimizer = Adam::new(
-        &vs,
-        AdamConfig {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
-    );
+    let (_vs, vae, mut optimizer) = bench_model(config);
     let n = images.size()[0];
     let order =
         Tensor::from_slice(&crate::rng::epoch_permutation(0, 1, n as usize)).to_device(device);

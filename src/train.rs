@@ -350,6 +350,17 @@ impl<'a> Trainer<'a> {
         Ok(start_epoch)
     }
 
+    /// Copies a small tensor of running sums back to the host.
+    fn host_values(&self, tensor: &Tensor) -> Result<Vec<f64>, TrainError> {
+        tensor
+            .to_device(Device::Cpu)
+            .try_into()
+            .map_err(|e: tch::TchError| TrainError::Torch {
+                run: self.run.path().display().to_string(),
+                detail: e.to_string(),
+            })
+    }
+
     fn non_finite(&self, epoch: u32, value: f64) -> TrainError {
         TrainError::NonFinite {
             run: self.run.path().display().to_string(),
@@ -425,13 +436,7 @@ impl<'a> Trainer<'a> {
                     epoch: epoch - 1,
                     step: step as u32 + 1,
                 };
-                let partial: Vec<f64> =
-                    sums.to_device(Device::Cpu)
-                        .try_into()
-                        .map_err(|e: tch::TchError| TrainError::Torch {
-                            run: self.run.path().display().to_string(),
-                            detail: e.to_string(),
-                        })?;
+                let partial = self.host_values(&sums)?;
                 self.save_checkpoint(at, [partial[0], partial[1], partial[2]])?;
                 return Err(TrainError::Interrupted {
                     run: self.run.path().display().to_string(),
@@ -443,13 +448,7 @@ impl<'a> Trainer<'a> {
         self.reporter.finish();
         let seconds = started.elapsed().as_secs_f64();
         let images_here = (n - (first_step * batch).min(n)) as f64;
-        let sums: Vec<f64> = (sums / n as f64)
-            .to_device(Device::Cpu)
-            .try_into()
-            .map_err(|e: tch::TchError| TrainError::Torch {
-                run: self.run.path().display().to_string(),
-                detail: e.to_string(),
-            })?;
+        let sums: Vec<f64> = self.host_values(&(sums / n as f64))?;
         Ok((sums[0], sums[1], sums[2], images_here / seconds.max(1e-9)))
     }
 
@@ -479,13 +478,7 @@ impl<'a> Trainer<'a> {
                     * len as f64;
             }
         });
-        let means: Vec<f64> = (sums / n as f64)
-            .to_device(Device::Cpu)
-            .try_into()
-            .map_err(|e: tch::TchError| TrainError::Torch {
-                run: self.run.path().display().to_string(),
-                detail: e.to_string(),
-            })?;
+        let means: Vec<f64> = self.host_values(&(sums / n as f64))?;
         if !means[0].is_finite() {
             return Err(self.non_finite(epoch, means[0]));
         }
