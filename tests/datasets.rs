@@ -98,6 +98,16 @@ struct Recorder {
     warnings: Mutex<Vec<String>>,
 }
 
+impl Recorder {
+    fn warned(&self, needle: &str) -> bool {
+        self.warnings
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|w| w.contains(needle))
+    }
+}
+
 impl Reporter for Recorder {
     fn note(&self, _: &str) {}
     fn warn(&self, message: &str) {
@@ -217,14 +227,7 @@ fn the_cache_is_reused_then_rebuilt_when_a_file_or_the_cache_changes() {
     let rebuilt = disk::decode_cached(&train, &cfg, "training", &recorder).unwrap();
     assert_eq!(*recorder.decodes.lock().unwrap(), 3);
     assert!(rebuilt.images.equal(&expected));
-    assert!(
-        recorder
-            .warnings
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|w| w.contains("rebuilding"))
-    );
+    assert!(recorder.warned("rebuilding"));
 }
 
 #[test]
@@ -274,14 +277,7 @@ fn a_folder_splits_by_path_hash_and_skips_corrupt_images() {
     assert_eq!(decoded.images.size()[0] as usize, list.files.len() - 1);
     assert_eq!(decoded.skipped.len(), 1);
     assert_eq!(decoded.skipped[0].0, "broken.jpg");
-    assert!(
-        recorder
-            .warnings
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|w| w.contains("skipped 1 unreadable image"))
-    );
+    assert!(recorder.warned("skipped 1 unreadable image"));
 }
 
 #[test]

@@ -95,17 +95,9 @@ fn a_run_killed_mid_epoch_resumes_bit_for_bit() {
 
     let killed = Workspace::new();
     let spec_path = killed.write("replay.yaml", &spec(3));
-    let binary = assert_cmd::cargo::cargo_bin("vaelab");
-    let mut child = std::process::Command::new(binary)
-        .current_dir(killed.path())
-        .arg("--runs-dir")
-        .arg(killed.runs())
-        .args(["run", spec_path.to_str().unwrap()])
-        .args(ARGS)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn vaelab");
+    let mut args = vec!["run", spec_path.to_str().unwrap()];
+    args.extend(ARGS);
+    let mut child = killed.spawn(&args, Stdio::null());
     let run_dir = reference.single_run_dir();
     let run_name = run_dir.file_name().unwrap();
     let killed_run = killed.runs().join(run_name);
@@ -137,16 +129,9 @@ fn a_run_killed_mid_epoch_resumes_bit_for_bit() {
     // Ctrl-C: the process finishes its step, writes a mid-epoch checkpoint, exits 130.
     let interrupted = Workspace::new();
     let spec_path = interrupted.write("replay.yaml", &spec(3));
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("vaelab"))
-        .current_dir(interrupted.path())
-        .arg("--runs-dir")
-        .arg(interrupted.runs())
-        .args(["run", spec_path.to_str().unwrap()])
-        .args(ARGS)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn vaelab");
+    let mut args = vec!["run", spec_path.to_str().unwrap()];
+    args.extend(ARGS);
+    let mut child = interrupted.spawn(&args, Stdio::null());
     let interrupted_run = interrupted.runs().join(run_name);
     wait_for(
         &interrupted_run.join("checkpoints/epoch-0001/progress.json"),

@@ -148,15 +148,10 @@ fn runs_of_an_earlier_version_of_the_spec_are_reported() {
 }
 
 fn spawn_run(ws: &Workspace, spec: &str) -> Child {
-    std::process::Command::new(assert_cmd::cargo::cargo_bin("vaelab"))
-        .current_dir(ws.path())
-        .arg("--runs-dir")
-        .arg(ws.runs())
-        .args(["run", spec, "--device", "cpu", "--threads", "1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn vaelab")
+    ws.spawn(
+        &["run", spec, "--device", "cpu", "--threads", "1"],
+        Stdio::piped(),
+    )
 }
 
 #[test]

@@ -40,6 +40,19 @@ impl Workspace {
         cmd
     }
 
+    /// Starts `vaelab --runs-dir <ws>/runs ARGS...` in the background, stdout discarded.
+    pub fn spawn(&self, args: &[&str], stderr: std::process::Stdio) -> std::process::Child {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("vaelab"))
+            .current_dir(self.path())
+            .arg("--runs-dir")
+            .arg(self.runs())
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn vaelab")
+    }
+
     /// The only run directory under `runs/`.
     pub fn single_run_dir(&self) -> PathBuf {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.runs())
