@@ -3,13 +3,19 @@
 SHELL := /bin/bash
 WITH_TORCH := source scripts/libtorch-env.sh &&
 
-.PHONY: quickstart test build lint
+.PHONY: quickstart test build lint readme-report
 
 quickstart:
-	$(WITH_TORCH) cargo build && target/debug/vaelab run experiments/quickstart.yaml
+	$(WITH_TORCH) cargo build && target/debug/vaelab run experiments/quickstart.yaml \
+		&& target/debug/vaelab report experiments/quickstart.yaml
 
 test:
+	scripts/ensure-chromium.sh
 	$(WITH_TORCH) cargo nextest run --no-fail-fast
+
+# Regenerates the quickstart figure and table that the README shows (readme/).
+readme-report: quickstart
+	scripts/readme-report.sh
 
 build:
 	$(WITH_TORCH) cargo build

@@ -230,3 +230,157 @@ pub fn data_speed(
         cached_overhead_percent: 100.0 * (cached_seconds / memory_seconds - 1.0),
     })
 }
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportBenchResult {
+    pub runs: usize,
+    pub epochs: u32,
+    pub figures: usize,
+    pub files: usize,
+    pub bytes: usize,
+    /// Reading the store, drawing, composing and writing the report.
+    pub seconds: f64,
+}
+
+/// Times `vaelab report` on a store of `runs` finished runs (residual and plain, seeds
+/// pooled) of `epochs` epochs each, made up in a temporary directory: metrics, evaluation,
+/// and every picture a real run leaves.
+pub fn report_speed(runs: usize, epochs: u32) -> Result<ReportBenchResult, crate::report::ReportError> {
+    use crate::evaluation::{Evaluation, LatentStats};
+    use crate::store::{EpochMetrics, RunState, RunStatus, RunStore};
+
+    let seeds: Vec<String> = (0..runs.div_ceil(2).max(1)).map(|s| s.to_string()).collect();
+    let text = format!(
+        "name: report-bench\nseeds: [{}]\ndata:\n  image_size: 64\nmodel:\n  latent_dim: 64\ntrain:\n  epochs: {epochs}\nvariants:\n  - name: residual\n    model.residual: true\n  - name: plain\n    model.residual: false\n",
+        seeds.join(", ")
+    );
+    let loaded = crate::spec::parse(std::path::Path::new("report-bench.yaml"), &text)
+        .expect("the benchmark spec is valid");
+    let plan = crate::plan::plan(&loaded).expect("the benchmark spec plans");
+    let temp = tempfile::tempdir().map_err(|source| crate::report::ReportError::Io {
+        path: std::env::temp_dir(),
+        action: "create a temporary directory",
+        source,
+    })?;
+    let store = RunStore::new(temp.path().join("runs"));
+    tch::manual_seed(0);
+    let picture = |path: &std::path::Path, count: i64, columns: usize| {
+        crate::images::write_grid(
+            &Tensor::rand([count, 3, 64, 64], (Kind::Float, Device::Cpu)),
+            columns,
+            path,
+        )
+    };
+    let sample = temp.path().join("sample.png");
+    picture(&sample, 16, 4)?;
+    let sample = std::fs::read(&sample).map_err(|source| crate::report::ReportError::Io {
+        path: sample.clone(),
+        action: "read",
+        source,
+    })?;
+    let mut rng = crate::rng::SplitMix::new(7);
+    let runs_planned: Vec<&crate::plan::PlannedRun> = plan.runs.iter().take(runs).collect();
+    for planned in &runs_planned {
+        let dir = store.run_dir(&planned.id);
+        dir.write_or_check_config(&planned.config)?;
+        let offset = if planned.config.model.residual { 4.0 } else { 0.0 };
+        let metrics: Vec<EpochMetrics> = (1..=epochs)
+            .map(|epoch| {
+                let t = epoch as f64;
+                let noise = rng.range(-0.5, 0.5) as f64;
+                EpochMetrics {
+                    epoch,
+                    train_loss: 90.0 + offset + 60.0 / t + noise,
+                    train_recon: 60.0 + offset + 50.0 / t + noise,
+                    train_kl: 30.0 + 10.0 / t,
+                    val_loss: 92.0 + offset + 60.0 / t + noise,
+                    val_recon: 62.0 + offset + 50.0 / t + noise,
+                    val_kl: 30.0 + 10.0 / t,
+                    beta: 1.0,
+                    lr: 1e-3,
+                    epoch_seconds: 10.0 + noise,
+                    images_per_second: 1000.0,
+                    val_psnr: 20.0 + t.ln() - offset / 4.0,
+                    finished_at: chrono::Utc::now(),
+                }
+            })
+            .collect();
+        dir.write_metrics(&metrics)?;
+        let now = chrono::Utc::now();
+        dir.write_state(&RunState {
+            id: planned.id.full().to_string(),
+            experiment: plan.experiment.clone(),
+            label: planned.label.clone(),
+            status: RunStatus::Done,
+            epochs_done: epochs,
+            epochs_target: epochs,
+            created_at: now,
+            updated_at: now,
+            started_at: Some(now),
+            finished_at: Some(now),
+            host: crate::host_name(),
+            pid: std::process::id(),
+            vaelab_version: env!("CARGO_PKG_VERSION").into(),
+            libtorch_version: crate::train::libtorch_version().into(),
+            device: "cpu".into(),
+            error: None,
+        })?;
+        let evaluation = Evaluation {
+            epoch: epochs,
+            split: "validation".into(),
+            images: 256,
+            recon_mse: 0.01 + offset / 1000.0,
+            psnr: 20.0 - offset / 4.0 + rng.range(-0.2, 0.2) as f64,
+            ssim: 0.6 - offset / 40.0,
+            kl: 30.0,
+            active_units: 20 + rng.below(5) as u32,
+            latent_dim: 64,
+            elbo_bpd: 8.82 + offset / 1000.0 + rng.range(-0.001, 0.001) as f64,
+            iwae_bpd: 8.81 + offset / 1000.0,
+            iwae_samples: 16,
+            iwae_images: 256,
+            attribute: Some("Smiling".into()),
+            evaluated_at: now,
+        };
+        let stats = LatentStats {
+            kl: (0..64).map(|d| 2.0 / (1.0 + d as f64)).collect(),
+            mean_variance: (0..64).map(|d| 1.0 / (1.0 + d as f64)).collect(),
+        };
+        crate::evaluation::store_evaluation(dir.path(), &evaluation, &stats)
+            .map_err(|e| crate::report::ReportError::Figure {
+                name: "benchmark set-up".into(),
+                detail: e.to_string(),
+            })?;
+        let eval_dir = dir.evaluation_dir();
+        picture(&eval_dir.join(crate::evaluation::RECONSTRUCTIONS_PNG), 16, 8)?;
+        picture(&eval_dir.join(crate::evaluation::PRIOR_PNG), 16, 8)?;
+        picture(&eval_dir.join(crate::evaluation::INTERPOLATION_PNG), 40, 10)?;
+        picture(&eval_dir.join(crate::evaluation::ATTRIBUTE_PNG), 28, 7)?;
+        for epoch in 1..=epochs {
+            crate::store::write_atomic(
+                &dir.samples_dir().join(format!("epoch-{epoch:04}-prior.png")),
+                &sample,
+            )?;
+        }
+    }
+    let out = temp.path().join("report").join("report-bench");
+    let started = Instant::now();
+    let (_, files) = crate::report::build(
+        &store,
+        &plan,
+        &runs_planned,
+        None,
+        None,
+        &crate::progress::Silent,
+    )?;
+    crate::report::write(&out, &files)?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(ReportBenchResult {
+        runs: runs_planned.len(),
+        epochs,
+        figures: files.figures,
+        files: files.files.len(),
+        bytes: files.files.iter().map(|(_, b)| b.len()).sum(),
+        seconds,
+    })
+}

@@ -13,6 +13,9 @@ pub struct Cli {
     /// Directory that holds one sub-directory per run.
     #[arg(long, global = true, default_value = "runs", env = "VAELAB_RUNS_DIR")]
     pub runs_dir: PathBuf,
+    /// Directory that holds one report sub-directory per experiment.
+    #[arg(long, global = true, default_value = "report", env = "VAELAB_REPORT_DIR")]
+    pub report_dir: PathBuf,
     /// Only warnings and errors on stderr.
     #[arg(long, short, global = true)]
     pub quiet: bool,
@@ -26,6 +29,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Train the runs an experiment spec describes, resuming interrupted ones.
     Run(RunArgs),
+    /// Figures, comparison tables and visuals of an experiment into report/<experiment>/.
+    Report(ReportArgs),
     /// Every run in the store with progress, last losses and ETA.
     Status(StatusArgs),
     /// Versions, devices, CPU threads and bf16 support.
@@ -50,6 +55,15 @@ pub struct PlacementArgs {
     /// CPU threads for libtorch (default: libtorch's choice, one per core).
     #[arg(long)]
     pub threads: Option<i32>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The experiment spec (YAML).
+    pub spec: PathBuf,
+    /// Only these runs: id prefixes or label globs (`plain/*`), comma-separated or repeated.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +138,12 @@ pub struct BenchArgs {
     /// Instead of training, time the expansion and hashing of a grid of this many runs.
     #[arg(long)]
     pub plan_runs: Option<usize>,
+    /// Instead of training, time `vaelab report` on this many made-up finished runs.
+    #[arg(long)]
+    pub report_runs: Option<usize>,
+    /// With --report-runs: epochs per run.
+    #[arg(long, default_value_t = 100)]
+    pub report_epochs: u32,
     #[arg(long)]
     pub json: bool,
 }

@@ -2,7 +2,8 @@
 //!
 //! `RunConfig` is the only thing training accepts. Its identity is everything that changes
 //! what is learned; `train.epochs` is a budget (raising it extends a finished run) and is
-//! left out of the hash, as is anything about placement (device, paths, progress output).
+//! left out of the hash, as is `eval` (what is measured afterwards) and anything about
+//! placement (device, paths, progress output).
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -97,6 +98,30 @@ pub struct TrainConfig {
     pub adam_eps: f64,
 }
 
+/// What the end-of-run evaluation computes: measurement, not identity (changing it
+/// re-evaluates a finished run's final weights without retraining).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Importance samples per image for the importance-weighted bound.
+    pub iwae_samples: usize,
+    /// The bound is computed on the first this many evaluation images (it costs
+    /// `iwae_samples` decodes per image).
+    pub iwae_images: usize,
+    /// The dataset attribute whose latent direction the report shows (CelebA names).
+    pub attribute: String,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            iwae_samples: 16,
+            iwae_images: 512,
+            attribute: "Smiling".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
@@ -104,6 +129,8 @@ pub struct RunConfig {
     pub data: DataConfig,
     pub model: ModelConfig,
     pub train: TrainConfig,
+    #[serde(default)]
+    pub eval: EvalConfig,
 }
 
 /// A run's identity: the full sha256 and the short form used for directory names.
@@ -150,6 +177,9 @@ impl RunConfig {
         }
         if let Some(data) = value.get_mut("data").and_then(|d| d.as_object_mut()) {
             data.remove("root");
+        }
+        if let Some(object) = value.as_object_mut() {
+            object.remove("eval");
         }
         // serde_json's Map is a BTreeMap (no preserve_order feature): keys come out sorted.
         serde_json::to_string(&value).expect("a JSON value always serializes")
@@ -208,6 +238,7 @@ pub(crate) mod tests {
                 adam_beta2: 0.999,
                 adam_eps: 1e-8,
             },
+            eval: EvalConfig::default(),
         }
     }
 
@@ -224,6 +255,14 @@ pub(crate) mod tests {
 
     pub const PINNED_TINY_ID: &str =
         "d651d1d25f2616d1d355ff80c8e9bac83d988b4f4b4ba9b3dafbbd7b3a233f9b";
+
+    #[test]
+    fn evaluation_settings_are_not_identity() {
+        let mut other = tiny_config();
+        other.eval.iwae_samples = 1000;
+        other.eval.attribute = "Eyeglasses".into();
+        assert_eq!(other.id(), tiny_config().id());
+    }
 
     #[test]
     fn epochs_are_budget_not_identity() {

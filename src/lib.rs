@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod config;
 pub mod data;
+pub mod evaluation;
 pub mod images;
 pub mod info;
 pub mod model;
@@ -10,6 +11,7 @@ pub mod optim;
 pub mod overview;
 pub mod plan;
 pub mod progress;
+pub mod report;
 pub mod rng;
 pub mod spec;
 pub mod store;

@@ -17,6 +17,10 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Plan(args) => commands::plan::execute(args, &store).map(|()| ExitCode::SUCCESS),
         Command::Run(args) => commands::run::execute(args, &store, &reporter),
+        Command::Report(args) => {
+            commands::report::execute(args, &store, &cli.report_dir, &reporter)
+                .map(|()| ExitCode::SUCCESS)
+        }
         Command::Status(args) => {
             commands::status::execute(args, &store).map(|()| ExitCode::SUCCESS)
         }

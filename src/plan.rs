@@ -1,6 +1,6 @@
 //! Resolution of a spec into fully specified, validated `RunConfig`s, with their labels.
 use crate::config::{
-    DataConfig, DataSource, EvalSplit, ModelConfig, ResizeFilter, RunConfig, RunId, TrainConfig,
+    DataConfig, DataSource, EvalConfig, EvalSplit, ModelConfig, ResizeFilter, RunConfig, RunId, TrainConfig,
 };
 use serde_yaml::{Mapping, Value};
 
@@ -170,11 +170,49 @@ pub fn resolve(loaded: &LoadedSpec) -> Result<RunConfig, SpecError> {
             |v| v > 0.0,
         )?,
     };
+    let defaults = EvalConfig::default();
+    let eval = EvalConfig {
+        iwae_samples: positive(
+            loaded,
+            "eval.iwae_samples",
+            spec.eval.iwae_samples,
+            defaults.iwae_samples as i64,
+        )?,
+        iwae_images: positive(
+            loaded,
+            "eval.iwae_images",
+            spec.eval.iwae_images,
+            defaults.iwae_images as i64,
+        )?,
+        attribute: match &spec.eval.attribute {
+            None => defaults.attribute,
+            Some(name) if name.trim().is_empty() => {
+                return Err(loaded.error("eval.attribute", "expected an attribute name, got \"\""));
+            }
+            Some(name) => {
+                let known = crate::evaluation::attribute_names(data.source);
+                if !known.is_empty() && !known.contains(&name.as_str()) {
+                    return Err(loaded.error(
+                        "eval.attribute",
+                        format!(
+                            "{name:?} is not an attribute of the {} dataset{}",
+                            serde_yaml::to_string(&data.source)
+                                .unwrap_or_default()
+                                .trim(),
+                            did_you_mean(name, known)
+                        ),
+                    ));
+                }
+                name.clone()
+            }
+        },
+    };
     Ok(RunConfig {
         seed: spec.seed.unwrap_or(0),
         data,
         model,
         train,
+        eval,
     })
 }
 
@@ -651,6 +689,14 @@ mod tests {
             (
                 "name: a\nbaseline: nope\n",
                 "e.yaml:2: baseline: expected the name of a variant, got \"nope\"",
+            ),
+            (
+                "name: a\neval:\n  attribute: Smilling\n",
+                "e.yaml:3: eval.attribute: \"Smilling\" is not an attribute of the synthetic dataset (did you mean `Smiling`?)",
+            ),
+            (
+                "name: a\neval:\n  iwae_samples: 0\n",
+                "e.yaml:3: eval.iwae_samples: expected a positive integer, got 0",
             ),
         ];
         for (text, expected) in cases {

@@ -14,6 +14,9 @@ pub enum Stream {
     SampleNoise = 5,
     Dataset = 6,
     Flip = 7,
+    Evaluation = 8,
+    /// Noise shared by every run on one dataset, so pictures compare across variants.
+    ReportNoise = 9,
 }
 
 fn splitmix64(mut z: u64) -> u64 {

@@ -56,6 +56,15 @@ pub struct TrainSpec {
     pub adam_eps: Option<f64>,
 }
 
+/// The end-of-run evaluation: measurement settings, never part of a run's identity.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSpec {
+    pub iwae_samples: Option<i64>,
+    pub iwae_images: Option<i64>,
+    pub attribute: Option<String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentSpec {
@@ -85,6 +94,8 @@ pub struct ExperimentSpec {
     pub model: ModelSpec,
     #[serde(default)]
     pub train: TrainSpec,
+    #[serde(default)]
+    pub eval: EvalSpec,
 }
 
 /// Every field a grid axis or a variant may set.

@@ -140,12 +140,15 @@ pub struct EpochMetrics {
     pub lr: f64,
     pub epoch_seconds: f64,
     pub images_per_second: f64,
+    /// Mean per-image PSNR (dB) of the validation reconstructions the loss saw; NaN in
+    /// metrics written before it was recorded.
+    pub val_psnr: f64,
     pub finished_at: DateTime<Utc>,
 }
 
 impl EpochMetrics {
     /// The learned quantities, without timings: what must replay bit for bit on resume.
-    pub fn learned(&self) -> [f64; 6] {
+    pub fn learned(&self) -> [f64; 7] {
         [
             self.train_loss,
             self.train_recon,
@@ -153,11 +156,12 @@ impl EpochMetrics {
             self.val_loss,
             self.val_recon,
             self.val_kl,
+            self.val_psnr,
         ]
     }
 }
 
-const F64_COLUMNS: [&str; 10] = [
+const F64_COLUMNS: [&str; 11] = [
     "train_loss",
     "train_recon",
     "train_kl",
@@ -168,9 +172,13 @@ const F64_COLUMNS: [&str; 10] = [
     "lr",
     "epoch_seconds",
     "images_per_second",
+    "val_psnr",
 ];
 
-fn f64_fields(m: &EpochMetrics) -> [f64; 10] {
+/// Columns added after the first release: absent in older files, read as NaN.
+const LATER_COLUMNS: [&str; 1] = ["val_psnr"];
+
+fn f64_fields(m: &EpochMetrics) -> [f64; 11] {
     [
         m.train_loss,
         m.train_recon,
@@ -182,6 +190,7 @@ fn f64_fields(m: &EpochMetrics) -> [f64; 10] {
         m.lr,
         m.epoch_seconds,
         m.images_per_second,
+        m.val_psnr,
     ]
 }
 
@@ -209,16 +218,23 @@ pub fn metrics_to_frame(rows: &[EpochMetrics]) -> PolarsResult<DataFrame> {
 
 pub fn metrics_from_frame(frame: &DataFrame) -> PolarsResult<Vec<EpochMetrics>> {
     let epochs = frame.column("epoch")?.u32()?;
-    let f64s: Vec<&Float64Chunked> = F64_COLUMNS
+    let f64s: Vec<Option<&Float64Chunked>> = F64_COLUMNS
         .iter()
-        .map(|name| frame.column(name).and_then(|c| c.f64()))
+        .map(|name| match frame.column(name) {
+            Ok(column) => column.f64().map(Some),
+            Err(_) if LATER_COLUMNS.contains(name) => Ok(None),
+            Err(e) => Err(e),
+        })
         .collect::<PolarsResult<_>>()?;
     let finished = frame.column("finished_at")?.cast(&DataType::Int64)?;
     let finished = finished.i64()?;
     let missing = || PolarsError::ComputeError("null in metrics".into());
     (0..frame.height())
         .map(|i| {
-            let v = |c: usize| f64s[c].get(i).ok_or_else(missing);
+            let v = |c: usize| match f64s[c] {
+                Some(column) => column.get(i).ok_or_else(missing),
+                None => Ok(f64::NAN),
+            };
             Ok(EpochMetrics {
                 epoch: epochs.get(i).ok_or_else(missing)?,
                 train_loss: v(0)?,
@@ -231,6 +247,7 @@ pub fn metrics_from_frame(frame: &DataFrame) -> PolarsResult<Vec<EpochMetrics>> 
                 lr: v(7)?,
                 epoch_seconds: v(8)?,
                 images_per_second: v(9)?,
+                val_psnr: v(10)?,
                 finished_at: DateTime::from_timestamp_micros(finished.get(i).ok_or_else(missing)?)
                     .ok_or_else(missing)?,
             })
@@ -373,6 +390,10 @@ impl RunDir {
     pub fn samples_dir(&self) -> PathBuf {
         self.path.join("samples")
     }
+    /// Pictures of the end-of-run evaluation (its numbers sit beside `metrics.parquet`).
+    pub fn evaluation_dir(&self) -> PathBuf {
+        self.path.join("evaluation")
+    }
     fn lock_path(&self) -> PathBuf {
         self.path.join("lock")
     }
@@ -444,7 +465,8 @@ impl RunDir {
                     expected: self.id.full().into(),
                 });
             }
-            if stored.config.train.epochs == config.train.epochs {
+            if stored.config.train.epochs == config.train.epochs && stored.config.eval == config.eval
+            {
                 return Ok(());
             }
         }
@@ -633,8 +655,18 @@ mod tests {
             lr: 1e-3,
             epoch_seconds: 3.0,
             images_per_second: 100.0,
+            val_psnr: 21.5,
             finished_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
         }
+    }
+
+    #[test]
+    fn metrics_without_later_columns_read_them_as_nan() {
+        let mut frame = metrics_to_frame(&[row(1)]).unwrap();
+        let _ = frame.drop_in_place("val_psnr").unwrap();
+        let rows = metrics_from_frame(&frame).unwrap();
+        assert!(rows[0].val_psnr.is_nan());
+        assert_eq!(rows[0].val_loss, 2.0);
     }
 
     #[test]

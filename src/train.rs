@@ -14,6 +14,7 @@ use tch::{Device, Kind, Tensor, nn};
 
 use crate::config::RunConfig;
 use crate::data::{self, DataError, Dataset};
+use crate::evaluation::{self, EvalContext, EvalData, EvalError};
 use crate::images;
 use crate::model::{self, ModelError, Vae};
 use crate::optim::{Adam, OptimError};
@@ -34,6 +35,12 @@ pub enum TrainError {
     Optim(#[from] OptimError),
     #[error(transparent)]
     Data(#[from] DataError),
+    #[error("{run}: {source}")]
+    Eval {
+        run: String,
+        #[source]
+        source: EvalError,
+    },
     #[error("{run}: loss became {value} in epoch {epoch}; lower train.lr or train.beta")]
     NonFinite { run: String, epoch: u32, value: f64 },
     #[error("{run}: {detail}")]
@@ -93,6 +100,8 @@ impl Default for Placement {
 pub enum RunOutcome {
     AlreadyDone { epochs: u32 },
     Trained { from_epoch: u32, to_epoch: u32 },
+    /// Training was already done; only the evaluation was (re)made.
+    Evaluated { epochs: u32 },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -162,7 +171,8 @@ pub fn train_run(
         .read_state()?
         .unwrap_or_else(|| fresh_state(&run, label, config, placement.device));
     let target = config.train.epochs;
-    if state.status == RunStatus::Done && state.epochs_done >= target {
+    let trained = state.status == RunStatus::Done && state.epochs_done >= target;
+    if trained && evaluation::is_current(&run, &config.eval, state.epochs_done) {
         return Ok(RunOutcome::AlreadyDone {
             epochs: state.epochs_done,
         });
@@ -190,9 +200,15 @@ pub fn train_run(
             state.finished_at = Some(Utc::now());
             state.updated_at = Utc::now();
             run.write_state(&state)?;
-            Ok(RunOutcome::Trained {
-                from_epoch,
-                to_epoch: state.epochs_done,
+            Ok(if trained {
+                RunOutcome::Evaluated {
+                    epochs: state.epochs_done,
+                }
+            } else {
+                RunOutcome::Trained {
+                    from_epoch,
+                    to_epoch: state.epochs_done,
+                }
             })
         }
         Err(error @ TrainError::Interrupted { .. }) => {
@@ -222,6 +238,8 @@ struct Trainer<'a> {
     optimizer: Adam,
     train_images: Tensor,
     val_images: Tensor,
+    val_attributes: Tensor,
+    attribute_names: Vec<String>,
     fixed_noise: Tensor,
     metrics: Vec<EpochMetrics>,
     start: CheckpointRef,
@@ -270,6 +288,8 @@ impl<'a> Trainer<'a> {
             optimizer,
             train_images: dataset.train.to_device(device),
             val_images: dataset.val.to_device(device),
+            val_attributes: dataset.val_attributes,
+            attribute_names: dataset.attribute_names,
             fixed_noise,
             metrics,
             start,
@@ -309,7 +329,7 @@ impl<'a> Trainer<'a> {
             };
             let (train_loss, train_recon, train_kl, images_per_second) =
                 self.train_epoch(epoch, resume)?;
-            let (val_loss, val_recon, val_kl) = self.evaluate(epoch)?;
+            let (val_loss, val_recon, val_kl, val_psnr) = self.validate(epoch)?;
             self.write_samples(epoch)?;
             let seconds = started.elapsed().as_secs_f64();
             self.metrics.push(EpochMetrics {
@@ -324,6 +344,7 @@ impl<'a> Trainer<'a> {
                 lr: self.config.train.lr,
                 epoch_seconds: seconds,
                 images_per_second,
+                val_psnr,
                 finished_at: Utc::now(),
             });
             // Metrics first, checkpoint second: the checkpoint is the commit point, and rows
@@ -347,7 +368,44 @@ impl<'a> Trainer<'a> {
                 images_per_second,
             });
         }
+        let final_epoch = state.epochs_done.max(start_epoch);
+        if !evaluation::is_current(self.run, &self.config.eval, final_epoch) {
+            self.final_evaluation(final_epoch)?;
+        }
         Ok(start_epoch)
+    }
+
+    fn final_evaluation(&self, epoch: u32) -> Result<(), TrainError> {
+        let held_out = EvalData {
+            images: &self.val_images,
+            attributes: (!self.attribute_names.is_empty())
+                .then_some((&self.val_attributes, self.attribute_names.as_slice())),
+        };
+        let context = EvalContext {
+            run: self.run,
+            device: self.placement.device,
+            reporter: self.reporter,
+            label: self.label,
+        };
+        let (result, _) = evaluation::evaluate(&self.model, self.config, epoch, &held_out, &context)
+            .map_err(|source| TrainError::Eval {
+                run: self.run.path().display().to_string(),
+                source,
+            })?;
+        self.reporter.note(&format!(
+            "{}: evaluated epoch {epoch} on {} {} images: PSNR {:.2} dB, SSIM {:.3}, {} of {} units active, -ELBO {:.4} bits/dim, -IWAE({}) {:.4} bits/dim",
+            self.label,
+            result.images,
+            result.split,
+            result.psnr,
+            result.ssim,
+            result.active_units,
+            result.latent_dim,
+            result.elbo_bpd,
+            result.iwae_samples,
+            result.iwae_bpd,
+        ));
+        Ok(())
     }
 
     /// Copies a small tensor of running sums back to the host.
@@ -452,15 +510,16 @@ impl<'a> Trainer<'a> {
         Ok((sums[0], sums[1], sums[2], images_here / seconds.max(1e-9)))
     }
 
-    fn evaluate(&self, epoch: u32) -> Result<(f64, f64, f64), TrainError> {
+    /// Mean validation (loss, recon, kl, PSNR) with the sampled z the loss sees.
+    fn validate(&self, epoch: u32) -> Result<(f64, f64, f64, f64), TrainError> {
         let device = self.placement.device;
         let n = self.val_images.size()[0];
         if n == 0 {
-            return Ok((f64::NAN, f64::NAN, f64::NAN));
+            return Ok((f64::NAN, f64::NAN, f64::NAN, f64::NAN));
         }
         let batch = self.config.train.batch_size as i64;
         let latent = self.model.latent_dim();
-        let mut sums = Tensor::zeros([3], (Kind::Double, device));
+        let mut sums = Tensor::zeros([4], (Kind::Double, device));
         tch::no_grad(|| {
             for (i, start) in (0..n).step_by(batch as usize).enumerate() {
                 let len = batch.min(n - start);
@@ -473,7 +532,8 @@ impl<'a> Trainer<'a> {
                 let eps = Tensor::randn([len, latent], (Kind::Float, device));
                 let (recon, mu, logvar) = self.model.forward_with_noise(&x, &eps);
                 let terms = model::vae_loss(&recon, &x, &mu, &logvar, self.config.train.beta);
-                sums += Tensor::stack(&[&terms.loss, &terms.recon, &terms.kl], 0)
+                let psnr = evaluation::psnr_per_image(&recon, &x).mean(Kind::Float);
+                sums += Tensor::stack(&[&terms.loss, &terms.recon, &terms.kl, &psnr], 0)
                     .to_kind(Kind::Double)
                     * len as f64;
             }
@@ -482,7 +542,7 @@ impl<'a> Trainer<'a> {
         if !means[0].is_finite() {
             return Err(self.non_finite(epoch, means[0]));
         }
-        Ok((means[0], means[1], means[2]))
+        Ok((means[0], means[1], means[2], means[3]))
     }
 
     fn write_samples(&self, epoch: u32) -> Result<(), TrainError> {

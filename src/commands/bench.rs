@@ -1,4 +1,5 @@
-//! `vaelab bench`: median train-step throughput of one model configuration.
+//! `vaelab bench`: median train-step throughput of one model configuration, or the speed
+//! of planning, data decoding or report rendering.
 use anyhow::Result;
 
 use super::usage;
@@ -16,6 +17,28 @@ pub fn execute(args: &BenchArgs) -> Result<()> {
             println!(
                 "planned {} runs in {:.3} s ({:.0} runs/s, parsing, expansion, validation and hashing)",
                 result.runs, result.seconds, result.runs_per_second
+            );
+        }
+        return Ok(());
+    }
+    if let Some(runs) = args.report_runs {
+        if runs < 1 || args.report_epochs < 1 {
+            return Err(usage(
+                "--report-runs and --report-epochs: expected positive integers".into(),
+            ));
+        }
+        let result = bench::report_speed(runs, args.report_epochs)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&result)?);
+        } else {
+            println!(
+                "report of {} runs x {} epochs: {:.2} s ({} figures, {} files, {:.1} MB)",
+                result.runs,
+                result.epochs,
+                result.seconds,
+                result.figures,
+                result.files,
+                result.bytes as f64 / 1e6
             );
         }
         return Ok(());

@@ -2,6 +2,7 @@
 pub mod bench;
 pub mod info;
 pub mod plan;
+pub mod report;
 pub mod run;
 pub mod status;
 

@@ -53,6 +53,15 @@ pub fn execute(args: &RunArgs, store: &RunStore, reporter: &dyn Reporter) -> Res
                     run.id.short()
                 ));
             }
+            Ok(RunOutcome::Evaluated { epochs }) => {
+                done += 1;
+                reporter.note(&format!(
+                    "{} [{}]: already trained ({epochs} epochs); evaluation made ({})",
+                    run.label,
+                    run.id.short(),
+                    dir.path().display()
+                ));
+            }
             Ok(RunOutcome::Trained {
                 from_epoch,
                 to_epoch,

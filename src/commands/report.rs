@@ -1,0 +1,47 @@
+//! `vaelab report SPEC`: the experiment's figures, tables and visuals into
+//! `<report-dir>/<experiment>/`, from whatever the run store holds now.
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::cli::ReportArgs;
+use vaelab::progress::Reporter;
+use vaelab::report::{self, render};
+use vaelab::store::RunStore;
+use vaelab::{plan, spec};
+
+pub fn execute(
+    args: &ReportArgs,
+    store: &RunStore,
+    report_dir: &Path,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    let loaded = spec::load(&args.spec)?;
+    let plan = plan::plan(&loaded)?;
+    let selected = super::select(&plan.runs, &args.only)?;
+    let dir = render::report_path(report_dir, &plan.experiment);
+    let summary = report::report(
+        store,
+        &plan,
+        &selected,
+        loaded.spec.baseline.as_deref(),
+        loaded.spec.description.as_deref(),
+        &dir,
+        reporter,
+    )?;
+    if summary.finished < summary.runs {
+        reporter.warn(&format!(
+            "{} of {} runs are not finished; the report marks them and leaves them out of the comparison",
+            summary.runs - summary.finished,
+            summary.runs
+        ));
+    }
+    reporter.note(&format!(
+        "report of {} runs ({} figures, {} tables): {}",
+        summary.runs,
+        summary.figures,
+        summary.tables,
+        dir.join("index.html").display()
+    ));
+    Ok(())
+}

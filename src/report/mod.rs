@@ -1,0 +1,139 @@
+//! The report of a sweep: figures, comparison tables and visuals under
+//! `report/<experiment>/`, as a self-contained `index.html`, a `report.md`, PNG and SVG
+//! figures and CSV tables. Reads the run store only; safe while a sweep is training.
+pub mod aggregate;
+pub mod figures;
+pub mod render;
+pub mod stats;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::plan::{Plan, PlannedRun};
+use crate::progress::Reporter;
+use crate::store::{RunStore, StoreError, write_atomic};
+
+pub use aggregate::{Aggregate, Metric};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("figure {name}: {detail}")]
+    Figure { name: String, detail: String },
+    #[error("{path}: cannot {action}: {source}")]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io {
+        path: path.to_path_buf(),
+        action,
+        source,
+    }
+}
+
+/// What a report was made of, for the command's closing line.
+#[derive(Debug, Clone)]
+pub struct ReportSummary {
+    pub dir: PathBuf,
+    pub runs: usize,
+    pub finished: usize,
+    pub figures: usize,
+    pub tables: usize,
+}
+
+/// A report before it is written: every file, by path relative to the report directory.
+pub struct ReportFiles {
+    pub files: Vec<(PathBuf, Vec<u8>)>,
+    pub figures: usize,
+    pub tables: usize,
+}
+
+/// Builds the report of `runs` (from `plan`) in memory.
+pub fn build(
+    store: &RunStore,
+    plan: &Plan,
+    runs: &[&PlannedRun],
+    baseline: Option<&str>,
+    description: Option<&str>,
+    reporter: &dyn Reporter,
+) -> Result<(Aggregate, ReportFiles), ReportError> {
+    reporter.start(&format!("{} report", plan.experiment), 3, "step");
+    let aggregate = aggregate::gather(store, plan, runs, baseline);
+    reporter.advance(1, "figures");
+    let files = render::render(&aggregate, description);
+    reporter.advance(2, "writing");
+    reporter.finish();
+    Ok((aggregate, files?))
+}
+
+/// Writes `files` as directory `dir`, replacing an earlier report there in one rename, so a
+/// reader sees the old report or the new one, never a mix.
+pub fn write(dir: &Path, files: &ReportFiles) -> Result<(), ReportError> {
+    let parent = dir.parent().unwrap_or_else(|| Path::new("."));
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    fs::create_dir_all(parent).map_err(io(parent, "create directory"))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".report-")
+        .tempdir_in(parent)
+        .map_err(io(parent, "create a temporary directory"))?;
+    for (relative, bytes) in &files.files {
+        write_atomic(&staging.path().join(relative), bytes)?;
+    }
+    let old = parent.join(format!(
+        ".old-{}-{}",
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let had_old = dir.exists();
+    if had_old {
+        fs::rename(dir, &old).map_err(io(dir, "move the previous report aside"))?;
+    }
+    let staged = staging.keep();
+    if let Err(source) = fs::rename(&staged, dir) {
+        if had_old {
+            let _ = fs::rename(&old, dir);
+        }
+        return Err(ReportError::Io {
+            path: dir.to_path_buf(),
+            action: "move the new report into place",
+            source,
+        });
+    }
+    if had_old {
+        fs::remove_dir_all(&old).map_err(io(&old, "remove the previous report"))?;
+    }
+    Ok(())
+}
+
+/// Builds and writes the report into `dir`.
+pub fn report(
+    store: &RunStore,
+    plan: &Plan,
+    runs: &[&PlannedRun],
+    baseline: Option<&str>,
+    description: Option<&str>,
+    dir: &Path,
+    reporter: &dyn Reporter,
+) -> Result<ReportSummary, ReportError> {
+    let (aggregate, files) = build(store, plan, runs, baseline, description, reporter)?;
+    write(dir, &files)?;
+    Ok(ReportSummary {
+        dir: dir.to_path_buf(),
+        runs: aggregate.runs.len(),
+        finished: aggregate.runs.iter().filter(|r| r.finished()).count(),
+        figures: files.figures,
+        tables: files.tables,
+    })
+}
