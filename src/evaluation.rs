@@ -300,7 +300,7 @@ pub fn evaluate(
         // Per image: squared error, PSNR, SSIM, KL, −ELBO in nats.
         let mut sums = Tensor::zeros([5], (Kind::Double, device));
         let mut kl_per_dim = Tensor::zeros([latent], (Kind::Double, device));
-        let mut means = Vec::with_capacity(n.div_ceil(batch) as usize);
+        let mut means = Vec::with_capacity((n as usize).div_ceil(batch as usize));
         for (i, start) in (0..n).step_by(batch as usize).enumerate() {
             let len = batch.min(n - start);
             let x = data::to_unit_float(&held_out.images.narrow(0, start, len));

@@ -46,7 +46,7 @@ fn assert_same_tensors(a: &Path, b: &Path) {
     }
 }
 
-fn learned_metrics(run: &Path) -> Vec<[f64; 6]> {
+fn learned_metrics(run: &Path) -> Vec<[f64; 7]> {
     vaelab::store::read_metrics_file(&run.join("metrics.parquet"))
         .expect("metrics")
         .iter()
@@ -64,7 +64,7 @@ fn assert_same_run(a: &Path, b: &Path) {
     let (ma, mb) = (learned_metrics(a), learned_metrics(b));
     assert_eq!(ma.len(), 3);
     // Bit for bit: compare the f64 bit patterns, not approximately.
-    let bits = |m: &Vec<[f64; 6]>| {
+    let bits = |m: &Vec<[f64; 7]>| {
         m.iter()
             .flat_map(|r| r.map(f64::to_bits))
             .collect::<Vec<_>>()

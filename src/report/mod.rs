@@ -29,7 +29,10 @@ pub enum ReportError {
     },
 }
 
-fn io(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+fn io<'a>(
+    path: &'a Path,
+    action: &'static str,
+) -> impl FnOnce(std::io::Error) -> ReportError + 'a {
     move |source| ReportError::Io {
         path: path.to_path_buf(),
         action,

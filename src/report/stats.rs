@@ -112,11 +112,13 @@ mod tests {
 
     #[test]
     fn paired_difference_interval() {
-        // Differences 1, 2, 3: mean 2, std 1, half-width t(0.975, 2) / sqrt(3).
-        let d = PairedDifference::of(&[(11.0, 10.0), (12.0, 10.0), (13.0, 10.0)]);
-        assert_eq!((d.mean, d.n), (2.0, 3));
-        assert!((d.half_width - 4.302_652_7 / 3f64.sqrt()).abs() < 1e-6);
+        // Differences 2, 2.5, 3: mean 2.5, std 0.5, half-width t(0.975, 2) · 0.5 / sqrt(3).
+        let d = PairedDifference::of(&[(12.0, 10.0), (12.5, 10.0), (13.0, 10.0)]);
+        assert_eq!((d.mean, d.n), (2.5, 3));
+        assert!((d.half_width - 4.302_652_7 * 0.5 / 3f64.sqrt()).abs() < 1e-6);
         assert!(d.excludes_zero());
+        // Differences 1, 2, 3: the interval (2 ± 2.48) reaches below zero.
+        assert!(!PairedDifference::of(&[(11.0, 10.0), (12.0, 10.0), (13.0, 10.0)]).excludes_zero());
         let noisy = PairedDifference::of(&[(1.0, 0.0), (-1.0, 0.0), (0.5, 0.0)]);
         assert!(!noisy.excludes_zero());
         let single = PairedDifference::of(&[(1.0, 0.0)]);
