@@ -10,7 +10,7 @@ quickstart:
 		&& target/debug/vaelab report experiments/quickstart.yaml
 
 test:
-	scripts/ensure-chromium.sh
+	scripts/ensure-test-deps.sh
 	$(WITH_TORCH) cargo nextest run --no-fail-fast
 
 # Regenerates the quickstart figure and table that the README shows (readme/).

@@ -245,11 +245,16 @@ pub struct ReportBenchResult {
 /// Times `vaelab report` on a store of `runs` finished runs (residual and plain, seeds
 /// pooled) of `epochs` epochs each, made up in a temporary directory: metrics, evaluation,
 /// and every picture a real run leaves.
-pub fn report_speed(runs: usize, epochs: u32) -> Result<ReportBenchResult, crate::report::ReportError> {
+pub fn report_speed(
+    runs: usize,
+    epochs: u32,
+) -> Result<ReportBenchResult, crate::report::ReportError> {
     use crate::evaluation::{Evaluation, LatentStats};
     use crate::store::{EpochMetrics, RunState, RunStatus, RunStore};
 
-    let seeds: Vec<String> = (0..runs.div_ceil(2).max(1)).map(|s| s.to_string()).collect();
+    let seeds: Vec<String> = (0..runs.div_ceil(2).max(1))
+        .map(|s| s.to_string())
+        .collect();
     let text = format!(
         "name: report-bench\nseeds: [{}]\ndata:\n  image_size: 64\nmodel:\n  latent_dim: 64\ntrain:\n  epochs: {epochs}\nvariants:\n  - name: residual\n    model.residual: true\n  - name: plain\n    model.residual: false\n",
         seeds.join(", ")
@@ -283,7 +288,11 @@ pub fn report_speed(runs: usize, epochs: u32) -> Result<ReportBenchResult, crate
     for planned in &runs_planned {
         let dir = store.run_dir(&planned.id);
         dir.write_or_check_config(&planned.config)?;
-        let offset = if planned.config.model.residual { 4.0 } else { 0.0 };
+        let offset = if planned.config.model.residual {
+            4.0
+        } else {
+            0.0
+        };
         let metrics: Vec<EpochMetrics> = (1..=epochs)
             .map(|epoch| {
                 let t = epoch as f64;
@@ -324,6 +333,7 @@ pub fn report_speed(runs: usize, epochs: u32) -> Result<ReportBenchResult, crate
             libtorch_version: crate::train::libtorch_version().into(),
             device: "cpu".into(),
             error: None,
+            slurm: None,
         })?;
         let evaluation = Evaluation {
             epoch: epochs,
@@ -346,19 +356,25 @@ pub fn report_speed(runs: usize, epochs: u32) -> Result<ReportBenchResult, crate
             kl: (0..64).map(|d| 2.0 / (1.0 + d as f64)).collect(),
             mean_variance: (0..64).map(|d| 1.0 / (1.0 + d as f64)).collect(),
         };
-        crate::evaluation::store_evaluation(dir.path(), &evaluation, &stats)
-            .map_err(|e| crate::report::ReportError::Figure {
+        crate::evaluation::store_evaluation(dir.path(), &evaluation, &stats).map_err(|e| {
+            crate::report::ReportError::Figure {
                 name: "benchmark set-up".into(),
                 detail: e.to_string(),
-            })?;
+            }
+        })?;
         let eval_dir = dir.evaluation_dir();
-        picture(&eval_dir.join(crate::evaluation::RECONSTRUCTIONS_PNG), 16, 8)?;
+        picture(
+            &eval_dir.join(crate::evaluation::RECONSTRUCTIONS_PNG),
+            16,
+            8,
+        )?;
         picture(&eval_dir.join(crate::evaluation::PRIOR_PNG), 16, 8)?;
         picture(&eval_dir.join(crate::evaluation::INTERPOLATION_PNG), 40, 10)?;
         picture(&eval_dir.join(crate::evaluation::ATTRIBUTE_PNG), 28, 7)?;
         for epoch in 1..=epochs {
             crate::store::write_atomic(
-                &dir.samples_dir().join(format!("epoch-{epoch:04}-prior.png")),
+                &dir.samples_dir()
+                    .join(format!("epoch-{epoch:04}-prior.png")),
                 &sample,
             )?;
         }

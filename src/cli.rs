@@ -14,7 +14,12 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "runs", env = "VAELAB_RUNS_DIR")]
     pub runs_dir: PathBuf,
     /// Directory that holds one report sub-directory per experiment.
-    #[arg(long, global = true, default_value = "report", env = "VAELAB_REPORT_DIR")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "report",
+        env = "VAELAB_REPORT_DIR"
+    )]
     pub report_dir: PathBuf,
     /// Only warnings and errors on stderr.
     #[arg(long, short, global = true)]
@@ -31,6 +36,8 @@ pub enum Command {
     Run(RunArgs),
     /// Figures, comparison tables and visuals of an experiment into report/<experiment>/.
     Report(ReportArgs),
+    /// Write (and with --submit, submit) a Slurm job array over the runs not yet done.
+    Slurm(SlurmArgs),
     /// Every run in the store with progress, last losses and ETA.
     Status(StatusArgs),
     /// Versions, devices, CPU threads and bf16 support.
@@ -58,6 +65,40 @@ pub struct PlacementArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SlurmArgs {
+    /// The experiment spec (YAML).
+    pub spec: PathBuf,
+    /// Only these runs: id prefixes or label globs (`plain/*`), comma-separated or repeated.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Time limit per array task, as sbatch takes it (`02:00:00`, `1-00:00:00`).
+    #[arg(long)]
+    pub time: Option<String>,
+    #[arg(long)]
+    pub gpus_per_task: Option<u32>,
+    /// Also passed to each task as `--threads`.
+    #[arg(long)]
+    pub cpus_per_task: Option<u32>,
+    /// Memory per node, as sbatch takes it (`32G`).
+    #[arg(long)]
+    pub mem: Option<String>,
+    /// At most this many array tasks at once (`--array=0-N%K`).
+    #[arg(long)]
+    pub max_parallel: Option<usize>,
+    /// An extra `#SBATCH` line (`--account=lab`); repeat for more.
+    #[arg(long = "sbatch", value_name = "OPTION")]
+    pub extra: Vec<String>,
+    /// Seconds before the time limit at which tasks checkpoint and requeue themselves.
+    #[arg(long, default_value_t = 300)]
+    pub warning_seconds: u32,
+    /// Submit with sbatch and print the job id (otherwise only write the script).
+    #[arg(long)]
+    pub submit: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ReportArgs {
     /// The experiment spec (YAML).
     pub spec: PathBuf,
@@ -76,6 +117,10 @@ pub struct RunArgs {
     /// Train at most this many runs in this process, then stop.
     #[arg(long)]
     pub max_runs: Option<usize>,
+    /// Under Slurm: on SIGUSR1 (the time-limit warning `vaelab slurm` asks for), checkpoint
+    /// and requeue this job so that it resumes later.
+    #[arg(long)]
+    pub slurm_requeue: bool,
     #[command(flatten)]
     pub placement: PlacementArgs,
 }

@@ -177,7 +177,11 @@ pub fn psnr_per_image(recon: &Tensor, target: &Tensor) -> Tensor {
 pub fn ssim_per_image(a: &Tensor, b: &Tensor) -> Tensor {
     let size = a.size();
     let (channels, side) = (size[1], size[2].min(size[3]));
-    let window = if side >= 11 { 11 } else { side - (1 - side % 2) };
+    let window = if side >= 11 {
+        11
+    } else {
+        side - (1 - side % 2)
+    };
     let sigma = 1.5 * window as f64 / 11.0;
     let center = (window - 1) as f64 / 2.0;
     let weights: Vec<f32> = (0..window)
@@ -230,7 +234,8 @@ pub fn iwae_log_likelihood(model: &Vae, x: &Tensor, eps: &Tensor) -> Tensor {
         .reshape([n * k, x.size()[1], x.size()[2], x.size()[3]]);
     let log_px_z = -gaussian_nll(&recon, &repeated).view([n, k]);
     let half_log_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
-    let log_pz = (z.square() * -0.5 - half_log_2pi).sum_dim_intlist(&[2i64][..], false, Kind::Float);
+    let log_pz =
+        (z.square() * -0.5 - half_log_2pi).sum_dim_intlist(&[2i64][..], false, Kind::Float);
     let log_qz = (eps.square() * -0.5 - half_log_2pi - logvar.unsqueeze(1) * 0.5).sum_dim_intlist(
         &[2i64][..],
         false,
@@ -326,16 +331,14 @@ pub fn evaluate(
                 ],
                 1,
             );
-            sums += per_image.to_kind(Kind::Double).sum_dim_intlist(
-                &[0i64][..],
-                false,
-                Kind::Double,
-            );
-            kl_per_dim += kl_dims.to_kind(Kind::Double).sum_dim_intlist(
-                &[0i64][..],
-                false,
-                Kind::Double,
-            );
+            sums +=
+                per_image
+                    .to_kind(Kind::Double)
+                    .sum_dim_intlist(&[0i64][..], false, Kind::Double);
+            kl_per_dim +=
+                kl_dims
+                    .to_kind(Kind::Double)
+                    .sum_dim_intlist(&[0i64][..], false, Kind::Double);
             means.push(mu);
             reporter.advance((start + len) as u64, "");
         }
@@ -425,8 +428,11 @@ fn write_visuals(
         Stream::ReportNoise,
         &[],
     ));
-    let noise = Tensor::randn([PRIOR_SAMPLES, model.latent_dim()], (Kind::Float, Device::Cpu))
-        .to_device(device);
+    let noise = Tensor::randn(
+        [PRIOR_SAMPLES, model.latent_dim()],
+        (Kind::Float, Device::Cpu),
+    )
+    .to_device(device);
     images::write_grid(&model.decode(&noise), 8, &dir.join(PRIOR_PNG))?;
 
     if shown >= 2 {
@@ -474,16 +480,14 @@ fn write_visuals(
     // Faces without the attribute, so that adding it shows.
     let faces = without.narrow(0, 0, ATTRIBUTE_FACES.min(without.size()[0]));
     let face_images = data::to_unit_float(
-        &held_out
-            .images
-            .index_select(
-                0,
-                &has.logical_not()
-                    .nonzero()
-                    .squeeze_dim(1)
-                    .narrow(0, 0, faces.size()[0])
-                    .to_device(held_out.images.device()),
-            ),
+        &held_out.images.index_select(
+            0,
+            &has.logical_not()
+                .nonzero()
+                .squeeze_dim(1)
+                .narrow(0, 0, faces.size()[0])
+                .to_device(held_out.images.device()),
+        ),
     );
     let mut rows = Vec::new();
     for f in 0..faces.size()[0] {
@@ -510,11 +514,10 @@ fn write_visuals(
 fn to_frame(e: &Evaluation) -> PolarsResult<DataFrame> {
     let f = |name: &str, v: f64| Column::new(name.into(), [v]);
     let u = |name: &str, v: u32| Column::new(name.into(), [v]);
-    let evaluated_at = Series::new("evaluated_at".into(), [e.evaluated_at.timestamp_micros()])
-        .cast(&DataType::Datetime(
-            TimeUnit::Microseconds,
-            Some(TimeZone::UTC),
-        ))?;
+    let evaluated_at =
+        Series::new("evaluated_at".into(), [e.evaluated_at.timestamp_micros()]).cast(
+            &DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
+        )?;
     DataFrame::new(
         1,
         vec![
@@ -540,8 +543,10 @@ fn to_frame(e: &Evaluation) -> PolarsResult<DataFrame> {
 
 fn from_frame(frame: &DataFrame) -> PolarsResult<Evaluation> {
     let missing = || PolarsError::ComputeError("null in evaluation".into());
-    let f = |name: &str| -> PolarsResult<f64> { frame.column(name)?.f64()?.get(0).ok_or_else(missing) };
-    let u = |name: &str| -> PolarsResult<u32> { frame.column(name)?.u32()?.get(0).ok_or_else(missing) };
+    let f =
+        |name: &str| -> PolarsResult<f64> { frame.column(name)?.f64()?.get(0).ok_or_else(missing) };
+    let u =
+        |name: &str| -> PolarsResult<u32> { frame.column(name)?.u32()?.get(0).ok_or_else(missing) };
     let micros = frame
         .column("evaluated_at")?
         .cast(&DataType::Int64)?
@@ -758,10 +763,13 @@ mod tests {
                 log_weights.push(log_px + log_pz - log_qz);
             }
             let max = log_weights.iter().cloned().fold(f64::MIN, f64::max);
-            let direct = max
-                + (log_weights.iter().map(|w| (w - max).exp()).sum::<f64>() / 4.0).ln();
+            let direct =
+                max + (log_weights.iter().map(|w| (w - max).exp()).sum::<f64>() / 4.0).ln();
             let got = bound.double_value(&[i]);
-            assert!((got - direct).abs() < 1e-2 * direct.abs().max(1.0), "{got} vs {direct}");
+            assert!(
+                (got - direct).abs() < 1e-2 * direct.abs().max(1.0),
+                "{got} vs {direct}"
+            );
             // Jensen: the mean of the log weights (an ELBO estimate) is below the bound.
             let elbo = log_weights.iter().sum::<f64>() / 4.0;
             assert!(elbo <= got + 1e-6, "{elbo} > {got}");

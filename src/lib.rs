@@ -13,6 +13,7 @@ pub mod plan;
 pub mod progress;
 pub mod report;
 pub mod rng;
+pub mod slurm;
 pub mod spec;
 pub mod store;
 pub mod train;

@@ -21,6 +21,9 @@ fn main() -> ExitCode {
             commands::report::execute(args, &store, &cli.report_dir, &reporter)
                 .map(|()| ExitCode::SUCCESS)
         }
+        Command::Slurm(args) => {
+            commands::slurm::execute(args, &store, &reporter).map(|()| ExitCode::SUCCESS)
+        }
         Command::Status(args) => {
             commands::status::execute(args, &store).map(|()| ExitCode::SUCCESS)
         }

@@ -205,6 +205,8 @@ pub struct StoreRunView {
     pub last: Option<LastEpoch>,
     pub eta_seconds: Option<f64>,
     pub path: String,
+    /// The Slurm job that last trained it (`1234_5`), if any.
+    pub slurm: Option<crate::slurm::SlurmIds>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -245,6 +247,7 @@ pub fn store_view(store: &RunStore) -> Result<Vec<StoreRunView>, StoreError> {
             last,
             eta_seconds,
             path: dir.path().display().to_string(),
+            slurm: state.slurm,
         });
     }
     Ok(out)

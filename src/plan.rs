@@ -1,6 +1,7 @@
 //! Resolution of a spec into fully specified, validated `RunConfig`s, with their labels.
 use crate::config::{
-    DataConfig, DataSource, EvalConfig, EvalSplit, ModelConfig, ResizeFilter, RunConfig, RunId, TrainConfig,
+    DataConfig, DataSource, EvalConfig, EvalSplit, ModelConfig, ResizeFilter, RunConfig, RunId,
+    TrainConfig,
 };
 use serde_yaml::{Mapping, Value};
 

@@ -124,6 +124,9 @@ pub struct RunState {
     pub libtorch_version: String,
     pub device: String,
     pub error: Option<String>,
+    /// The Slurm job that last trained the run, when it ran under Slurm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<crate::slurm::SlurmIds>,
 }
 
 /// One row of `metrics.parquet`.
@@ -465,7 +468,8 @@ impl RunDir {
                     expected: self.id.full().into(),
                 });
             }
-            if stored.config.train.epochs == config.train.epochs && stored.config.eval == config.eval
+            if stored.config.train.epochs == config.train.epochs
+                && stored.config.eval == config.eval
             {
                 return Ok(());
             }

@@ -98,10 +98,17 @@ impl Default for Placement {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunOutcome {
-    AlreadyDone { epochs: u32 },
-    Trained { from_epoch: u32, to_epoch: u32 },
+    AlreadyDone {
+        epochs: u32,
+    },
+    Trained {
+        from_epoch: u32,
+        to_epoch: u32,
+    },
     /// Training was already done; only the evaluation was (re)made.
-    Evaluated { epochs: u32 },
+    Evaluated {
+        epochs: u32,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -150,6 +157,7 @@ fn fresh_state(run: &RunDir, label: &str, config: &RunConfig, device: Device) ->
         libtorch_version: libtorch_version().to_string(),
         device: device_name(device),
         error: None,
+        slurm: crate::slurm::SlurmIds::from_env(),
     }
 }
 
@@ -186,6 +194,7 @@ pub fn train_run(
     state.vaelab_version = env!("CARGO_PKG_VERSION").to_string();
     state.libtorch_version = libtorch_version().to_string();
     state.error = None;
+    state.slurm = crate::slurm::SlurmIds::from_env();
     state.status = RunStatus::Running;
     state.started_at = Some(Utc::now());
     state.updated_at = Utc::now();
@@ -301,7 +310,13 @@ impl<'a> Trainer<'a> {
     fn train(&mut self, state: &mut RunState) -> Result<u32, TrainError> {
         let target = self.config.train.epochs;
         let start_epoch = self.start.epoch;
-        if start_epoch > 0 || self.start.step > 0 {
+        if start_epoch >= target {
+            self.reporter.note(&format!(
+                "{}: trained to epoch {start_epoch}; evaluating its final weights ({})",
+                self.label,
+                self.run.path().display()
+            ));
+        } else if start_epoch > 0 || self.start.step > 0 {
             self.reporter.note(&format!(
                 "{}: resuming from epoch {start_epoch} of {target}{} ({})",
                 self.label,
@@ -387,11 +402,13 @@ impl<'a> Trainer<'a> {
             reporter: self.reporter,
             label: self.label,
         };
-        let (result, _) = evaluation::evaluate(&self.model, self.config, epoch, &held_out, &context)
-            .map_err(|source| TrainError::Eval {
-                run: self.run.path().display().to_string(),
-                source,
-            })?;
+        let (result, _) =
+            evaluation::evaluate(&self.model, self.config, epoch, &held_out, &context).map_err(
+                |source| TrainError::Eval {
+                    run: self.run.path().display().to_string(),
+                    source,
+                },
+            )?;
         self.reporter.note(&format!(
             "{}: evaluated epoch {epoch} on {} {} images: PSNR {:.2} dB, SSIM {:.3}, {} of {} units active, -ELBO {:.4} bits/dim, -IWAE({}) {:.4} bits/dim",
             self.label,

@@ -41,6 +41,17 @@ fn mean_std(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// Columns of `evaluation.parquet` that the comparison table summarises.
+const EVALUATED: [&str; 7] = [
+    "psnr",
+    "ssim",
+    "kl",
+    "elbo_bpd",
+    "iwae_bpd",
+    "recon_mse",
+    "active_units",
+];
+
 /// Per-run numbers straight from the Parquet files: label → metric → value.
 fn recompute(runs: &Path) -> BTreeMap<String, BTreeMap<&'static str, f64>> {
     let mut out = BTreeMap::new();
@@ -63,8 +74,8 @@ fn recompute(runs: &Path) -> BTreeMap<String, BTreeMap<&'static str, f64>> {
             val.iter().copied().fold(f64::INFINITY, f64::min),
         );
         row.insert("final_train_loss", *train.last().unwrap());
-        for key in ["psnr", "ssim", "kl", "elbo_bpd", "iwae_bpd", "recon_mse", "active_units"] {
-            row.insert(key, column(&evaluation, key)[0]);
+        for key in &EVALUATED[..] {
+            row.insert(*key, column(&evaluation, key)[0]);
         }
         out.insert(label, row);
     }
@@ -153,7 +164,9 @@ fn parse_cell(text: &str) -> (f64, Option<f64>) {
 
 fn trained_report(ws: &Workspace, name: &str) -> PathBuf {
     let spec = ws.write("sweep.yaml", &sweep_spec(name));
-    ws.vaelab(&["run", spec.to_str().unwrap()]).assert().success();
+    ws.vaelab(&["run", spec.to_str().unwrap()])
+        .assert()
+        .success();
     ws.vaelab(&["--report-dir", "report", "report", spec.to_str().unwrap()])
         .assert()
         .success();
@@ -198,17 +211,10 @@ fn report_tables_equal_numbers_recomputed_from_parquet_and_all_formats_agree() {
     for row in &comparison {
         let variant = &row["variant"];
         assert_eq!(row["finished"], "2");
-        for key in [
-            "best_val_loss",
-            "final_train_loss",
-            "psnr",
-            "ssim",
-            "kl",
-            "elbo_bpd",
-            "iwae_bpd",
-            "recon_mse",
-            "active_units",
-        ] {
+        for key in ["best_val_loss", "final_train_loss"]
+            .iter()
+            .chain(&EVALUATED)
+        {
             let values: Vec<f64> = runs
                 .iter()
                 .filter(|(label, _)| label.starts_with(&format!("{variant}/")))
@@ -217,7 +223,10 @@ fn report_tables_equal_numbers_recomputed_from_parquet_and_all_formats_agree() {
             let (mean, std) = mean_std(&values);
             let got_mean: f64 = row[&format!("{key}_mean")].parse().unwrap();
             let got_std: f64 = row[&format!("{key}_std")].parse().unwrap();
-            assert!(close(mean, got_mean), "{variant} {key}: {mean} vs {got_mean}");
+            assert!(
+                close(mean, got_mean),
+                "{variant} {key}: {mean} vs {got_mean}"
+            );
             assert!(close(std, got_std), "{variant} {key}: {std} vs {got_std}");
             assert_eq!(row[&format!("{key}_n")], "2");
         }
@@ -230,7 +239,10 @@ fn report_tables_equal_numbers_recomputed_from_parquet_and_all_formats_agree() {
         .iter()
         .find(|r| r["metric"] == "elbo_bpd")
         .expect("elbo row");
-    assert_eq!((elbo["variant"].as_str(), elbo["baseline"].as_str()), ("plain", "residual"));
+    assert_eq!(
+        (elbo["variant"].as_str(), elbo["baseline"].as_str()),
+        ("plain", "residual")
+    );
     let diffs: Vec<f64> = (0..2)
         .map(|seed| {
             runs[&format!("plain/seed={seed}")]["elbo_bpd"]
@@ -240,15 +252,22 @@ fn report_tables_equal_numbers_recomputed_from_parquet_and_all_formats_agree() {
     let (mean, std) = mean_std(&diffs);
     let half = 12.706_204_736 * std / 2f64.sqrt();
     assert!(close(mean, elbo["mean_difference"].parse().unwrap()));
-    assert!((elbo["ci95_low"].parse::<f64>().unwrap() - (mean - half)).abs() < 1e-6 * half.max(1e-3));
-    assert!((elbo["ci95_high"].parse::<f64>().unwrap() - (mean + half)).abs() < 1e-6 * half.max(1e-3));
+    assert!(
+        (elbo["ci95_low"].parse::<f64>().unwrap() - (mean - half)).abs() < 1e-6 * half.max(1e-3)
+    );
+    assert!(
+        (elbo["ci95_high"].parse::<f64>().unwrap() - (mean + half)).abs() < 1e-6 * half.max(1e-3)
+    );
 
     // Markdown and HTML show the same cells, and those round the CSV's numbers.
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
     let md_rows = markdown_table(&md, "## Comparison");
     let html_rows = html_table(&html, "comparison");
-    assert_eq!(md_rows, html_rows, "Markdown and HTML comparison tables differ");
+    assert_eq!(
+        md_rows, html_rows,
+        "Markdown and HTML comparison tables differ"
+    );
     let header = &md_rows[0];
     let best = header.iter().position(|h| h == "best val loss").unwrap();
     let psnr = header.iter().position(|h| h == "PSNR (dB)").unwrap();
@@ -266,8 +285,16 @@ fn report_tables_equal_numbers_recomputed_from_parquet_and_all_formats_agree() {
             let tolerance = 0.5 * 10f64.powi(-(decimals as i32)) + 1e-12;
             let csv_mean: f64 = csv[&format!("{key}_mean")].parse().unwrap();
             let csv_std: f64 = csv[&format!("{key}_std")].parse().unwrap();
-            assert!((mean - csv_mean).abs() <= tolerance, "{}: {mean} vs {csv_mean}", row[col]);
-            assert!((std.unwrap() - csv_std).abs() <= tolerance, "{}: std vs {csv_std}", row[col]);
+            assert!(
+                (mean - csv_mean).abs() <= tolerance,
+                "{}: {mean} vs {csv_mean}",
+                row[col]
+            );
+            assert!(
+                (std.unwrap() - csv_std).abs() <= tolerance,
+                "{}: std vs {csv_std}",
+                row[col]
+            );
         }
     }
     assert_eq!(
@@ -278,7 +305,8 @@ fn report_tables_equal_numbers_recomputed_from_parquet_and_all_formats_agree() {
 
     // The answer line names the comparison and its interval.
     assert!(
-        md.contains("plain lowers the negative ELBO") || md.contains("plain raises the negative ELBO"),
+        md.contains("plain lowers the negative ELBO")
+            || md.contains("plain raises the negative ELBO"),
         "{md}"
     );
     assert!(md.contains("(95% CI over seeds, n = 2)"));
@@ -315,7 +343,13 @@ fn report_on_a_partial_sweep_marks_runs_that_are_not_finished() {
     let status = |label: &str| {
         runs.iter()
             .find(|r| r["label"] == label)
-            .map(|r| (r["status"].clone(), r["in_comparison"].clone(), r["problems"].clone()))
+            .map(|r| {
+                (
+                    r["status"].clone(),
+                    r["in_comparison"].clone(),
+                    r["problems"].clone(),
+                )
+            })
             .unwrap()
     };
     assert_eq!(status("plain/seed=0").0, "not started");
@@ -324,7 +358,10 @@ fn report_on_a_partial_sweep_marks_runs_that_are_not_finished() {
         .iter()
         .find(|r| !r["problems"].is_empty())
         .expect("the damaged run");
-    assert!(broken["problems"].contains("evaluation.parquet"), "{broken:?}");
+    assert!(
+        broken["problems"].contains("evaluation.parquet"),
+        "{broken:?}"
+    );
     assert_eq!(broken["in_comparison"], "false");
     let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
     assert!(html.contains("id=\"incomplete\"") && html.contains("plain/seed=0 (not started)"));
@@ -340,7 +377,10 @@ fn report_on_a_partial_sweep_marks_runs_that_are_not_finished() {
     ])
     .assert()
     .success();
-    assert_eq!(csv_rows(&ws.path().join("subset/part/tables/runs.csv")).len(), 2);
+    assert_eq!(
+        csv_rows(&ws.path().join("subset/part/tables/runs.csv")).len(),
+        2
+    );
 }
 
 fn chromium() -> Option<PathBuf> {
@@ -348,7 +388,11 @@ fn chromium() -> Option<PathBuf> {
         .iter()
         .flat_map(|name| {
             std::env::var_os("PATH")
-                .map(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).collect::<Vec<_>>())
+                .map(|paths| {
+                    std::env::split_paths(&paths)
+                        .map(|p| p.join(name))
+                        .collect::<Vec<_>>()
+                })
                 .unwrap_or_default()
         })
         .find(|p| p.is_file())
@@ -400,7 +444,10 @@ fn index_html_loads_in_headless_chromium_with_every_figure_and_no_console_error(
     }))
     .unwrap();
     let url = format!("file://{}", dir.join("index.html").display());
-    tab.navigate_to(&url).unwrap().wait_until_navigated().unwrap();
+    tab.navigate_to(&url)
+        .unwrap()
+        .wait_until_navigated()
+        .unwrap();
 
     let images = tab
         .evaluate("document.images.length", false)
@@ -419,9 +466,18 @@ fn index_html_loads_in_headless_chromium_with_every_figure_and_no_console_error(
         .unwrap();
     let figures_on_disk = std::fs::read_dir(dir.join("figures"))
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "png"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "png")
+        })
         .count() as u64;
-    assert!(images >= figures_on_disk, "{images} images for {figures_on_disk} figures");
+    assert!(
+        images >= figures_on_disk,
+        "{images} images for {figures_on_disk} figures"
+    );
     assert_eq!(broken, "", "images that did not load");
 
     let png = tab

@@ -4,6 +4,7 @@ pub mod info;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod slurm;
 pub mod status;
 
 use anyhow::Result;

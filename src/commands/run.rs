@@ -29,6 +29,25 @@ pub fn execute(args: &RunArgs, store: &RunStore, reporter: &dyn Reporter) -> Res
     ] {
         signal_hook::flag::register(signal, stop.handle())?;
     }
+    // SIGUSR1 alone means "time is running out" (Slurm's warning): the cue to requeue.
+    let time_warning = StopFlag::new();
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, time_warning.handle())?;
+    let interrupted = || -> ExitCode {
+        if args.slurm_requeue && time_warning.is_requested() {
+            match vaelab::slurm::SlurmIds::from_env() {
+                Some(ids) => match vaelab::slurm::requeue(&ids) {
+                    Ok(()) => reporter.note(&format!(
+                        "{ids}: requeued after the checkpoint; the task resumes when it starts again"
+                    )),
+                    Err(detail) => reporter.warn(&format!(
+                        "{ids}: requeue failed ({detail}); resubmit to resume from the checkpoint"
+                    )),
+                },
+                None => reporter.warn("--slurm-requeue: not inside a Slurm job; nothing requeued"),
+            }
+        }
+        ExitCode::from(EXIT_INTERRUPTED)
+    };
     let placement = Placement {
         device,
         stop: stop.clone(),
@@ -86,7 +105,7 @@ pub fn execute(args: &RunArgs, store: &RunStore, reporter: &dyn Reporter) -> Res
             }
             Err(error @ TrainError::Interrupted { .. }) => {
                 reporter.warn(&error.to_string());
-                return Ok(ExitCode::from(EXIT_INTERRUPTED));
+                return Ok(interrupted());
             }
             Err(error) => {
                 reporter.warn(&format!(
@@ -99,7 +118,7 @@ pub fn execute(args: &RunArgs, store: &RunStore, reporter: &dyn Reporter) -> Res
         }
         if stop.is_requested() {
             reporter.warn("stopped on request; run again to continue the sweep");
-            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+            return Ok(interrupted());
         }
     }
     reporter.note(&format!(

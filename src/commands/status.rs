@@ -40,7 +40,10 @@ pub fn execute(args: &StatusArgs, store: &RunStore) -> Result<()> {
             run.eta_seconds
                 .map(human_duration)
                 .unwrap_or_else(|| "-".into()),
-            run.description
+            match &run.slurm {
+                Some(ids) => format!("{} [{ids}]", run.description),
+                None => run.description.clone(),
+            }
         );
     }
     Ok(())

@@ -12,6 +12,9 @@ use crate::store::{self, EpochMetrics, RunStore};
 
 use super::stats::{PairedDifference, Summary};
 
+/// Reads one quantity out of an epoch's metrics.
+pub type MetricOf = fn(&EpochMetrics) -> f64;
+
 /// What the comparison table reports per run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Metric {
@@ -189,7 +192,14 @@ impl RunRecord {
             Metric::Parameters => self.parameters as f64,
             Metric::Epochs => self.metrics.len() as f64,
             Metric::SecondsPerEpoch => {
-                Summary::of(&self.metrics.iter().map(|m| m.epoch_seconds).collect::<Vec<_>>()).mean
+                Summary::of(
+                    &self
+                        .metrics
+                        .iter()
+                        .map(|m| m.epoch_seconds)
+                        .collect::<Vec<_>>(),
+                )
+                .mean
             }
             Metric::FinalTrainLoss => self.metrics.last().map_or(f64::NAN, |m| m.train_loss),
             Metric::BestValLoss => self
@@ -338,9 +348,11 @@ pub fn gather(
     for g in 0..groups.len() {
         let partner = match &baseline_variant {
             // Named variants: compare with the baseline variant at the same grid point.
-            Some(base) if groups[g].variant.as_deref() != Some(base.as_str()) => groups
-                .iter()
-                .position(|b| b.variant.as_deref() == Some(base.as_str()) && b.grid == groups[g].grid),
+            Some(base) if groups[g].variant.as_deref() != Some(base.as_str()) => {
+                groups.iter().position(|b| {
+                    b.variant.as_deref() == Some(base.as_str()) && b.grid == groups[g].grid
+                })
+            }
             Some(_) => None,
             // A grid alone: every point against the first.
             None if Some(&groups[g].name) != first.as_ref() => Some(0),
@@ -408,7 +420,7 @@ impl Aggregate {
     }
 
     /// Per epoch, over the runs of `group` that reached it: (epoch, summary) of `value`.
-    pub fn curve(&self, group: &Group, value: fn(&EpochMetrics) -> f64) -> Vec<(u32, Summary)> {
+    pub fn curve(&self, group: &Group, value: MetricOf) -> Vec<(u32, Summary)> {
         let mut by_epoch: std::collections::BTreeMap<u32, Vec<f64>> = Default::default();
         for &i in &group.runs {
             for m in &self.runs[i].metrics {

@@ -6,8 +6,8 @@ use std::sync::Once;
 
 use image::{ImageEncoder, codecs::png::PngEncoder};
 use plotters::coord::Shift;
-use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::ReportError;
 use super::stats::Summary;
@@ -183,7 +183,11 @@ impl LinePanel {
         let (y0, y1) = values.iter().fold((f64::MAX, f64::MIN), |(a, b), p| {
             (a.min(p.1 - band(p)), b.max(p.1 + band(p)))
         });
-        let (x0, x1) = if x0 == x1 { (x0 - 1.0, x1 + 1.0) } else { (x0, x1) };
+        let (x0, x1) = if x0 == x1 {
+            (x0 - 1.0, x1 + 1.0)
+        } else {
+            (x0, x1)
+        };
         let (y0, y1) = padded(y0, y1);
         let mut chart = ChartBuilder::on(area)
             .caption(&self.title, (FAMILY, 17))
@@ -192,8 +196,22 @@ impl LinePanel {
             .y_label_area_size(64)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(drawing)?;
+        let integer_x = values.iter().all(|p| p.0.fract() == 0.0);
+        let x_labels = if integer_x {
+            ((x1 - x0) as usize + 1).clamp(2, 10)
+        } else {
+            8
+        };
         chart
             .configure_mesh()
+            .x_labels(x_labels)
+            .x_label_formatter(&|v| {
+                if integer_x {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v}")
+                }
+            })
             .x_desc(&self.x_label)
             .y_desc(&self.y_label)
             .label_style((FAMILY, 12))
@@ -352,35 +370,45 @@ impl ForestPanel {
             extent.iter().copied().fold(f64::MIN, f64::max),
         );
         let n = self.rows.len();
-        let names: Vec<String> = self.rows.iter().map(|r| r.name.clone()).collect();
+        // Rows from the top in table order: row i sits at y = n - 1 - i.
+        let y_of = |i: usize| (n - 1 - i) as f64;
         let mut chart = ChartBuilder::on(area)
             .caption(&self.title, (FAMILY, 16))
             .margin(12)
             .x_label_area_size(30)
             .y_label_area_size(label_width)
-            .build_cartesian_2d(lo..hi, (0..n).into_segmented())
+            .build_cartesian_2d(lo..hi, -0.6..(n as f64 - 0.4))
             .map_err(drawing)?;
         chart
             .configure_mesh()
             .disable_y_mesh()
-            .y_labels(n)
-            .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
-                _ => String::new(),
-            })
+            .x_labels(5)
+            .y_labels(0)
             .label_style((FAMILY, 12))
             .light_line_style(BLACK.mix(0.06))
             .bold_line_style(BLACK.mix(0.12))
             .draw()
             .map_err(drawing)?;
+        let base = area.get_base_pixel();
         for (i, row) in self.rows.iter().enumerate() {
+            let y = y_of(i);
+            let (px, py) = chart.backend_coord(&(lo, y));
+            area.draw(&Text::new(
+                row.name.clone(),
+                (px - base.0 - 8, py - base.1),
+                (FAMILY, 12)
+                    .into_font()
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Right, VPos::Center)),
+            ))
+            .map_err(drawing)?;
             let s = row.summary;
             let style = row.color.stroke_width(2);
             if s.mean.is_finite() {
                 let spread = if s.std.is_finite() { s.std } else { 0.0 };
                 chart
                     .draw_series(std::iter::once(ErrorBar::new_horizontal(
-                        SegmentValue::CenterOf(i),
+                        y,
                         s.mean - spread,
                         s.mean,
                         s.mean + spread,
@@ -390,7 +418,7 @@ impl ForestPanel {
                     .map_err(drawing)?;
                 chart
                     .draw_series(std::iter::once(Circle::new(
-                        (s.mean, SegmentValue::CenterOf(i)),
+                        (s.mean, y),
                         5,
                         row.color.filled(),
                     )))
@@ -401,7 +429,7 @@ impl ForestPanel {
                     row.values
                         .iter()
                         .filter(|v| v.is_finite())
-                        .map(|&v| Circle::new((v, SegmentValue::CenterOf(i)), 3, BLACK.mix(0.55))),
+                        .map(|&v| Circle::new((v, y), 3, BLACK.mix(0.55))),
                 )
                 .map_err(drawing)?;
         }
@@ -446,7 +474,9 @@ mod tests {
                     name: "residual".into(),
                     color: color(0),
                     dashed: false,
-                    points: (1..=10).map(|e| (e as f64, 100.0 / e as f64, 2.0)).collect(),
+                    points: (1..=10)
+                        .map(|e| (e as f64, 100.0 / e as f64, 2.0))
+                        .collect(),
                     band: true,
                 }],
             }],
@@ -489,6 +519,13 @@ mod tests {
             columns: 2,
         };
         let figure = render(&forest, "final", "t", "c").unwrap();
-        assert!(figure.svg.contains("no data yet") && figure.svg.contains("plain"));
+        let texts: Vec<&str> = figure
+            .svg
+            .split("<text")
+            .skip(1)
+            .filter_map(|t| t.split('>').nth(1)?.split('<').next())
+            .collect();
+        assert!(texts.iter().any(|t| t.contains("no data yet")), "{texts:?}");
+        assert!(texts.iter().any(|t| t.trim() == "plain"), "{texts:?}");
     }
 }

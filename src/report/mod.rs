@@ -29,10 +29,7 @@ pub enum ReportError {
     },
 }
 
-fn io<'a>(
-    path: &'a Path,
-    action: &'static str,
-) -> impl FnOnce(std::io::Error) -> ReportError + 'a {
+fn io<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(std::io::Error) -> ReportError + 'a {
     move |source| ReportError::Io {
         path: path.to_path_buf(),
         action,

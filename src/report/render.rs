@@ -5,15 +5,13 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
-use super::aggregate::{Aggregate, Difference, Group, Metric, RunRecord};
+use super::aggregate::{Aggregate, Difference, Group, Metric, MetricOf, RunRecord};
 use super::figures::{
     self, Figure, ForestPanel, ForestPanels, ForestRow, Line, LinePanel, LinePanels,
 };
 use super::stats::Summary;
 use super::{ReportError, ReportFiles};
-use crate::evaluation::{
-    self, ATTRIBUTE_PNG, INTERPOLATION_PNG, PRIOR_PNG, RECONSTRUCTIONS_PNG,
-};
+use crate::evaluation::{self, ATTRIBUTE_PNG, INTERPOLATION_PNG, PRIOR_PNG, RECONSTRUCTIONS_PNG};
 use crate::store::EpochMetrics;
 
 /// Digits after the point for a value of this size: four significant digits or so.
@@ -32,15 +30,21 @@ pub fn format_summary(summary: &Summary, metric: Metric) -> String {
     if summary.n == 0 || !summary.mean.is_finite() {
         return "—".into();
     }
-    let places = if metric == Metric::Parameters {
-        0
-    } else {
-        decimals(summary.mean)
-    };
+    let places = metric_decimals(metric, summary.mean);
     if summary.std.is_finite() {
         format!("{:.places$} ± {:.places$}", summary.mean, summary.std)
     } else {
         format!("{:.places$}", summary.mean)
+    }
+}
+
+/// Counts are shown whole, bounds in bits/dim to the 1e-4 their differences need.
+fn metric_decimals(metric: Metric, value: f64) -> usize {
+    match metric {
+        Metric::Parameters | Metric::Epochs => 0,
+        Metric::ActiveUnits => 1,
+        Metric::ElboBpd | Metric::IwaeBpd => 4,
+        _ => decimals(value),
     }
 }
 
@@ -94,8 +98,8 @@ fn raw(value: f64) -> String {
 struct Component {
     key: &'static str,
     title: &'static str,
-    train: Option<fn(&EpochMetrics) -> f64>,
-    val: fn(&EpochMetrics) -> f64,
+    train: Option<MetricOf>,
+    val: MetricOf,
 }
 
 const COMPONENTS: [Component; 4] = [
@@ -125,7 +129,7 @@ const COMPONENTS: [Component; 4] = [
     },
 ];
 
-fn group_lines(agg: &Aggregate, value: fn(&EpochMetrics) -> f64) -> Vec<Line> {
+fn group_lines(agg: &Aggregate, value: MetricOf) -> Vec<Line> {
     agg.groups
         .iter()
         .enumerate()
@@ -177,7 +181,7 @@ fn variant_curves(agg: &Aggregate) -> Result<Vec<Figure>, ReportError> {
 }
 
 fn run_figure(run: &RunRecord) -> Result<Figure, ReportError> {
-    let series = |name: &str, color: usize, dashed: bool, value: fn(&EpochMetrics) -> f64| Line {
+    let series = |name: &str, color: usize, dashed: bool, value: MetricOf| Line {
         name: name.into(),
         color: figures::color(color),
         dashed,
@@ -389,9 +393,7 @@ fn visuals(agg: &Aggregate) -> Vec<Visual> {
         let picked: Vec<u32> = if epochs.len() <= 6 {
             epochs
         } else {
-            (0..6)
-                .map(|i| epochs[i * (epochs.len() - 1) / 5])
-                .collect()
+            (0..6).map(|i| epochs[i * (epochs.len() - 1) / 5]).collect()
         };
         for epoch in picked {
             let name = format!("epoch-{epoch:04}-prior.png");
@@ -422,7 +424,10 @@ pub fn reading(agg: &Aggregate, d: &Difference) -> String {
     let x = &d.difference;
     let metric = d.metric;
     if x.n == 0 {
-        return format!("{group} vs {baseline}: no finished pair of runs yet for {}.", metric.phrase());
+        return format!(
+            "{group} vs {baseline}: no finished pair of runs yet for {}.",
+            metric.phrase()
+        );
     }
     let spread = if x.half_width.is_finite() {
         x.half_width
@@ -566,7 +571,11 @@ fn runs_csv(agg: &Aggregate) -> Vec<u8> {
             let group = agg
                 .groups
                 .iter()
-                .find(|g| g.runs.iter().any(|&i| agg.runs[i].planned.id == r.planned.id))
+                .find(|g| {
+                    g.runs
+                        .iter()
+                        .any(|&i| agg.runs[i].planned.id == r.planned.id)
+                })
                 .map(|g| g.name.clone())
                 .unwrap_or_default();
             let mut row = vec![
@@ -600,7 +609,7 @@ fn curves_csv(agg: &Aggregate) -> Vec<u8> {
     let mut rows = Vec::new();
     for group in &agg.groups {
         for c in &COMPONENTS {
-            let splits: Vec<(&str, fn(&EpochMetrics) -> f64)> = c
+            let splits: Vec<(&str, MetricOf)> = c
                 .train
                 .map(|t| ("train", t))
                 .into_iter()
@@ -658,7 +667,10 @@ fn comparison_table_cells(agg: &Aggregate) -> (Vec<String>, Vec<Vec<String>>) {
     (header, rows)
 }
 
-fn difference_table_cells(agg: &Aggregate, differences: &[Difference]) -> (Vec<String>, Vec<Vec<String>>) {
+fn difference_table_cells(
+    agg: &Aggregate,
+    differences: &[Difference],
+) -> (Vec<String>, Vec<Vec<String>>) {
     let header = ["variant", "baseline", "metric", "difference", "95% CI", "n"]
         .map(String::from)
         .to_vec();
@@ -708,7 +720,11 @@ fn runs_table_cells(agg: &Aggregate) -> (Vec<String>, Vec<Vec<String>>) {
                 r.planned.label.clone(),
                 r.planned.id.short().to_string(),
                 status,
-                format!("{}/{}", r.standing.epochs_done(), r.planned.config.train.epochs),
+                format!(
+                    "{}/{}",
+                    r.standing.epochs_done(),
+                    r.planned.config.train.epochs
+                ),
                 format_value(r.metric(Metric::BestValLoss)),
                 format_value(r.metric(Metric::ElboBpd)),
                 format_value(r.metric(Metric::Psnr)),
@@ -723,7 +739,11 @@ fn markdown_table(header: &[String], rows: &[Vec<String>]) -> String {
     let cell = |s: &str| s.replace('|', "\\|");
     let mut out = format!(
         "| {} |\n|{}\n",
-        header.iter().map(|h| cell(h)).collect::<Vec<_>>().join(" | "),
+        header
+            .iter()
+            .map(|h| cell(h))
+            .collect::<Vec<_>>()
+            .join(" | "),
         header.iter().map(|_| "---|").collect::<String>()
     );
     for row in rows {
@@ -814,10 +834,14 @@ pub fn render(agg: &Aggregate, description: Option<&str>) -> Result<ReportFiles,
         }
     }
 
-    let readings: Vec<String> = tables
-        .differences
+    let readings: Vec<String> = READING_METRICS
         .iter()
-        .filter(|d| READING_METRICS.contains(&d.metric))
+        .flat_map(|&metric| {
+            tables
+                .differences
+                .iter()
+                .filter(move |d| d.metric == metric)
+        })
         .map(|d| reading(agg, d))
         .collect();
     let (comparison_header, comparison_rows) = comparison_table_cells(agg);
@@ -882,7 +906,10 @@ pub fn render(agg: &Aggregate, description: Option<&str>) -> Result<ReportFiles,
         "## Paired differences against the baseline\n\nVariant minus baseline, matched by seed, with a 95% Student-t interval.\n\n{}",
         markdown_table(&difference_header, &difference_rows)
     );
-    let _ = writeln!(md, "## Likelihood and evaluation\n\n{likelihood}. {settings}\n");
+    let _ = writeln!(
+        md,
+        "## Likelihood and evaluation\n\n{likelihood}. {settings}\n"
+    );
     md.push_str("## Figures\n\n");
     for figure in &figures_out {
         let _ = writeln!(
@@ -895,18 +922,18 @@ pub fn render(agg: &Aggregate, description: Option<&str>) -> Result<ReportFiles,
     for visual in &visuals {
         let _ = writeln!(md, "### {}\n\n{}\n", visual.title, visual.caption);
         for (group, path, _, caption) in &visual.cells {
-            let _ = writeln!(md, "**{group}** ({caption})\n\n![{group}]({})\n", path.display());
+            let _ = writeln!(
+                md,
+                "**{group}** ({caption})\n\n![{group}]({})\n",
+                path.display()
+            );
         }
     }
     md.push_str("## Runs\n\n");
     md.push_str(&markdown_table(&runs_header, &runs_rows));
     md.push_str("\n### Loss per epoch, each run\n\n");
     for figure in &run_figures {
-        let _ = writeln!(
-            md,
-            "![{}](figures/{}.png)\n",
-            figure.title, figure.name
-        );
+        let _ = writeln!(md, "![{}](figures/{}.png)\n", figure.title, figure.name);
     }
 
     // HTML: the same content, every picture inlined.
@@ -945,9 +972,17 @@ pub fn render(agg: &Aggregate, description: Option<&str>) -> Result<ReportFiles,
         let _ = writeln!(html, "<li>{}</li>", escape(line));
     }
     html.push_str("</ul>\n<h2>Comparison</h2>\n<p>Mean ± standard deviation over seeds; n counts finished runs.</p>\n");
-    html.push_str(&html_table("comparison", &comparison_header, &comparison_rows));
+    html.push_str(&html_table(
+        "comparison",
+        &comparison_header,
+        &comparison_rows,
+    ));
     html.push_str("<h2>Paired differences against the baseline</h2>\n<p>Variant minus baseline, matched by seed, with a 95% Student-t interval.</p>\n");
-    html.push_str(&html_table("differences", &difference_header, &difference_rows));
+    html.push_str(&html_table(
+        "differences",
+        &difference_header,
+        &difference_rows,
+    ));
     let _ = writeln!(
         html,
         "<h2>Likelihood and evaluation</h2>\n<p>{}. {}</p>",
@@ -1036,7 +1071,10 @@ mod tests {
 
     #[test]
     fn slugs_and_escapes() {
-        assert_eq!(slug("plain/latent_dim=64/seed=0"), "plain-latent_dim-64-seed-0");
+        assert_eq!(
+            slug("plain/latent_dim=64/seed=0"),
+            "plain-latent_dim-64-seed-0"
+        );
         assert_eq!(slug("///"), "all");
         assert_eq!(escape("a<b & \"c\">"), "a&lt;b &amp; &quot;c&quot;&gt;");
     }

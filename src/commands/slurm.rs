@@ -1,0 +1,60 @@
+//! `vaelab slurm SPEC`: a Slurm job array over the runs that are not done, written into the
+//! run store (script, manifest, logs) and, with `--submit`, handed to sbatch.
+use anyhow::{Context, Result};
+
+use crate::cli::SlurmArgs;
+use vaelab::progress::Reporter;
+use vaelab::slurm::{self, SlurmOptions};
+use vaelab::store::RunStore;
+use vaelab::{plan, spec};
+
+pub fn execute(args: &SlurmArgs, store: &RunStore, reporter: &dyn Reporter) -> Result<()> {
+    let loaded = spec::load(&args.spec)?;
+    let plan = plan::plan(&loaded)?;
+    for warning in &plan.warnings {
+        reporter.warn(warning);
+    }
+    let selected = super::select(&plan.runs, &args.only)?;
+    let options = SlurmOptions {
+        partition: args.partition.clone(),
+        time: args.time.clone(),
+        gpus_per_task: args.gpus_per_task,
+        cpus_per_task: args.cpus_per_task,
+        mem: args.mem.clone(),
+        max_parallel: args.max_parallel,
+        extra: args.extra.clone(),
+        warning_seconds: args.warning_seconds,
+    };
+    let vaelab = std::env::current_exe().context("cannot locate the vaelab binary")?;
+    let prepared = slurm::prepare(store, &plan, &selected, &args.spec, &vaelab, &options).map_err(
+        |e| match e {
+            slurm::SlurmError::Option { .. } => super::usage(e.to_string()),
+            other => other.into(),
+        },
+    )?;
+    let Some(mut job) = prepared else {
+        reporter.note(&format!(
+            "{}: every selected run is done; nothing to submit",
+            plan.experiment
+        ));
+        return Ok(());
+    };
+    reporter.note(&format!(
+        "{}: {} array tasks for the runs not yet done; script {}, manifest {}",
+        plan.experiment,
+        job.manifest.tasks.len(),
+        job.script.display(),
+        job.manifest_path.display()
+    ));
+    if args.submit {
+        let job_id = slurm::submit(&mut job)?;
+        reporter.note(&format!(
+            "submitted job array {job_id}; logs in {}; `vaelab status` shows each run's task",
+            job.dir.join("logs").display()
+        ));
+        println!("{job_id}");
+    } else {
+        println!("{}", job.script.display());
+    }
+    Ok(())
+}
