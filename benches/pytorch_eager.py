@@ -1,0 +1,104 @@
+"""PyTorch eager baseline for `vaelab bench`: the same seed model, loss, optimizer and timing
+(forward, backward and Adam on random inputs in [0, 1], median of the timed steps).
+
+Usage (with the torch vaelab installs: `source scripts/libtorch-env.sh` sets the python):
+  $VAELAB_TORCH_PYTHON benches/pytorch_eager.py --model residual --image-size 64 \
+      --batch-size 64 [--precision fp32|bf16] [--device cpu|cuda] [--dataloader]
+
+--dataloader feeds the steps from a uint8 TensorDataset through a DataLoader (shuffled,
+converted to float per batch), as a PyTorch training script would.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures"))
+from seed_model import VAE  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", choices=["residual", "plain"], default="residual")
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--latent-dim", type=int, default=128)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dataloader", action="store_true")
+    parser.add_argument("--images", type=int, default=4096)
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = VAE(args.model == "residual", args.image_size, args.latent_dim).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    size = args.image_size
+    fixed = torch.rand(args.batch_size, 3, size, size, device=device)
+
+    def batches():
+        if not args.dataloader:
+            while True:
+                yield fixed
+        data = torch.randint(0, 256, (args.images, 3, size, size), dtype=torch.uint8)
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(data),
+            batch_size=args.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=min(4, os.cpu_count() or 1) if device.type == "cuda" else 0,
+            pin_memory=device.type == "cuda",
+        )
+        while True:
+            for (x,) in loader:
+                yield x.to(device, non_blocking=True).float() / 255.0
+
+    source = batches()
+
+    def step():
+        x = next(source)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+            mu, logvar = model.encoder(x)
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+            recon = model.decoder(z)
+        recon, mu, logvar = recon.float(), mu.float(), logvar.float()
+        sse = (recon - x).pow(2).sum(dim=(1, 2, 3))
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum(dim=1)
+        loss = (sse + kl).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    for _ in range(args.warmup):
+        step()
+    times = []
+    for _ in range(args.steps):
+        started = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - started)
+    median = statistics.median(times)
+    result = {
+        "framework": f"pytorch {torch.__version__} eager",
+        "model": args.model,
+        "image_size": size,
+        "batch_size": args.batch_size,
+        "precision": args.precision,
+        "device": str(device),
+        "dataloader": args.dataloader,
+        "threads": torch.get_num_threads(),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "median_step_seconds": median,
+        "median_images_per_second": args.batch_size / median,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
