@@ -216,13 +216,14 @@ pub fn script(
         lines.push(format!("  {}  # {}: {}", task.id, task.index, task.label));
     }
     lines.push(")".into());
+    // `${a[@]+"${a[@]}"}`: an empty array under `set -u` in bash before 4.4 too.
     lines.push("threads=()".into());
     lines.push(
         "if [ -n \"${SLURM_CPUS_PER_TASK:-}\" ]; then threads=(--threads \"$SLURM_CPUS_PER_TASK\"); fi"
             .into(),
     );
     lines.push(format!(
-        "exec {} --runs-dir {} run {} --only \"${{runs[$SLURM_ARRAY_TASK_ID]}}\" --slurm-requeue \"${{threads[@]}}\"",
+        "exec {} --runs-dir {} run {} --only \"${{runs[$SLURM_ARRAY_TASK_ID]}}\" --slurm-requeue ${{threads[@]+\"${{threads[@]}}\"}}",
         shell_quote(&vaelab.display().to_string()),
         shell_quote(&manifest.runs_dir.display().to_string()),
         shell_quote(&manifest.spec.display().to_string()),
