@@ -88,9 +88,7 @@ pub fn run(config: &BenchConfig) -> BenchResult {
         let eps = Tensor::randn([config.batch_size, vae.latent_dim()], (Kind::Float, device));
         let (recon, mu, logvar) = vae.forward_with_noise(&x, &eps);
         let terms = model::vae_loss(&recon, &x, &mu, &logvar, 1.0);
-        optimizer.zero_grad();
-        terms.loss.backward();
-        optimizer.step();
+        optimizer.minimize(&terms.loss);
         // Reading the loss waits for the device, so each timing covers the whole step.
         terms.loss.double_value(&[])
     };
@@ -168,9 +166,7 @@ fn epoch_seconds(images: &Tensor, config: &BenchConfig) -> f64 {
         let eps = Tensor::randn([len, vae.latent_dim()], (Kind::Float, device));
         let (recon, mu, logvar) = vae.forward_with_noise(&x, &eps);
         let terms = model::vae_loss(&recon, &x, &mu, &logvar, 1.0);
-        optimizer.zero_grad();
-        terms.loss.backward();
-        optimizer.step();
+        optimizer.minimize(&terms.loss);
     }
     let _ = optimizer.step_count();
     started.elapsed().as_secs_f64()

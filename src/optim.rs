@@ -80,7 +80,28 @@ impl Adam {
         }
     }
 
+    /// Backpropagates `loss` and takes one step. The gradients come back as fresh tensors
+    /// instead of being accumulated into zeroed `.grad` buffers (PyTorch's
+    /// `zero_grad(set_to_none=True)`): the same values, without a zeroing pass and an
+    /// accumulation pass over every parameter.
+    pub fn minimize(&mut self, loss: &Tensor) {
+        let params: Vec<Tensor> = self
+            .params
+            .values()
+            .map(|s| s.param.shallow_clone())
+            .collect();
+        let grads = Tensor::run_backward(&[loss], &params, false, false);
+        self.update(&grads);
+    }
+
+    /// One step from the gradients accumulated in the parameters' `.grad`.
     pub fn step(&mut self) {
+        let grads: Vec<Tensor> = self.params.values().map(|s| s.param.grad()).collect();
+        self.update(&grads);
+    }
+
+    /// One step with `grads`, in the order of `self.params`.
+    fn update(&mut self, grads: &[Tensor]) {
         self.step += 1;
         let AdamConfig {
             lr,
@@ -92,12 +113,11 @@ impl Adam {
         let bias_correction2_sqrt = (1.0 - beta2.powi(self.step as i32)).sqrt();
         let step_size = lr / bias_correction1;
         tch::no_grad(|| {
-            for state in self.params.values_mut() {
-                let grad = state.param.grad();
+            for (state, grad) in self.params.values_mut().zip(grads) {
                 if !grad.defined() {
                     continue;
                 }
-                let _ = state.exp_avg.lerp_(&grad, 1.0 - beta1);
+                let _ = state.exp_avg.lerp_(grad, 1.0 - beta1);
                 let _ = state.exp_avg_sq.g_mul_scalar_(beta2);
                 let _ = state.exp_avg_sq.g_add_(&(grad.square() * (1.0 - beta2)));
                 let denom = state.exp_avg_sq.sqrt() / bias_correction2_sqrt + eps;
@@ -187,6 +207,22 @@ mod tests {
         beta2: 0.999,
         eps: 1e-8,
     };
+
+    #[test]
+    fn minimize_takes_the_same_steps_as_backward_and_step() {
+        let (vs_a, vs_b) = (one_param_store(3.0), one_param_store(3.0));
+        let (mut a, mut b) = (Adam::new(&vs_a, CONFIG), Adam::new(&vs_b, CONFIG));
+        minimise_square(&mut a, &vs_a, 5);
+        let w = vs_b.variables()["w"].shallow_clone();
+        for _ in 0..5 {
+            b.minimize(&(&w * &w).sum(Kind::Float));
+        }
+        assert_eq!(
+            vs_a.variables()["w"].double_value(&[0]).to_bits(),
+            w.double_value(&[0]).to_bits()
+        );
+        assert_eq!(b.step_count(), 5);
+    }
 
     fn minimise_square(opt: &mut Adam, vs: &nn::VarStore, steps: usize) {
         let w = vs.variables()["w"].shallow_clone();

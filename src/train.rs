@@ -487,9 +487,7 @@ impl<'a> Trainer<'a> {
             let eps = Tensor::randn([len, latent], (Kind::Float, device));
             let (recon, mu, logvar) = self.model.forward_with_noise(&x, &eps);
             let terms = model::vae_loss(&recon, &x, &mu, &logvar, beta);
-            self.optimizer.zero_grad();
-            terms.loss.backward();
-            self.optimizer.step();
+            self.optimizer.minimize(&terms.loss);
             let batch_terms = Tensor::stack(&[&terms.loss, &terms.recon, &terms.kl], 0)
                 .detach()
                 .to_kind(Kind::Double);
