@@ -780,6 +780,18 @@ fn data_uri(png: &[u8]) -> String {
     )
 }
 
+/// A figure inlined as PNG, with `heading` (HTML) before its caption and a link to its SVG.
+fn html_figure(figure: &Figure, heading: &str) -> String {
+    format!(
+        "<figure id=\"{}\"><img src=\"{}\" alt=\"{}\"><figcaption>{heading} {} <a href=\"figures/{}.svg\">SVG</a></figcaption></figure>\n",
+        figure.name,
+        data_uri(&figure.png),
+        escape(&figure.title),
+        escape(&figure.caption),
+        figure.name
+    )
+}
+
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1320px;padding:0 1rem;color:#1a1a1a;line-height:1.45}\
 h1{margin-bottom:.2rem}h2{margin-top:2.4rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}\
 table{border-collapse:collapse;margin:1rem 0;font-size:.88rem;display:block;overflow-x:auto}\
@@ -849,6 +861,11 @@ pub fn render(agg: &Aggregate, description: Option<&str>) -> Result<ReportFiles,
     let (runs_header, runs_rows) = runs_table_cells(agg);
     let left_out = agg.left_out();
     let finished = agg.runs.len() - left_out.len();
+    let incomplete = left_out
+        .iter()
+        .map(|r| format!("{} ({})", r.planned.label, r.status()))
+        .collect::<Vec<_>>()
+        .join(", ");
     let generated = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
     let likelihood = evaluation::LIKELIHOOD;
     let settings = agg
@@ -881,12 +898,7 @@ pub fn render(agg: &Aggregate, description: Option<&str>) -> Result<ReportFiles,
     if !left_out.is_empty() {
         let _ = writeln!(
             md,
-            "> **Incomplete:** {} — these are left out of the comparison.\n",
-            left_out
-                .iter()
-                .map(|r| format!("{} ({})", r.planned.label, r.status()))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "> **Incomplete:** {incomplete} — these are left out of the comparison.\n"
         );
     }
     md.push_str("## Answer\n\n");
@@ -955,13 +967,7 @@ pub fn render(agg: &Aggregate, description: Option<&str>) -> Result<ReportFiles,
         let _ = writeln!(
             html,
             "<p class=\"note\" id=\"incomplete\"><strong>Incomplete:</strong> {} — these are left out of the comparison.</p>",
-            escape(
-                &left_out
-                    .iter()
-                    .map(|r| format!("{} ({})", r.planned.label, r.status()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            escape(&incomplete)
         );
     }
     html.push_str("<h2>Answer</h2>\n<ul class=\"readings\">\n");
@@ -991,16 +997,10 @@ pub fn render(agg: &Aggregate, description: Option<&str>) -> Result<ReportFiles,
     );
     html.push_str("<h2>Figures</h2>\n");
     for figure in &figures_out {
-        let _ = writeln!(
-            html,
-            "<figure id=\"{}\"><img src=\"{}\" alt=\"{}\"><figcaption><strong>{}.</strong> {} <a href=\"figures/{}.svg\">SVG</a></figcaption></figure>",
-            figure.name,
-            data_uri(&figure.png),
-            escape(&figure.title),
-            escape(&figure.title),
-            escape(&figure.caption),
-            figure.name
-        );
+        html.push_str(&html_figure(
+            figure,
+            &format!("<strong>{}.</strong>", escape(&figure.title)),
+        ));
     }
     html.push_str("<h2>Visuals</h2>\n");
     for visual in &visuals {
@@ -1027,16 +1027,7 @@ pub fn render(agg: &Aggregate, description: Option<&str>) -> Result<ReportFiles,
     html.push_str(&html_table("runs", &runs_header, &runs_rows));
     html.push_str("<h3>Loss per epoch, each run</h3>\n");
     for figure in &run_figures {
-        let _ = writeln!(
-            html,
-            "<figure id=\"{}\"><img src=\"{}\" alt=\"{}\"><figcaption>{} {} <a href=\"figures/{}.svg\">SVG</a></figcaption></figure>",
-            figure.name,
-            data_uri(&figure.png),
-            escape(&figure.title),
-            escape(&figure.title),
-            escape(&figure.caption),
-            figure.name
-        );
+        html.push_str(&html_figure(figure, &escape(&figure.title)));
     }
     html.push_str("</body>\n</html>\n");
 
