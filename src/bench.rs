@@ -4,8 +4,8 @@ use std::time::Instant;
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
-use crate::config::ModelConfig;
-use crate::model;
+use crate::config::{ModelConfig, Precision};
+use crate::model::{self, Compute};
 use crate::optim::{Adam, AdamConfig};
 
 #[derive(Debug, Clone)]
@@ -16,6 +16,11 @@ pub struct BenchConfig {
     pub warmup: usize,
     pub steps: usize,
     pub device: Device,
+    pub compute: Compute,
+    /// On CUDA: let cuDNN time its convolution algorithms for these shapes (training does).
+    pub cudnn_benchmark: bool,
+    /// Also time one full epoch over this many uint8 images resident on the device.
+    pub epoch_images: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -23,12 +28,25 @@ pub struct BenchResult {
     pub residual: bool,
     pub image_size: i64,
     pub batch_size: i64,
+    pub precision: Precision,
+    pub channels_last: bool,
     pub device: String,
+    pub cudnn_benchmark: bool,
     pub threads: i32,
     pub parameters: i64,
     pub median_step_seconds: f64,
     pub median_images_per_second: f64,
     pub step_seconds: Vec<f64>,
+    pub epoch: Option<EpochBenchResult>,
+}
+
+/// One epoch as training runs it: shuffled gathers from the uint8 dataset on the device,
+/// conversion to [0, 1], forward, backward and Adam, a host read at the end.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochBenchResult {
+    pub images: usize,
+    pub seconds: f64,
+    pub images_per_second: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -64,7 +82,11 @@ pub fn plan_speed(runs: usize) -> Result<PlanBenchResult, crate::spec::SpecError
 
 /// The benchmarked model with PyTorch's default Adam settings, initialised from seed 0.
 fn bench_model(config: &BenchConfig) -> (tch::nn::VarStore, model::Vae, Adam) {
-    let (vs, vae) = model::build(&config.model, config.image_size, config.device, 0);
+    if config.device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(config.cudnn_benchmark);
+    }
+    let (vs, mut vae) = model::build(&config.model, config.image_size, config.device, 0);
+    vae.set_compute(config.compute);
     let optimizer = Adam::new(
         &vs,
         AdamConfig {
@@ -77,6 +99,15 @@ fn bench_model(config: &BenchConfig) -> (tch::nn::VarStore, model::Vae, Adam) {
     (vs, vae, optimizer)
 }
 
+/// One training step on `x`; returns the loss, still on the device.
+fn train_step(vae: &model::Vae, optimizer: &mut Adam, x: &Tensor) -> Tensor {
+    let eps = Tensor::randn([x.size()[0], vae.latent_dim()], (Kind::Float, x.device()));
+    let (recon, mu, logvar) = vae.forward_with_noise(x, &eps);
+    let terms = model::vae_loss(&recon, x, &mu, &logvar, 1.0);
+    optimizer.minimize(&terms.loss);
+    terms.loss
+}
+
 pub fn run(config: &BenchConfig) -> BenchResult {
     let device = config.device;
     let (vs, vae, mut optimizer) = bench_model(config);
@@ -84,14 +115,8 @@ pub fn run(config: &BenchConfig) -> BenchResult {
         [config.batch_size, 3, config.image_size, config.image_size],
         (Kind::Float, device),
     );
-    let mut step = || {
-        let eps = Tensor::randn([config.batch_size, vae.latent_dim()], (Kind::Float, device));
-        let (recon, mu, logvar) = vae.forward_with_noise(&x, &eps);
-        let terms = model::vae_loss(&recon, &x, &mu, &logvar, 1.0);
-        optimizer.minimize(&terms.loss);
-        // Reading the loss waits for the device, so each timing covers the whole step.
-        terms.loss.double_value(&[])
-    };
+    // Reading the loss waits for the device, so each timing covers the whole step.
+    let mut step = || train_step(&vae, &mut optimizer, &x).double_value(&[]);
     for _ in 0..config.warmup {
         step();
     }
@@ -105,16 +130,34 @@ pub fn run(config: &BenchConfig) -> BenchResult {
     let step_seconds = times.clone();
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
+    let epoch = config.epoch_images.map(|images| {
+        tch::manual_seed(1);
+        let dataset = Tensor::randint(
+            256,
+            [images as i64, 3, config.image_size, config.image_size],
+            (Kind::Uint8, device),
+        );
+        let seconds = epoch_seconds(&dataset, config);
+        EpochBenchResult {
+            images,
+            seconds,
+            images_per_second: images as f64 / seconds,
+        }
+    });
     BenchResult {
         residual: config.model.residual,
         image_size: config.image_size,
         batch_size: config.batch_size,
+        precision: config.compute.precision,
+        channels_last: config.compute.channels_last,
         device: crate::train::device_name(device),
+        cudnn_benchmark: device.is_cuda() && config.cudnn_benchmark,
         threads: tch::get_num_threads(),
         parameters: model::parameter_count(&vs),
         median_step_seconds: median,
         median_images_per_second: config.batch_size as f64 / median,
         step_seconds,
+        epoch,
     }
 }
 
@@ -152,6 +195,8 @@ pub struct DataBenchResult {
     pub cached_overhead_percent: f64,
 }
 
+/// Seconds for one epoch over `images` (uint8, NCHW) after `config.warmup` untimed steps,
+/// ending with a host read of the last loss so that device work is inside the timing.
 fn epoch_seconds(images: &Tensor, config: &BenchConfig) -> f64 {
     let device = config.device;
     let (_vs, vae, mut optimizer) = bench_model(config);
@@ -159,16 +204,21 @@ fn epoch_seconds(images: &Tensor, config: &BenchConfig) -> f64 {
     let order =
         Tensor::from_slice(&crate::rng::epoch_permutation(0, 1, n as usize)).to_device(device);
     let images = images.to_device(device);
-    let started = Instant::now();
-    for start in (0..n).step_by(config.batch_size as usize) {
+    let batch = |start: i64| {
         let len = config.batch_size.min(n - start);
-        let x = crate::data::to_unit_float(&images.index_select(0, &order.narrow(0, start, len)));
-        let eps = Tensor::randn([len, vae.latent_dim()], (Kind::Float, device));
-        let (recon, mu, logvar) = vae.forward_with_noise(&x, &eps);
-        let terms = model::vae_loss(&recon, &x, &mu, &logvar, 1.0);
-        optimizer.minimize(&terms.loss);
+        crate::data::to_unit_float(&images.index_select(0, &order.narrow(0, start, len)))
+    };
+    for _ in 0..config.warmup {
+        train_step(&vae, &mut optimizer, &batch(0)).double_value(&[]);
     }
-    let _ = optimizer.step_count();
+    let started = Instant::now();
+    let mut last = None;
+    for start in (0..n).step_by(config.batch_size as usize) {
+        last = Some(train_step(&vae, &mut optimizer, &batch(start)));
+    }
+    if let Some(loss) = last {
+        loss.double_value(&[]);
+    }
     started.elapsed().as_secs_f64()
 }
 

@@ -149,6 +149,12 @@ pub struct InfoArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PrecisionChoice {
+    Fp32,
+    Bf16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ModelChoice {
     Residual,
     Plain,
@@ -164,6 +170,19 @@ pub struct BenchArgs {
     pub batch_size: i64,
     #[arg(long, default_value_t = 128)]
     pub latent_dim: usize,
+    /// Arithmetic of the forward and backward passes (weights and Adam stay fp32).
+    #[arg(long, value_enum, default_value_t = PrecisionChoice::Fp32)]
+    pub precision: PrecisionChoice,
+    /// Activations and convolution weights in NHWC memory layout.
+    #[arg(long)]
+    pub channels_last: bool,
+    /// On CUDA, keep cuDNN's default algorithm choice instead of timing them (training times them).
+    #[arg(long)]
+    pub no_cudnn_benchmark: bool,
+    /// Also time one full epoch over this many images held on the device as uint8, as
+    /// training holds a decoded dataset (CelebA's training split is 162770).
+    #[arg(long)]
+    pub epoch_images: Option<usize>,
     /// Untimed steps first (allocator, kernel selection).
     #[arg(long, default_value_t = 3)]
     pub warmup: usize,

@@ -37,6 +37,29 @@ pub enum EvalSplit {
     Test,
 }
 
+/// The arithmetic of training's forward and backward passes. Weights, optimizer state and
+/// the loss stay fp32 either way; bf16 runs convolutions and linear layers in bfloat16.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    Bf16,
+}
+
+impl Precision {
+    pub fn is_fp32(&self) -> bool {
+        *self == Self::Fp32
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fp32 => "fp32",
+            Self::Bf16 => "bf16",
+        }
+    }
+}
+
 fn is_false(value: &bool) -> bool {
     !*value
 }
@@ -96,6 +119,10 @@ pub struct TrainConfig {
     pub adam_beta1: f64,
     pub adam_beta2: f64,
     pub adam_eps: f64,
+    /// Identity: bf16 learns different weights. Left out when fp32, so the ids of runs
+    /// made before precision existed stay theirs.
+    #[serde(default, skip_serializing_if = "Precision::is_fp32")]
+    pub precision: Precision,
 }
 
 /// What the end-of-run evaluation computes: measurement, not identity (changing it
@@ -237,6 +264,7 @@ pub(crate) mod tests {
                 adam_beta1: 0.9,
                 adam_beta2: 0.999,
                 adam_eps: 1e-8,
+                precision: Precision::Fp32,
             },
             eval: EvalConfig::default(),
         }
@@ -265,6 +293,20 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn bf16_is_identity_and_fp32_keeps_the_old_ids() {
+        let mut bf16 = tiny_config();
+        bf16.train.precision = Precision::Bf16;
+        assert_ne!(bf16.id(), tiny_config().id());
+        assert!(bf16.canonical_identity().contains(r#""precision":"bf16""#));
+        // A config.yaml written before precision existed reads back as fp32.
+        let old = serde_yaml::to_string(&tiny_config()).unwrap();
+        assert!(!old.contains("precision"));
+        let read: RunConfig = serde_yaml::from_str(&old).unwrap();
+        assert_eq!(read.train.precision, Precision::Fp32);
+        assert_eq!(read.id().full(), PINNED_TINY_ID);
+    }
+
+    #[test]
     fn epochs_are_budget_not_identity() {
         let mut longer = tiny_config();
         longer.train.epochs = 50;
@@ -289,6 +331,9 @@ pub(crate) mod tests {
         changes.push(c);
         let mut c = tiny_config();
         c.model.channels = vec![8, 32];
+        changes.push(c);
+        let mut c = tiny_config();
+        c.train.precision = Precision::Bf16;
         changes.push(c);
         for changed in changes {
             assert_ne!(changed.id(), base, "{}", changed.canonical_identity());

@@ -42,6 +42,13 @@ fn cuda_device_names() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Whether this CPU has bf16 arithmetic units (without them libtorch emulates bf16 slowly).
+pub fn cpu_has_bf16() -> bool {
+    cpu_flags()
+        .iter()
+        .any(|f| f == "avx512_bf16" || f == "amx_bf16")
+}
+
 pub fn collect() -> SystemInfo {
     let flags = cpu_flags();
     let count = tch::Cuda::device_count();

@@ -8,7 +8,7 @@ use std::path::Path;
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, Precision};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -19,6 +19,98 @@ pub enum ModelError {
     #[error("{path}: cannot write model weights: {source}")]
     Save { path: String, source: tch::TchError },
 }
+
+/// How a forward pass computes: the kind convolutions and linear layers run in, and the
+/// memory layout of 4-d tensors. Weights stay fp32 (the master copy the optimizer updates)
+/// and are cast at each use, so their gradients arrive in fp32 through the cast: autocast's
+/// policy, written out because tch exposes autocast for CUDA fp16 only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compute {
+    pub precision: Precision,
+    /// NHWC strides for activations and convolution weights (cuDNN's native layout).
+    pub channels_last: bool,
+}
+
+impl Default for Compute {
+    fn default() -> Self {
+        Self {
+            precision: Precision::Fp32,
+            channels_last: false,
+        }
+    }
+}
+
+impl Compute {
+    fn kind(self) -> Kind {
+        match self.precision {
+            Precision::Fp32 => Kind::Float,
+            Precision::Bf16 => Kind::BFloat16,
+        }
+    }
+
+    /// True when layers may run as tch builds them (fp32, NCHW).
+    fn is_plain(self) -> bool {
+        self == Self::default()
+    }
+
+    /// An activation or weight in the compute kind and layout.
+    fn cast(self, t: &Tensor) -> Tensor {
+        let t = if t.kind() == self.kind() {
+            t.shallow_clone()
+        } else {
+            t.to_kind(self.kind())
+        };
+        if self.channels_last && t.dim() == 4 {
+            t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+        } else {
+            t
+        }
+    }
+
+    fn bias(self, bias: &Option<Tensor>) -> Option<Tensor> {
+        bias.as_ref().map(|b| b.to_kind(self.kind()))
+    }
+
+    fn conv(self, x: &Tensor, layer: &nn::Conv2D, stride: i64, padding: i64) -> Tensor {
+        if self.is_plain() {
+            return x.apply(layer);
+        }
+        x.conv2d(
+            &self.cast(&layer.ws),
+            self.bias(&layer.bs),
+            [stride; 2],
+            [padding; 2],
+            [1; 2],
+            1,
+        )
+    }
+
+    fn conv_transpose(self, x: &Tensor, layer: &nn::ConvTranspose2D) -> Tensor {
+        if self.is_plain() {
+            return x.apply(layer);
+        }
+        x.conv_transpose2d(
+            &self.cast(&layer.ws),
+            self.bias(&layer.bs),
+            [UP_STRIDE; 2],
+            [UP_PADDING; 2],
+            [0; 2],
+            1,
+            [1; 2],
+        )
+    }
+
+    fn linear(self, x: &Tensor, layer: &nn::Linear) -> Tensor {
+        if self.is_plain() {
+            return x.apply(layer);
+        }
+        x.linear(&self.cast(&layer.ws), self.bias(&layer.bs))
+    }
+}
+
+const DOWN_STRIDE: i64 = 2;
+const UP_STRIDE: i64 = 2;
+const UP_PADDING: i64 = 1;
 
 /// `conv3x3 → ReLU → conv3x3`, output `relu(x + block(x))`, as in the seed.
 #[derive(Debug)]
@@ -40,8 +132,9 @@ impl ResidualBlock {
         }
     }
 
-    fn forward(&self, x: &Tensor) -> Tensor {
-        (x + x.apply(&self.first).relu().apply(&self.second)).relu()
+    fn forward(&self, x: &Tensor, compute: Compute) -> Tensor {
+        let inner = compute.conv(x, &self.first, 1, 1).relu();
+        (x + compute.conv(&inner, &self.second, 1, 1)).relu()
     }
 }
 
@@ -70,6 +163,7 @@ pub struct Vae {
     bottleneck_channels: i64,
     bottleneck_size: i64,
     latent_dim: i64,
+    compute: Compute,
 }
 
 /// Per-image loss terms of one batch, each a scalar tensor averaged over the batch.
@@ -85,13 +179,13 @@ impl Vae {
         let channels: Vec<i64> = config.channels.iter().map(|&c| c as i64).collect();
         let stages_per_block = if config.residual { 3 } else { 2 };
         let down_config = nn::ConvConfig {
-            stride: 2,
+            stride: DOWN_STRIDE,
             padding: 1,
             ..Default::default()
         };
         let up_config = nn::ConvTransposeConfig {
-            stride: 2,
-            padding: 1,
+            stride: UP_STRIDE,
+            padding: UP_PADDING,
             ..Default::default()
         };
 
@@ -142,7 +236,17 @@ impl Vae {
             bottleneck_channels,
             bottleneck_size,
             latent_dim: latent,
+            compute: Compute::default(),
         }
+    }
+
+    /// Sets how later forward passes compute; outputs are fp32 either way.
+    pub fn set_compute(&mut self, compute: Compute) {
+        self.compute = compute;
+    }
+
+    pub fn compute(&self) -> Compute {
+        self.compute
     }
 
     pub fn latent_dim(&self) -> i64 {
@@ -151,31 +255,43 @@ impl Vae {
 
     /// Returns (mu, logvar) for images in [0, 1].
     pub fn encode(&self, x: &Tensor) -> (Tensor, Tensor) {
-        let mut h = x.shallow_clone();
+        let compute = self.compute;
+        let mut h = compute.cast(x);
         for stage in &self.down {
-            h = h.apply(&stage.conv).relu();
+            h = compute.conv(&h, &stage.conv, DOWN_STRIDE, 1).relu();
             if let Some(block) = &stage.residual {
-                h = block.forward(&h);
+                h = block.forward(&h, compute);
             }
         }
         let h = h.flatten(1, -1);
-        (h.apply(&self.fc_mu), h.apply(&self.fc_logvar))
+        let mu = compute.linear(&h, &self.fc_mu);
+        let logvar = compute.linear(&h, &self.fc_logvar);
+        (mu.to_kind(Kind::Float), logvar.to_kind(Kind::Float))
     }
 
     pub fn decode(&self, z: &Tensor) -> Tensor {
-        let mut h = z.apply(&self.decoder_fc).view([
+        let compute = self.compute;
+        let z = compute.cast(z);
+        let mut h = compute.linear(&z, &self.decoder_fc).view([
             -1,
             self.bottleneck_channels,
             self.bottleneck_size,
             self.bottleneck_size,
         ]);
+        if compute.channels_last {
+            h = compute.cast(&h);
+        }
         for stage in &self.up {
-            h = h.apply(&stage.deconv).relu();
+            h = compute.conv_transpose(&h, &stage.deconv).relu();
             if let Some(block) = &stage.residual {
-                h = block.forward(&h);
+                h = block.forward(&h, compute);
             }
         }
-        h.apply(&self.to_rgb).sigmoid()
+        // The sigmoid and the loss after it run in fp32, as autocast would have them.
+        compute
+            .conv_transpose(&h, &self.to_rgb)
+            .to_kind(Kind::Float)
+            .sigmoid()
     }
 
     /// Encodes, draws z with `eps` (standard normal, the caller owns randomness), decodes.
@@ -260,7 +376,7 @@ impl Module for Vae {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ModelConfig;
+    use crate::config::{ModelConfig, Precision};
 
     fn seed_config(residual: bool) -> ModelConfig {
         ModelConfig {
@@ -337,6 +453,87 @@ mod tests {
         assert!((terms.recon.double_value(&[]) - 3.0).abs() < 1e-6);
         assert!((terms.kl.double_value(&[]) - 1.25).abs() < 1e-6);
         assert!((terms.loss.double_value(&[]) - 8.0).abs() < 1e-6);
+    }
+
+    /// Loss and every weight's gradient of one step on fixed inputs, computed as `compute` says.
+    fn loss_and_gradients(compute: Compute) -> (f64, Vec<(String, Tensor)>) {
+        let config = ModelConfig {
+            residual: true,
+            latent_dim: 8,
+            channels: vec![8, 16],
+        };
+        let (vs, mut model) = build(&config, 16, Device::Cpu, 3);
+        model.set_compute(compute);
+        tch::manual_seed(11);
+        let x = Tensor::rand([4, 3, 16, 16], (Kind::Float, Device::Cpu));
+        let eps = Tensor::randn([4, 8], (Kind::Float, Device::Cpu));
+        let (recon, mu, logvar) = model.forward_with_noise(&x, &eps);
+        for output in [&recon, &mu, &logvar] {
+            assert_eq!(
+                output.kind(),
+                Kind::Float,
+                "outputs are fp32 under {compute:?}"
+            );
+        }
+        let terms = vae_loss(&recon, &x, &mu, &logvar, 1.0);
+        terms.loss.backward();
+        let mut grads: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .map(|(name, w)| {
+                assert_eq!(w.kind(), Kind::Float, "{name}: master weights stay fp32");
+                let g = w.grad();
+                assert_eq!(g.kind(), Kind::Float, "{name}: gradients arrive in fp32");
+                (name, g)
+            })
+            .collect();
+        grads.sort_by(|a, b| a.0.cmp(&b.0));
+        (terms.loss.double_value(&[]), grads)
+    }
+
+    fn cosine(a: &Tensor, b: &Tensor) -> f64 {
+        let dot = (a * b).sum(Kind::Double).double_value(&[]);
+        dot / (a.norm().double_value(&[]) * b.norm().double_value(&[]))
+    }
+
+    #[test]
+    fn bf16_computes_the_fp32_loss_and_gradients_to_bf16_accuracy() {
+        let (loss32, grads32) = loss_and_gradients(Compute::default());
+        let (loss16, grads16) = loss_and_gradients(Compute {
+            precision: Precision::Bf16,
+            channels_last: false,
+        });
+        // bf16 keeps 8 significant bits: about 0.4% per rounding.
+        assert!(
+            ((loss16 - loss32) / loss32).abs() < 0.01,
+            "bf16 loss {loss16} vs fp32 {loss32}"
+        );
+        assert_ne!(loss16, loss32, "bf16 must actually compute in bf16");
+        for ((name, g32), (_, g16)) in grads32.iter().zip(&grads16) {
+            let similarity = cosine(g32, g16);
+            assert!(similarity > 0.98, "{name}: gradient cosine {similarity}");
+        }
+    }
+
+    #[test]
+    fn channels_last_computes_the_same_model() {
+        let (loss, grads) = loss_and_gradients(Compute::default());
+        let (loss_nhwc, grads_nhwc) = loss_and_gradients(Compute {
+            precision: Precision::Fp32,
+            channels_last: true,
+        });
+        assert!(
+            ((loss_nhwc - loss) / loss).abs() < 1e-5,
+            "{loss_nhwc} vs {loss}"
+        );
+        for ((name, a), (_, b)) in grads.iter().zip(&grads_nhwc) {
+            let scale = a.abs().max().double_value(&[]).max(1e-12);
+            let diff = (a - b).abs().max().double_value(&[]);
+            assert!(
+                diff <= 1e-4 * scale,
+                "{name}: max difference {diff} of {scale}"
+            );
+        }
     }
 
     #[test]

@@ -170,6 +170,7 @@ pub fn resolve(loaded: &LoadedSpec) -> Result<RunConfig, SpecError> {
             "a positive number",
             |v| v > 0.0,
         )?,
+        precision: t.precision.unwrap_or_default(),
     };
     let defaults = EvalConfig::default();
     let eval = EvalConfig {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::{DataSource, EvalSplit, ResizeFilter};
+use crate::config::{DataSource, EvalSplit, Precision, ResizeFilter};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{}{}: {field}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
@@ -54,6 +54,7 @@ pub struct TrainSpec {
     pub adam_beta1: Option<f64>,
     pub adam_beta2: Option<f64>,
     pub adam_eps: Option<f64>,
+    pub precision: Option<Precision>,
 }
 
 /// The end-of-run evaluation: measurement settings, never part of a run's identity.
@@ -99,7 +100,7 @@ pub struct ExperimentSpec {
 }
 
 /// Every field a grid axis or a variant may set.
-pub const OVERRIDABLE: [&str; 23] = [
+pub const OVERRIDABLE: [&str; 24] = [
     "seed",
     "data.source",
     "data.image_size",
@@ -123,6 +124,7 @@ pub const OVERRIDABLE: [&str; 23] = [
     "train.adam_beta1",
     "train.adam_beta2",
     "train.adam_eps",
+    "train.precision",
 ];
 
 /// " (did you mean `x`?)" when a known name is close to `unknown`.

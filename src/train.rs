@@ -12,7 +12,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor, nn};
 
-use crate::config::RunConfig;
+use crate::config::{Precision, RunConfig};
 use crate::data::{self, DataError, Dataset};
 use crate::evaluation::{self, EvalContext, EvalData, EvalError};
 use crate::images;
@@ -265,12 +265,26 @@ impl<'a> Trainer<'a> {
     ) -> Result<Self, TrainError> {
         let device = placement.device;
         let dataset: Dataset = data::load(&config.data, reporter)?;
-        let (mut vs, model) = model::build(
+        let (mut vs, mut model) = model::build(
             &config.model,
             config.data.image_size as i64,
             device,
             rng::torch_seed(config.seed, Stream::Init, &[]),
         );
+        let precision = config.train.precision;
+        model.set_compute(model::Compute {
+            precision,
+            channels_last: false,
+        });
+        if precision == Precision::Bf16 && device == Device::Cpu && !crate::info::cpu_has_bf16() {
+            reporter.warn(&format!(
+                "{label}: train.precision bf16 on a CPU without avx512_bf16 or amx_bf16 is emulated and many times slower than fp32; use fp32 here, or a GPU"
+            ));
+        }
+        if device.is_cuda() {
+            // Fixed shapes every step: let cuDNN time its algorithms once and keep the best.
+            tch::Cuda::cudnn_set_benchmark(true);
+        }
         let mut optimizer = Adam::new(&vs, config.adam());
         let (start, start_sums) = restore_checkpoint(run, &mut vs, &mut optimizer, reporter)?;
         let start_epoch = start.epoch;
@@ -390,7 +404,17 @@ impl<'a> Trainer<'a> {
         Ok(start_epoch)
     }
 
-    fn final_evaluation(&self, epoch: u32) -> Result<(), TrainError> {
+    /// Evaluates in fp32 whatever the training precision: the weights are fp32, and the
+    /// bounds in bits/dim are differences of large sums that bf16 would blur.
+    fn final_evaluation(&mut self, epoch: u32) -> Result<(), TrainError> {
+        let trained_with = self.model.compute();
+        self.model.set_compute(model::Compute::default());
+        let result = self.evaluate_final_weights(epoch);
+        self.model.set_compute(trained_with);
+        result
+    }
+
+    fn evaluate_final_weights(&self, epoch: u32) -> Result<(), TrainError> {
         let held_out = EvalData {
             images: &self.val_images,
             attributes: (!self.attribute_names.is_empty())

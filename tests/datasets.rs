@@ -327,19 +327,7 @@ fn the_data_benchmark_generates_a_celeba_tree_and_compares_cache_with_memory() {
     let ws = Workspace::new();
     let root = ws.path().join("gen");
     let out = ws
-        .vaelab(&[
-            "bench",
-            "--model",
-            "plain",
-            "--image-size",
-            "32",
-            "--batch-size",
-            "8",
-            "--latent-dim",
-            "8",
-            "--device",
-            "cpu",
-        ])
+        .tiny_bench(8)
         .args([
             "--data-dir",
             root.to_str().unwrap(),

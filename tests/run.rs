@@ -168,27 +168,48 @@ fn info_reports_versions_and_devices() {
 #[test]
 fn bench_prints_a_median_throughput() {
     let ws = Workspace::new();
-    ws.vaelab(&[
-        "bench",
-        "--model",
-        "plain",
-        "--image-size",
-        "32",
-        "--batch-size",
-        "4",
-        "--latent-dim",
-        "8",
-        "--warmup",
-        "1",
-        "--steps",
-        "3",
-        "--device",
-        "cpu",
-    ])
-    .assert()
-    .success()
-    .stdout(contains("plain 32x32 batch 4 on cpu"))
-    .stdout(contains("img/s"));
+    ws.tiny_bench(4)
+        .args(["--warmup", "1", "--steps", "3"])
+        .assert()
+        .success()
+        .stdout(contains("plain 32x32 batch 4 fp32 on cpu"))
+        .stdout(contains("img/s"));
+}
+
+#[test]
+fn bench_reports_precision_layout_and_a_full_epoch_as_json() {
+    let ws = Workspace::new();
+    let output = ws
+        .tiny_bench(4)
+        .args([
+            "--warmup",
+            "1",
+            "--steps",
+            "2",
+            "--precision",
+            "bf16",
+            "--channels-last",
+            "--epoch-images",
+            "10",
+            "--json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let result: serde_json::Value = serde_json::from_slice(&output).expect("bench --json");
+    assert_eq!(result["precision"], "bf16");
+    assert_eq!(result["channels_last"], true);
+    assert_eq!(result["device"], "cpu");
+    assert_eq!(result["cudnn_benchmark"], false);
+    assert_eq!(result["epoch"]["images"], 10);
+    let seconds = result["epoch"]["seconds"].as_f64().unwrap();
+    let rate = result["epoch"]["images_per_second"].as_f64().unwrap();
+    assert!(
+        seconds > 0.0 && (rate * seconds - 10.0).abs() < 1e-6,
+        "{result}"
+    );
 }
 
 #[test]
@@ -212,4 +233,69 @@ fn the_binary_links_libtorch_cuda_and_runs_without_ld_library_path() {
         .assert()
         .success()
         .stdout(contains("libtorch         2.11.0"));
+}
+
+#[test]
+fn bf16_is_its_own_run_and_learns_what_fp32_learns() {
+    let ws = Workspace::new();
+    let spec = ws.write(
+        "precision.yaml",
+        &tiny_spec("precision", 2).replace(
+            "name: precision\n",
+            "name: precision\ngrid:\n  train.precision: [fp32, bf16]\n",
+        ),
+    );
+    let assert = ws
+        .vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert_eq!(
+        stderr.contains("bf16 on a CPU without avx512_bf16 or amx_bf16"),
+        !vaelab::info::cpu_has_bf16(),
+        "{stderr}"
+    );
+    let mut final_val = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(ws.runs()).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.join("config.yaml").is_file() {
+            continue;
+        }
+        let config = std::fs::read_to_string(dir.join("config.yaml")).unwrap();
+        let precision = if config.contains("precision: bf16") {
+            "bf16"
+        } else {
+            assert!(!config.contains("precision"), "fp32 is left out: {config}");
+            "fp32"
+        };
+        assert_eq!(read_state(&dir)["status"], "done");
+        assert!(dir.join("evaluation.parquet").is_file());
+        let weights =
+            tch::Tensor::read_safetensors(dir.join("checkpoints/epoch-0002/model.safetensors"))
+                .expect("final weights");
+        assert!(
+            weights.iter().all(|(_, w)| w.kind() == tch::Kind::Float),
+            "master weights are fp32"
+        );
+        let rows = read_metrics_at(&dir);
+        assert_eq!(rows.len(), 2);
+        final_val.insert(precision, rows[1].val_loss);
+    }
+    let (fp32, bf16) = (final_val["fp32"], final_val["bf16"]);
+    assert!(
+        ((bf16 - fp32) / fp32).abs() < 0.02,
+        "final validation loss: bf16 {bf16} vs fp32 {fp32}"
+    );
+}
+
+#[test]
+fn an_unknown_precision_names_the_field_and_the_choices() {
+    let ws = Workspace::new();
+    let spec = ws.write("bad.yaml", "name: bad\ntrain:\n  precision: fp16\n");
+    ws.vaelab(&["run", spec.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(contains("bad.yaml:3"))
+        .stderr(contains("fp16"))
+        .stderr(contains("`fp32` or `bf16`"));
 }

@@ -3,9 +3,10 @@
 use anyhow::Result;
 
 use super::usage;
-use crate::cli::{BenchArgs, ModelChoice};
+use crate::cli::{BenchArgs, ModelChoice, PrecisionChoice};
 use vaelab::bench::{self, BenchConfig};
-use vaelab::config::ModelConfig;
+use vaelab::config::{ModelConfig, Precision};
+use vaelab::model::Compute;
 use vaelab::plan::DEFAULT_CHANNELS;
 
 pub fn execute(args: &BenchArgs) -> Result<()> {
@@ -68,6 +69,15 @@ pub fn execute(args: &BenchArgs) -> Result<()> {
         warmup: args.warmup,
         steps: args.steps,
         device,
+        compute: Compute {
+            precision: match args.precision {
+                PrecisionChoice::Fp32 => Precision::Fp32,
+                PrecisionChoice::Bf16 => Precision::Bf16,
+            },
+            channels_last: args.channels_last,
+        },
+        cudnn_benchmark: !args.no_cudnn_benchmark,
+        epoch_images: args.epoch_images.filter(|&n| n > 0),
     };
     if let Some(root) = &args.data_dir {
         if let Some(count) = args.generate {
@@ -94,18 +104,35 @@ pub fn execute(args: &BenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
         println!(
-            "{} {}x{} batch {} on {} ({} threads, {} parameters): median {:.1} img/s ({:.3} s/step over {} steps)",
+            "{} {}x{} batch {} {}{} on {}{} ({} threads, {} parameters): median {:.1} img/s ({:.3} s/step over {} steps)",
             if result.residual { "residual" } else { "plain" },
             result.image_size,
             result.image_size,
             result.batch_size,
+            result.precision.name(),
+            if result.channels_last {
+                " channels-last"
+            } else {
+                ""
+            },
             result.device,
+            if result.cudnn_benchmark {
+                " (cuDNN benchmark)"
+            } else {
+                ""
+            },
             result.threads,
             result.parameters,
             result.median_images_per_second,
             result.median_step_seconds,
             result.step_seconds.len()
         );
+        if let Some(epoch) = &result.epoch {
+            println!(
+                "one epoch of {} images held on the device: {:.2} s ({:.1} img/s)",
+                epoch.images, epoch.seconds, epoch.images_per_second
+            );
+        }
     }
     Ok(())
 }

@@ -40,6 +40,24 @@ impl Workspace {
         cmd
     }
 
+    /// `vaelab bench` on a plain 32×32 model with 8 latents on the CPU, batch `batch`.
+    pub fn tiny_bench(&self, batch: u32) -> Command {
+        let batch = batch.to_string();
+        self.vaelab(&[
+            "bench",
+            "--model",
+            "plain",
+            "--image-size",
+            "32",
+            "--batch-size",
+            &batch,
+            "--latent-dim",
+            "8",
+            "--device",
+            "cpu",
+        ])
+    }
+
     /// Starts `vaelab --runs-dir <ws>/runs ARGS...` in the background, stdout discarded.
     pub fn spawn(&self, args: &[&str], stderr: std::process::Stdio) -> std::process::Child {
         std::process::Command::new(assert_cmd::cargo::cargo_bin("vaelab"))
