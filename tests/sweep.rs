@@ -223,17 +223,10 @@ fn shipped_quickstart_ids_are_pinned() {
     // Every default of the resolved config is identity: if one changes, these change, and
     // `plan` then lists the old runs as belonging to an earlier version of the spec.
     let ws = Workspace::new();
-    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/quickstart.yaml");
-    let out = ws
-        .vaelab(&["plan", spec.to_str().unwrap(), "--json"])
-        .assert()
-        .success();
-    let view: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    let ids: Vec<(&str, &str)> = view["runs"]
-        .as_array()
-        .unwrap()
+    let planned = shipped_plan(&ws, "quickstart.yaml");
+    let ids: Vec<(&str, &str)> = planned
         .iter()
-        .map(|r| (r["label"].as_str().unwrap(), r["id"].as_str().unwrap()))
+        .map(|(label, id)| (label.as_str(), id.as_str()))
         .collect();
     assert_eq!(
         ids,
@@ -256,6 +249,41 @@ fn shipped_quickstart_ids_are_pinned() {
             ),
         ]
     );
+}
+
+/// (label, id) of every run `vaelab plan` lists for a shipped experiment.
+fn shipped_plan(ws: &Workspace, name: &str) -> Vec<(String, String)> {
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("experiments")
+        .join(name);
+    let out = ws
+        .vaelab(&["plan", spec.to_str().unwrap(), "--json"])
+        .assert()
+        .success();
+    let view: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    view["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["label"].as_str().unwrap().to_string(),
+                r["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_precision_experiment_reuses_the_quickstart_runs_for_fp32() {
+    let ws = Workspace::new();
+    let quickstart = shipped_plan(&ws, "quickstart.yaml");
+    let precision = shipped_plan(&ws, "precision.yaml");
+    assert_eq!(precision.len(), 8);
+    for (label, id) in &precision {
+        let shared = quickstart.iter().any(|(_, q)| q == id);
+        assert_eq!(shared, label.starts_with("fp32/"), "{label} {id}");
+    }
 }
 
 #[test]
