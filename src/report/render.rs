@@ -463,10 +463,14 @@ pub fn reading(agg: &Aggregate, d: &Difference) -> String {
     } else {
         " — no detectable difference: the 95% interval includes zero".into()
     };
+    let basis = if x.half_width.is_finite() {
+        format!("95% CI over seeds, n = {}", x.n)
+    } else {
+        format!("n = {}", x.n)
+    };
     format!(
-        "{group} {verb} {} by {amount} against {baseline} (95% CI over seeds, n = {}){verdict}.",
-        metric.phrase(),
-        x.n
+        "{group} {verb} {} by {amount} against {baseline} ({basis}){verdict}.",
+        metric.phrase()
     )
 }
 
