@@ -24,20 +24,11 @@ pub enum ModelError {
 /// memory layout of 4-d tensors. Weights stay fp32 (the master copy the optimizer updates)
 /// and are cast at each use, so their gradients arrive in fp32 through the cast: autocast's
 /// policy, written out because tch exposes autocast for CUDA fp16 only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Compute {
     pub precision: Precision,
     /// NHWC strides for activations and convolution weights (cuDNN's native layout).
     pub channels_last: bool,
-}
-
-impl Default for Compute {
-    fn default() -> Self {
-        Self {
-            precision: Precision::Fp32,
-            channels_last: false,
-        }
-    }
 }
 
 impl Compute {
@@ -109,6 +100,7 @@ impl Compute {
 }
 
 const DOWN_STRIDE: i64 = 2;
+const DOWN_PADDING: i64 = 1;
 const UP_STRIDE: i64 = 2;
 const UP_PADDING: i64 = 1;
 
@@ -180,7 +172,7 @@ impl Vae {
         let stages_per_block = if config.residual { 3 } else { 2 };
         let down_config = nn::ConvConfig {
             stride: DOWN_STRIDE,
-            padding: 1,
+            padding: DOWN_PADDING,
             ..Default::default()
         };
         let up_config = nn::ConvTransposeConfig {
@@ -258,7 +250,9 @@ impl Vae {
         let compute = self.compute;
         let mut h = compute.cast(x);
         for stage in &self.down {
-            h = compute.conv(&h, &stage.conv, DOWN_STRIDE, 1).relu();
+            h = compute
+                .conv(&h, &stage.conv, DOWN_STRIDE, DOWN_PADDING)
+                .relu();
             if let Some(block) = &stage.residual {
                 h = block.forward(&h, compute);
             }

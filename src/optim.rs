@@ -70,6 +70,9 @@ impl Adam {
         self.step
     }
 
+    /// With `step`, the classic accumulate-into-`.grad` path: kept as the reference that
+    /// `minimize` is tested against.
+    #[cfg(test)]
     pub fn zero_grad(&mut self) {
         for state in self.params.values_mut() {
             let mut grad = state.param.grad();
@@ -95,6 +98,7 @@ impl Adam {
     }
 
     /// One step from the gradients accumulated in the parameters' `.grad`.
+    #[cfg(test)]
     pub fn step(&mut self) {
         let grads: Vec<Tensor> = self.params.values().map(|s| s.param.grad()).collect();
         self.update(&grads);
