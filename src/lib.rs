@@ -1,26 +1,17 @@
 //! vaelab: an experiment harness for convolutional VAEs (YAML specs → resumable libtorch
 //! runs → Parquet metrics → reports).
+//!
+//! Each module is a layer, listed here in the order data flows; a layer imports only the
+//! layers before it (`tests/it/architecture.rs` keeps it so, and `ARCHITECTURE.md` says
+//! what belongs where).
 pub mod bench;
-pub mod config;
+pub mod cluster;
 pub mod data;
-pub mod evaluation;
-pub mod images;
-pub mod info;
+pub mod evaluate;
+pub mod experiment;
 pub mod model;
-pub mod optim;
-pub mod overview;
-pub mod plan;
 pub mod progress;
 pub mod report;
 pub mod rng;
-pub mod slurm;
-pub mod spec;
 pub mod store;
 pub mod train;
-
-/// This machine's name, as recorded in run state and lock holders.
-pub fn host_name() -> String {
-    hostname::get()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "unknown-host".into())
-}

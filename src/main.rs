@@ -34,7 +34,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
-            if error.downcast_ref::<vaelab::spec::SpecError>().is_some()
+            if error
+                .downcast_ref::<vaelab::experiment::spec::SpecError>()
+                .is_some()
                 || error.downcast_ref::<commands::UsageError>().is_some()
             {
                 ExitCode::from(commands::EXIT_USAGE)

@@ -5,9 +5,9 @@ use anyhow::Result;
 use super::usage;
 use crate::cli::{BenchArgs, ModelChoice, PrecisionChoice};
 use vaelab::bench::{self, BenchConfig};
-use vaelab::config::{ModelConfig, Precision};
+use vaelab::experiment::config::DEFAULT_CHANNELS;
+use vaelab::experiment::config::{ModelConfig, Precision};
 use vaelab::model::Compute;
-use vaelab::plan::DEFAULT_CHANNELS;
 
 pub fn execute(args: &BenchArgs) -> Result<()> {
     if let Some(runs) = args.plan_runs {

@@ -9,7 +9,7 @@ pub mod status;
 
 use anyhow::Result;
 use tch::Device;
-use vaelab::plan::PlannedRun;
+use vaelab::experiment::plan::PlannedRun;
 
 use crate::cli::{DeviceChoice, PlacementArgs};
 
@@ -38,11 +38,19 @@ pub fn placement_device(args: &PlacementArgs) -> Result<Device> {
     Ok(match args.device {
         DeviceChoice::Auto => Device::cuda_if_available(),
         DeviceChoice::Cpu => Device::Cpu,
-        DeviceChoice::Cuda => {
-            if !tch::Cuda::is_available() {
-                return Err(usage("--device cuda: no CUDA device is visible (see `vaelab info`); use --device cpu or auto".to_string()));
+        DeviceChoice::Cuda(index) => {
+            let count = usize::try_from(tch::Cuda::device_count()).unwrap_or(0);
+            if index >= count {
+                let visible = match count {
+                    0 => "no CUDA device is visible".to_string(),
+                    1 => "only cuda:0 is visible".to_string(),
+                    n => format!("cuda:0 to cuda:{} are visible", n - 1),
+                };
+                return Err(usage(format!(
+                    "--device cuda:{index}: {visible} (see `vaelab info` and CUDA_VISIBLE_DEVICES); use --device cpu or auto"
+                )));
             }
-            Device::Cuda(0)
+            Device::Cuda(index)
         }
     })
 }

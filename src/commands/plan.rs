@@ -2,9 +2,10 @@
 use anyhow::Result;
 
 use crate::cli::PlanArgs;
-use vaelab::overview::{self, human_duration};
+use vaelab::experiment::{plan, spec};
+use vaelab::report::overview::{self, human_duration};
 use vaelab::store::RunStore;
-use vaelab::{plan, spec};
+use vaelab::store::Standing;
 
 pub fn execute(args: &PlanArgs, store: &RunStore) -> Result<()> {
     let loaded = spec::load(&args.spec)?;
@@ -38,17 +39,22 @@ pub fn execute(args: &PlanArgs, store: &RunStore) -> Result<()> {
             run.description
         );
     }
-    let count = |pred: fn(&overview::Standing) -> bool| {
-        view.runs.iter().filter(|r| pred(&r.standing)).count()
-    };
+    let count =
+        |pred: fn(&Standing) -> bool| view.runs.iter().filter(|r| pred(&r.standing)).count();
+    let not_evaluated = count(|s| matches!(s, Standing::TrainedNotEvaluated { .. }));
     println!(
-        "\n{} runs: {} new, {} partial, {} running, {} done, {} failed",
+        "\n{} runs: {} new, {} partial, {} running, {} done, {} failed{}",
         view.runs.len(),
-        count(|s| matches!(s, overview::Standing::New)),
-        count(|s| matches!(s, overview::Standing::Partial { .. })),
-        count(|s| matches!(s, overview::Standing::Running { .. })),
-        count(|s| matches!(s, overview::Standing::Done { .. })),
-        count(|s| matches!(s, overview::Standing::Failed { .. })),
+        count(|s| matches!(s, Standing::New)),
+        count(|s| matches!(s, Standing::Partial { .. })),
+        count(|s| matches!(s, Standing::Running { .. })),
+        count(|s| matches!(s, Standing::Complete { .. })),
+        count(|s| matches!(s, Standing::Failed { .. })),
+        if not_evaluated > 0 {
+            format!(", {not_evaluated} trained but not evaluated")
+        } else {
+            String::new()
+        }
     );
     if view.dataset_size_unknown {
         println!(

@@ -5,10 +5,10 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::cli::ReportArgs;
+use vaelab::experiment::{plan, spec};
 use vaelab::progress::Reporter;
 use vaelab::report::{self, render};
 use vaelab::store::RunStore;
-use vaelab::{plan, spec};
 
 pub fn execute(
     args: &ReportArgs,

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::cli::RunArgs;
+use vaelab::experiment::{plan, spec};
 use vaelab::progress::Reporter;
 use vaelab::store::{RunStore, StoreError};
 use vaelab::train::{self, Placement, RunOutcome, StopFlag, TrainError};
-use vaelab::{plan, spec};
 
 /// Exit code after Ctrl-C (128 + SIGINT), as shells expect.
 pub const EXIT_INTERRUPTED: u8 = 130;
@@ -34,8 +34,8 @@ pub fn execute(args: &RunArgs, store: &RunStore, reporter: &dyn Reporter) -> Res
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, time_warning.handle())?;
     let interrupted = || -> ExitCode {
         if args.slurm_requeue && time_warning.is_requested() {
-            match vaelab::slurm::SlurmIds::from_env() {
-                Some(ids) => match vaelab::slurm::requeue(&ids) {
+            match vaelab::store::SlurmIds::from_env() {
+                Some(ids) => match vaelab::cluster::slurm::requeue(&ids) {
                     Ok(()) => reporter.note(&format!(
                         "{ids}: requeued after the checkpoint; the task resumes when it starts again"
                     )),
@@ -91,7 +91,7 @@ pub fn execute(args: &RunArgs, store: &RunStore, reporter: &dyn Reporter) -> Res
                     run.label,
                     run.id.short(),
                     from_epoch + 1,
-                    train::device_name(device),
+                    vaelab::model::device::device_name(device),
                     dir.path().display()
                 ));
             }

@@ -3,10 +3,10 @@
 use anyhow::{Context, Result};
 
 use crate::cli::SlurmArgs;
+use vaelab::cluster::slurm::{self, SlurmOptions};
+use vaelab::experiment::{plan, spec};
 use vaelab::progress::Reporter;
-use vaelab::slurm::{self, SlurmOptions};
 use vaelab::store::RunStore;
-use vaelab::{plan, spec};
 
 pub fn execute(args: &SlurmArgs, store: &RunStore, reporter: &dyn Reporter) -> Result<()> {
     let loaded = spec::load(&args.spec)?;

@@ -2,7 +2,7 @@
 use anyhow::Result;
 
 use crate::cli::StatusArgs;
-use vaelab::overview::{self, human_duration};
+use vaelab::report::overview::{self, human_duration};
 use vaelab::store::RunStore;
 
 pub fn execute(args: &StatusArgs, store: &RunStore) -> Result<()> {

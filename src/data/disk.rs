@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
 use super::DataError;
-use crate::config::{DataConfig, EvalSplit, ResizeFilter};
+use crate::experiment::config::{DataConfig, EvalSplit, ResizeFilter};
 use crate::progress::Reporter;
 use crate::store::write_atomic;
 
@@ -48,21 +48,21 @@ pub fn detect_celeba(root: &Path) -> Result<CelebaLayout, DataError> {
         (true, _) => Ok(CelebaLayout::Kaggle),
         (false, true) => Ok(CelebaLayout::Official),
         _ => Err(DataError::CelebaMissing {
-            root: root.display().to_string(),
+            root: root.to_path_buf(),
         }),
     }
 }
 
 fn read(path: &Path) -> Result<String, DataError> {
-    fs::read_to_string(path).map_err(|e| DataError::Unreadable {
-        path: path.display().to_string(),
-        detail: e.to_string(),
+    fs::read_to_string(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
     })
 }
 
 fn malformed(path: &Path, line: usize, detail: impl Into<String>) -> DataError {
     DataError::Malformed {
-        path: path.display().to_string(),
+        path: path.to_path_buf(),
         line,
         detail: detail.into(),
     }
@@ -196,9 +196,9 @@ pub fn celeba_files(root: &Path, partition: u8) -> Result<(CelebaLayout, FileLis
 }
 
 fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) -> Result<(), DataError> {
-    let entries = fs::read_dir(dir).map_err(|e| DataError::Unreadable {
-        path: dir.display().to_string(),
-        detail: e.to_string(),
+    let entries = fs::read_dir(dir).map_err(|source| DataError::Io {
+        path: dir.to_path_buf(),
+        source,
     })?;
     for entry in entries.flatten() {
         let path = entry.path();
@@ -218,7 +218,7 @@ fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) -> Result<(), DataError>
 pub fn folder_files(root: &Path, val_ratio: f64, validation: bool) -> Result<FileList, DataError> {
     if !root.is_dir() {
         return Err(DataError::FolderMissing {
-            root: root.display().to_string(),
+            root: root.to_path_buf(),
         });
     }
     let mut all = Vec::new();
@@ -393,16 +393,15 @@ pub fn decode_cached(
             dir.join(&key).display()
         ));
     }
-    let resize = config.resize_filter.unwrap_or(ResizeFilter::Triangle);
+    let resize = config
+        .resize_filter
+        .unwrap_or(DataConfig::DEFAULT_RESIZE_FILTER);
     reporter.start(&format!("decoding {what}"), list.files.len() as u64, "img");
     let done = std::sync::atomic::AtomicU64::new(0);
     let mut attributes = Vec::new();
     let mut skipped = Vec::new();
     let mut count = 0usize;
-    let io = |e: crate::store::StoreError| DataError::Unreadable {
-        path: dir.display().to_string(),
-        detail: e.to_string(),
-    };
+    let io = DataError::Store;
     // Decoded in chunks streamed to the cache file, so the peak memory is one chunk, not
     // the dataset (CelebA at 128×128 is about 8 GB of pixels).
     crate::store::write_atomic_with(&dir.join(format!("{key}.u8")), |file| {
@@ -455,7 +454,7 @@ pub fn decode_cached(
     }
     if count == 0 {
         return Err(DataError::NoUsableImages {
-            root: list.root.display().to_string(),
+            root: list.root.clone(),
             what: what.to_string(),
         });
     }
@@ -474,9 +473,8 @@ pub fn decode_cached(
         &serde_json::to_vec_pretty(&meta).expect("serializes"),
     )
     .map_err(io)?;
-    open_cache(&dir, &key, config.image_size, attrs).ok_or_else(|| DataError::Unreadable {
-        path: dir.join(&key).display().to_string(),
-        detail: "cache unreadable right after writing".into(),
+    open_cache(&dir, &key, config.image_size, attrs).ok_or_else(|| DataError::CacheUnreadable {
+        path: dir.join(&key),
     })
 }
 

@@ -1,33 +1,54 @@
 //! Datasets: sources of face images, decoded once into uint8 tensors (N, 3, S, S).
 pub mod disk;
+pub mod png;
 pub mod synthetic;
+
+use std::path::PathBuf;
 
 use rayon::prelude::*;
 use tch::{Kind, Tensor};
 
-use crate::config::{DataConfig, DataSource};
+use crate::experiment::attributes::SYNTHETIC_ATTRIBUTES;
+use crate::experiment::config::{DataConfig, DataSource};
 use crate::progress::Reporter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error(
-        "{root}: no CelebA here (expected {root}/img_align_celeba/ and list_eval_partition.txt). Download \"Align&Cropped Images\" and the annotation files from the CelebA site (or the Kaggle copy \"jessicali9530/celeba-dataset\"), unpack them there, or point data.root / $VAELAB_CELEBA_ROOT at your copy"
+        "{}: no CelebA here (expected {}/img_align_celeba/ and list_eval_partition.txt). Download \"Align&Cropped Images\" and the annotation files from the CelebA site (or the Kaggle copy \"jessicali9530/celeba-dataset\"), unpack them there, or point data.root / $VAELAB_CELEBA_ROOT at your copy",
+        root.display(),
+        root.display()
     )]
-    CelebaMissing { root: String },
-    #[error("{root}: no such directory; set data.root to a folder of JPEG, PNG or WebP images")]
-    FolderMissing { root: String },
-    #[error("{path}: cannot read: {detail}")]
-    Unreadable { path: String, detail: String },
-    #[error("{path}:{line}: {detail}")]
+    CelebaMissing { root: PathBuf },
+    #[error(
+        "{}: no such directory; set data.root to a folder of JPEG, PNG or WebP images",
+        root.display()
+    )]
+    FolderMissing { root: PathBuf },
+    #[error("{}: cannot read: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(
+        "{}: the decoded cache is unreadable right after writing it; check the disk and remove the directory",
+        path.display()
+    )]
+    CacheUnreadable { path: PathBuf },
+    #[error("{}:{line}: {detail}", path.display())]
     Malformed {
-        path: String,
+        path: PathBuf,
         line: usize,
         detail: String,
     },
     #[error(
-        "{root}: no usable image in the {what} split (all missing or unreadable; see the skipped list in the cache metadata)"
+        "{}: no usable image in the {what} split (all missing or unreadable; see the skipped list in the cache metadata)",
+        root.display()
     )]
-    NoUsableImages { root: String, what: String },
+    NoUsableImages { root: PathBuf, what: String },
     #[error("data.split: test: a folder dataset has no test split; use validation")]
     NoTestSplit,
     #[error(
@@ -60,7 +81,7 @@ fn synthetic_split(
     count: usize,
     size: usize,
 ) -> (Tensor, Tensor) {
-    let images: Vec<(Vec<u8>, [i8; synthetic::ATTRIBUTES.len()])> = (0..count)
+    let images: Vec<(Vec<u8>, [i8; SYNTHETIC_ATTRIBUTES.len()])> = (0..count)
         .into_par_iter()
         .map(|i| synthetic::generate(seed, split, i, size))
         .collect();
@@ -70,7 +91,7 @@ fn synthetic_split(
     let s = size as i64;
     (
         Tensor::from_slice(&pixels).view([n, 3, s, s]),
-        Tensor::from_slice(&attrs).view([n, synthetic::ATTRIBUTES.len() as i64]),
+        Tensor::from_slice(&attrs).view([n, SYNTHETIC_ATTRIBUTES.len() as i64]),
     )
 }
 
@@ -92,11 +113,13 @@ pub fn load(config: &DataConfig, reporter: &dyn Reporter) -> Result<Dataset, Dat
             from_lists(&train, &val, config, reporter)
         }
         DataSource::Folder => {
-            if config.split == Some(crate::config::EvalSplit::Test) {
+            if config.split == Some(crate::experiment::config::EvalSplit::Test) {
                 return Err(DataError::NoTestSplit);
             }
             let root = config.root.clone().unwrap_or_else(|| "data/images".into());
-            let ratio = config.val_ratio.unwrap_or(0.1);
+            let ratio = config
+                .val_ratio
+                .unwrap_or(DataConfig::DEFAULT_FOLDER_VAL_RATIO);
             let mut train = disk::folder_files(&root, ratio, false)?;
             let val = disk::folder_files(&root, ratio, true)?;
             if let Some(limit) = config.limit {
@@ -123,10 +146,7 @@ pub fn load(config: &DataConfig, reporter: &dyn Reporter) -> Result<Dataset, Dat
                 val,
                 train_attributes,
                 val_attributes,
-                attribute_names: synthetic::ATTRIBUTES
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
+                attribute_names: SYNTHETIC_ATTRIBUTES.iter().map(|s| s.to_string()).collect(),
             })
         }
     }
@@ -182,7 +202,7 @@ pub fn to_unit_float(images: &Tensor) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::tests::tiny_config;
+    use crate::experiment::config::tests::tiny_config;
 
     #[test]
     fn limit_takes_a_prefix_of_the_training_images() {

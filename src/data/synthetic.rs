@@ -4,25 +4,8 @@
 //! Each image is a pure function of (dataset seed, split, index): face shape, position and
 //! tilt, skin tone, lighting, hair colour/length/waves/bangs, eyes, brows, nose, mouth
 //! (smiling, open), beard, glasses, hat, clothing and background.
+use crate::experiment::attributes::SYNTHETIC_ATTRIBUTES;
 use crate::rng::{SplitMix, Stream, derive_seed};
-
-/// CelebA attribute names this generator controls, in CelebA's spelling.
-pub const ATTRIBUTES: [&str; 14] = [
-    "Male",
-    "Young",
-    "Smiling",
-    "Mouth_Slightly_Open",
-    "Eyeglasses",
-    "Wearing_Hat",
-    "Black_Hair",
-    "Blond_Hair",
-    "Brown_Hair",
-    "Gray_Hair",
-    "Bangs",
-    "Wavy_Hair",
-    "Pale_Skin",
-    "No_Beard",
-];
 
 type Rgb = [f32; 3];
 
@@ -165,7 +148,7 @@ impl Face {
         }
     }
 
-    fn attributes(&self) -> [i8; ATTRIBUTES.len()] {
+    fn attributes(&self) -> [i8; SYNTHETIC_ATTRIBUTES.len()] {
         let b = |x: bool| if x { 1 } else { -1 };
         [
             b(self.male),
@@ -359,7 +342,7 @@ pub fn generate(
     split: Split,
     index: usize,
     size: usize,
-) -> (Vec<u8>, [i8; ATTRIBUTES.len()]) {
+) -> (Vec<u8>, [i8; SYNTHETIC_ATTRIBUTES.len()]) {
     let mut rng = SplitMix::new(derive_seed(
         dataset_seed,
         Stream::Dataset,
@@ -393,7 +376,7 @@ mod tests {
         let attrs: Vec<_> = (0..400)
             .map(|i| generate(0, Split::Train, i, 8).1)
             .collect();
-        for (k, name) in ATTRIBUTES.iter().enumerate() {
+        for (k, name) in SYNTHETIC_ATTRIBUTES.iter().enumerate() {
             let positives = attrs.iter().filter(|a| a[k] == 1).count();
             assert!(attrs.iter().all(|a| a[k] == 1 || a[k] == -1));
             assert!(

@@ -1,14 +1,11 @@
 //! Gathering a sweep for its report: every planned run's Parquet metrics and evaluation,
 //! grouped into variants (grid points with seeds pooled) and paired against a baseline.
 use std::collections::HashMap;
-use std::path::PathBuf;
 
-use crate::config::ModelConfig;
-use crate::evaluation::{self, Evaluation, LatentStats};
-use crate::model;
-use crate::overview::{self, Standing};
-use crate::plan::{Plan, PlannedRun};
-use crate::store::{self, EpochMetrics, RunStore};
+use crate::experiment::plan::{Plan, PlannedRun};
+use crate::store::{
+    self, EpochMetrics, Evaluation, LatentStats, RunDir, RunStore, Standing, Target,
+};
 
 use super::stats::{PairedDifference, Summary};
 
@@ -149,13 +146,13 @@ impl Metric {
 #[derive(Debug, Clone)]
 pub struct RunRecord {
     pub planned: PlannedRun,
-    pub dir: PathBuf,
+    pub dir: RunDir,
     pub seed: u64,
     pub standing: Standing,
     pub metrics: Vec<EpochMetrics>,
     pub evaluation: Option<Evaluation>,
     pub latent: Option<LatentStats>,
-    pub parameters: i64,
+    pub parameters: f64,
     /// Files that could not be read, with why.
     pub problems: Vec<String>,
 }
@@ -163,20 +160,15 @@ pub struct RunRecord {
 impl RunRecord {
     /// Trained to its target epochs and evaluated there: what the comparison uses.
     pub fn finished(&self) -> bool {
-        matches!(self.standing, Standing::Done { epochs_done } if epochs_done >= self.planned.config.train.epochs)
-            && self
-                .evaluation
-                .as_ref()
-                .is_some_and(|e| e.epoch == self.standing.epochs_done())
+        self.standing.is_complete() && self.evaluation.is_some()
     }
 
     /// A short word for tables: done, running, failed, ...
     pub fn status(&self) -> String {
         let target = self.planned.config.train.epochs;
         match &self.standing {
-            Standing::Done { epochs_done } if *epochs_done >= target && !self.finished() => {
-                "not evaluated".into()
-            }
+            Standing::TrainedNotEvaluated { .. } => "not evaluated".into(),
+            Standing::Complete { .. } if !self.finished() => "not evaluated".into(),
             Standing::Failed { .. } => "failed".into(),
             Standing::Running { epochs_done, .. } => {
                 format!("running ({epochs_done}/{target})")
@@ -189,7 +181,7 @@ impl RunRecord {
     pub fn metric(&self, metric: Metric) -> f64 {
         let eval = |f: fn(&Evaluation) -> f64| self.evaluation.as_ref().map_or(f64::NAN, f);
         match metric {
-            Metric::Parameters => self.parameters as f64,
+            Metric::Parameters => self.parameters,
             Metric::Epochs => self.metrics.len() as f64,
             Metric::SecondsPerEpoch => {
                 Summary::of(
@@ -269,18 +261,6 @@ fn seed_of(planned: &PlannedRun) -> u64 {
     planned.config.seed
 }
 
-/// Counts parameters by building each distinct model once on the CPU.
-fn parameter_counter() -> impl FnMut(&ModelConfig, u32) -> i64 {
-    let mut cache: HashMap<(String, u32), i64> = HashMap::new();
-    move |config, size| {
-        let key = (format!("{config:?}"), size);
-        *cache.entry(key).or_insert_with(|| {
-            let (vs, _) = model::build(config, size as i64, tch::Device::Cpu, 0);
-            model::parameter_count(&vs)
-        })
-    }
-}
-
 /// Reads every planned run in `runs` from `store`. Unreadable files are recorded as the
 /// run's problems, never fatal: a report on a damaged sweep still shows the rest.
 pub fn gather(
@@ -289,15 +269,26 @@ pub fn gather(
     runs: &[&PlannedRun],
     baseline: Option<&str>,
 ) -> Aggregate {
-    let mut count_parameters = parameter_counter();
     let mut records = Vec::with_capacity(runs.len());
     for planned in runs {
         let dir = store.run_dir(&planned.id);
         let mut problems = Vec::new();
-        let standing = overview::standing(&dir).unwrap_or_else(|e| {
+        let target = Target {
+            epochs: planned.config.train.epochs,
+            eval: &planned.config.eval,
+        };
+        let standing = dir.standing(target).unwrap_or_else(|e| {
             problems.push(e.to_string());
             Standing::New
         });
+        // Recorded by the trainer when it built the model; runs from before it was
+        // recorded show none.
+        let parameters = dir
+            .read_state()
+            .ok()
+            .flatten()
+            .and_then(|s| s.parameters)
+            .map_or(f64::NAN, |p| p as f64);
         let metrics = if dir.metrics_path().exists() {
             store::read_metrics_file(&dir.metrics_path()).unwrap_or_else(|e| {
                 problems.push(e.to_string());
@@ -306,23 +297,23 @@ pub fn gather(
         } else {
             Vec::new()
         };
-        let evaluation = evaluation::read_evaluation(dir.path()).unwrap_or_else(|e| {
+        let evaluation = dir.read_evaluation().unwrap_or_else(|e| {
             problems.push(e.to_string());
             None
         });
-        let latent = evaluation::read_latent_stats(dir.path()).unwrap_or_else(|e| {
+        let latent = dir.read_latent_stats().unwrap_or_else(|e| {
             problems.push(e.to_string());
             None
         });
         records.push(RunRecord {
             planned: (*planned).clone(),
-            dir: dir.path().to_path_buf(),
+            dir: dir.clone(),
             seed: seed_of(planned),
             standing,
             metrics,
             evaluation,
             latent,
-            parameters: count_parameters(&planned.config.model, planned.config.data.image_size),
+            parameters,
             problems,
         });
     }
@@ -436,5 +427,18 @@ impl Aggregate {
     /// Runs that the comparison leaves out, with why.
     pub fn left_out(&self) -> Vec<&RunRecord> {
         self.runs.iter().filter(|r| !r.finished()).collect()
+    }
+}
+
+impl Aggregate {
+    /// The run whose pictures stand for a group: its first finished run, else any evaluated one.
+    pub fn representative(&self, group: &Group) -> Option<&RunRecord> {
+        self.finished(group).into_iter().next().or_else(|| {
+            group
+                .runs
+                .iter()
+                .map(|&i| &self.runs[i])
+                .find(|r| r.evaluation.is_some())
+        })
     }
 }

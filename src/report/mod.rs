@@ -2,14 +2,24 @@
 //! `report/<experiment>/`, as a self-contained `index.html`, a `report.md`, PNG and SVG
 //! figures and CSV tables. Reads the run store only; safe while a sweep is training.
 pub mod aggregate;
+mod document;
 pub mod figures;
+mod format;
+mod html;
+mod markdown;
+pub mod overview;
+mod plots;
 pub mod render;
 pub mod stats;
+mod tables;
+mod visuals;
+
+pub use format::reading;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::plan::{Plan, PlannedRun};
+use crate::experiment::plan::{Plan, PlannedRun};
 use crate::progress::Reporter;
 use crate::store::{RunStore, StoreError, write_atomic};
 

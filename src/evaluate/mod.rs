@@ -1,0 +1,260 @@
+//! End-of-run evaluation on the held-out split: reconstruction quality (MSE, PSNR, SSIM),
+//! KL per latent dimension, active units, the β = 1 ELBO and an importance-weighted bound
+//! in bits per dimension, and the fixed visuals that the report lays side by side.
+//!
+//! Every variant sees the same images, the same interpolation pairs and the same prior
+//! noise (drawn from the dataset seed, not the run seed), so their pictures compare.
+mod metrics;
+mod pictures;
+
+pub use metrics::{
+    bits_per_dim, gaussian_nll, iwae_log_likelihood, mse_per_image, psnr_per_image, ssim_per_image,
+};
+use pictures::write_visuals;
+pub use pictures::{ATTRIBUTE_STRENGTHS, SHOWN_IMAGES};
+
+use chrono::Utc;
+use tch::{Device, Kind, Tensor};
+
+use crate::data;
+use crate::experiment::config::{EvalSplit, RunConfig};
+use crate::model::Vae;
+use crate::progress::Reporter;
+use crate::rng::{self, Stream};
+use crate::store::{ACTIVE_UNIT_THRESHOLD, Evaluation, LatentStats, RunDir, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("evaluation: {0}")]
+    Torch(String),
+    #[error("evaluation: the {split} split is empty; raise data.val_images")]
+    NoImages { split: String },
+}
+
+/// The held-out images (uint8) and, where the dataset has them, their attributes.
+pub struct EvalData<'a> {
+    pub images: &'a Tensor,
+    pub attributes: Option<(&'a Tensor, &'a [String])>,
+}
+
+fn torch_err(e: tch::TchError) -> EvalError {
+    EvalError::Torch(e.to_string())
+}
+
+fn host(tensor: &Tensor) -> Result<Vec<f64>, EvalError> {
+    tensor
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Double)
+        .reshape([-1])
+        .try_into()
+        .map_err(torch_err)
+}
+
+/// Where an evaluation runs and reports.
+pub struct EvalContext<'a> {
+    pub run: &'a RunDir,
+    pub reporter: &'a dyn Reporter,
+    pub label: &'a str,
+}
+
+/// Means over the evaluation images of the per-image metrics of the posterior mean's
+/// reconstruction, and what the latent space looked like on them.
+struct ReconstructionPass {
+    recon_mse: f64,
+    psnr: f64,
+    ssim: f64,
+    kl: f64,
+    /// −ELBO in nats per image, one sample of z.
+    neg_elbo: f64,
+    stats: LatentStats,
+    /// Posterior means of every image (double precision), for the pictures.
+    means: Tensor,
+}
+
+fn reconstruction_pass(
+    model: &Vae,
+    config: &RunConfig,
+    images: &Tensor,
+    batch: i64,
+    reporter: &dyn Reporter,
+) -> Result<ReconstructionPass, EvalError> {
+    let device = images.device();
+    let n = images.size()[0];
+    let latent = model.latent_dim();
+    // Per image: squared error, PSNR, SSIM, KL, −ELBO in nats.
+    let mut sums = Tensor::zeros([5], (Kind::Double, device));
+    let mut kl_per_dim = Tensor::zeros([latent], (Kind::Double, device));
+    let mut means = Vec::with_capacity((n as usize).div_ceil(batch as usize));
+    for (i, start) in (0..n).step_by(batch as usize).enumerate() {
+        let len = batch.min(n - start);
+        let x = data::to_unit_float(&images.narrow(0, start, len));
+        let (mu, logvar) = model.encode(&x);
+        let recon = model.decode(&mu);
+        tch::manual_seed(rng::torch_seed(
+            config.seed,
+            Stream::Evaluation,
+            &[i as u64],
+        ));
+        let eps = Tensor::randn([len, latent], (Kind::Float, device));
+        let sampled = model.decode(&(&mu + eps * (&logvar * 0.5).exp()));
+        let kl_dims = (mu.square() + logvar.exp() - &logvar - 1.0) * 0.5;
+        let kl = kl_dims.sum_dim_intlist(&[1i64][..], false, Kind::Float);
+        let elbo = gaussian_nll(&sampled, &x) + &kl;
+        let per_image = Tensor::stack(
+            &[
+                mse_per_image(&recon, &x),
+                psnr_per_image(&recon, &x),
+                ssim_per_image(&recon, &x),
+                kl,
+                elbo,
+            ],
+            1,
+        );
+        sums += per_image
+            .to_kind(Kind::Double)
+            .sum_dim_intlist(&[0i64][..], false, Kind::Double);
+        kl_per_dim +=
+            kl_dims
+                .to_kind(Kind::Double)
+                .sum_dim_intlist(&[0i64][..], false, Kind::Double);
+        means.push(mu);
+        reporter.advance((start + len) as u64, "");
+    }
+    let means = Tensor::cat(&means, 0).to_kind(Kind::Double);
+    let mean_variance = host(&means.var_dim(&[0i64][..], false, false))?;
+    let sums = host(&sums)?;
+    let mean = |j: usize| sums[j] / n as f64;
+    Ok(ReconstructionPass {
+        recon_mse: mean(0),
+        psnr: mean(1),
+        ssim: mean(2),
+        kl: mean(3),
+        neg_elbo: mean(4),
+        stats: LatentStats {
+            kl: host(&kl_per_dim)?.iter().map(|v| v / n as f64).collect(),
+            mean_variance: if n > 1 {
+                mean_variance
+            } else {
+                vec![0.0; latent as usize]
+            },
+        },
+        means,
+    })
+}
+
+/// How the importance-weighted bound is taken: on the first `images` evaluation images,
+/// `samples` draws each, `batch` images at a time.
+struct IwaeSettings {
+    images: i64,
+    samples: i64,
+    batch: i64,
+}
+
+/// The importance-weighted bound, log p(x) in nats summed over the images. Progress
+/// continues from `shown` images.
+fn iwae_pass(
+    model: &Vae,
+    config: &RunConfig,
+    images: &Tensor,
+    settings: &IwaeSettings,
+    reporter: &dyn Reporter,
+    shown: i64,
+) -> Result<f64, EvalError> {
+    let IwaeSettings {
+        images: count,
+        samples,
+        batch,
+    } = *settings;
+    let device = images.device();
+    let latent = model.latent_dim();
+    let mut sum = 0.0;
+    for start in (0..count).step_by(batch as usize) {
+        let len = batch.min(count - start);
+        let x = data::to_unit_float(&images.narrow(0, start, len));
+        tch::manual_seed(rng::torch_seed(
+            config.seed,
+            Stream::Evaluation,
+            &[u64::MAX, start as u64],
+        ));
+        let eps = Tensor::randn([len, samples, latent], (Kind::Float, device));
+        let log_px = iwae_log_likelihood(model, &x, &eps);
+        sum += host(&log_px.sum(Kind::Double))?[0];
+        reporter.advance((shown + start + len) as u64, "");
+    }
+    Ok(sum)
+}
+
+/// Runs the evaluation of `model` at `epoch` and writes its Parquet files beside the
+/// metrics and its pictures into the run's `evaluation/` directory.
+pub fn evaluate(
+    model: &Vae,
+    config: &RunConfig,
+    epoch: u32,
+    held_out: &EvalData,
+    context: &EvalContext,
+) -> Result<(Evaluation, LatentStats), EvalError> {
+    let EvalContext {
+        run,
+        reporter,
+        label,
+    } = *context;
+    let split = match config.data.split {
+        Some(EvalSplit::Test) => "test",
+        _ => "validation",
+    };
+    let n = held_out.images.size()[0];
+    if n == 0 {
+        return Err(EvalError::NoImages {
+            split: split.into(),
+        });
+    }
+    let settings = &config.eval;
+    let batch = config.train.batch_size.max(1) as i64;
+    let dims = (held_out.images.numel() / n as usize) as f64;
+    let iwae_images = (settings.iwae_images as i64).min(n);
+    let k = settings.iwae_samples as i64;
+    reporter.start(
+        &format!("{label} evaluation"),
+        (n + iwae_images) as u64,
+        "img",
+    );
+    let result = tch::no_grad(|| -> Result<_, EvalError> {
+        let pass = reconstruction_pass(model, config, held_out.images, batch, reporter)?;
+        let iwae = IwaeSettings {
+            images: iwae_images,
+            samples: k,
+            batch: (batch * 4 / k).clamp(1, batch),
+        };
+        let iwae_sum = iwae_pass(model, config, held_out.images, &iwae, reporter, n)?;
+        let attribute = write_visuals(model, config, held_out, &pass.means, run)?;
+        let evaluation = Evaluation {
+            epoch,
+            split: split.into(),
+            images: n as u32,
+            recon_mse: pass.recon_mse,
+            psnr: pass.psnr,
+            ssim: pass.ssim,
+            kl: pass.kl,
+            active_units: pass
+                .stats
+                .mean_variance
+                .iter()
+                .filter(|&&v| v > ACTIVE_UNIT_THRESHOLD)
+                .count() as u32,
+            latent_dim: model.latent_dim() as u32,
+            elbo_bpd: bits_per_dim(pass.neg_elbo, dims),
+            iwae_bpd: bits_per_dim(-iwae_sum / iwae_images as f64, dims),
+            iwae_samples: k as u32,
+            iwae_images: iwae_images as u32,
+            attribute,
+            evaluated_at: Utc::now(),
+        };
+        Ok((evaluation, pass.stats))
+    });
+    reporter.finish();
+    let (evaluation, stats) = result?;
+    run.write_evaluation(&evaluation, &stats)?;
+    Ok((evaluation, stats))
+}

@@ -1,0 +1,375 @@
+//! The fully resolved, validated configuration of one run, and its content-hashed identity.
+//!
+//! `RunConfig` is the only thing training accepts. Its identity is everything that changes
+//! what is learned; `train.epochs` is a budget (raising it extends a finished run) and is
+//! left out of the hash, as is `eval` (what is measured afterwards) and anything about
+//! placement (device, paths, progress output).
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Bumped whenever the meaning of a resolved config changes, so old ids never alias new runs.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataSource {
+    Synthetic,
+    Celeba,
+    Folder,
+}
+
+/// The resampling filter used to resize images on disk to `image_size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResizeFilter {
+    Nearest,
+    Triangle,
+    CatmullRom,
+    Gaussian,
+    Lanczos3,
+}
+
+/// Which held-out images evaluation uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvalSplit {
+    Validation,
+    Test,
+}
+
+/// The arithmetic of training's forward and backward passes. Weights, optimizer state and
+/// the loss stay fp32 either way; bf16 runs convolutions and linear layers in bfloat16.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    Bf16,
+}
+
+impl Precision {
+    pub fn is_fp32(&self) -> bool {
+        *self == Self::Fp32
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fp32 => "fp32",
+            Self::Bf16 => "bf16",
+        }
+    }
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    pub source: DataSource,
+    pub image_size: u32,
+    /// Seed of the dataset itself (synthetic generator), shared by every run on it.
+    pub dataset_seed: u64,
+    pub train_images: usize,
+    pub val_images: usize,
+    /// Caps the training images to the first `limit` (a deterministic subset).
+    pub limit: Option<usize>,
+    /// Where a dataset on disk lives: placement, not identity (moving it changes no id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<std::path::PathBuf>,
+    /// Centre crop to this square before resizing (datasets on disk; none keeps the frame).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resize_filter: Option<ResizeFilter>,
+    /// Share of a folder dataset held out for validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_ratio: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<EvalSplit>,
+    /// Random horizontal flips of training images, a function of (seed, epoch, step).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub hflip: bool,
+}
+
+impl DataConfig {
+    /// The resampling filter for datasets on disk when `data.resize_filter` is not set.
+    pub const DEFAULT_RESIZE_FILTER: ResizeFilter = ResizeFilter::Triangle;
+    /// The share of a folder dataset held out when `data.val_ratio` is not set.
+    pub const DEFAULT_FOLDER_VAL_RATIO: f64 = 0.1;
+
+    pub fn effective_train_images(&self) -> usize {
+        self.limit
+            .map_or(self.train_images, |limit| limit.min(self.train_images))
+    }
+}
+
+/// The defaults of every `data:` field a spec leaves out.
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            source: DataSource::Synthetic,
+            image_size: 64,
+            dataset_seed: 0,
+            train_images: 4096,
+            val_images: 256,
+            limit: None,
+            root: None,
+            crop: None,
+            resize_filter: None,
+            val_ratio: None,
+            split: None,
+            hflip: false,
+        }
+    }
+}
+
+/// The seed model's widths: five down-sampling stages.
+pub const DEFAULT_CHANNELS: [usize; 5] = [32, 64, 128, 256, 512];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub residual: bool,
+    pub latent_dim: usize,
+    pub channels: Vec<usize>,
+}
+
+/// The seed's model: residual blocks, latent 128, widths 32 to 512.
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            residual: true,
+            latent_dim: 128,
+            channels: DEFAULT_CHANNELS.to_vec(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Budget, not identity.
+    pub epochs: u32,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub beta: f64,
+    pub adam_beta1: f64,
+    pub adam_beta2: f64,
+    pub adam_eps: f64,
+    /// Identity: bf16 learns different weights. Left out when fp32, so the ids of runs
+    /// made before precision existed stay theirs.
+    #[serde(default, skip_serializing_if = "Precision::is_fp32")]
+    pub precision: Precision,
+}
+
+/// PyTorch's Adam defaults, the seed's learning rate, β = 1, fp32.
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            batch_size: 64,
+            lr: 1e-3,
+            beta: 1.0,
+            adam_beta1: 0.9,
+            adam_beta2: 0.999,
+            adam_eps: 1e-8,
+            precision: Precision::Fp32,
+        }
+    }
+}
+
+/// What the end-of-run evaluation computes: measurement, not identity (changing it
+/// re-evaluates a finished run's final weights without retraining).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Importance samples per image for the importance-weighted bound.
+    pub iwae_samples: usize,
+    /// The bound is computed on the first this many evaluation images (it costs
+    /// `iwae_samples` decodes per image).
+    pub iwae_images: usize,
+    /// The dataset attribute whose latent direction the report shows (CelebA names).
+    pub attribute: String,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            iwae_samples: 16,
+            iwae_images: 512,
+            attribute: "Smiling".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub seed: u64,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    #[serde(default)]
+    pub eval: EvalConfig,
+}
+
+/// A run's identity: the full sha256 and the short form used for directory names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RunId(String);
+
+impl RunId {
+    /// Accepts a full id as written in `config.yaml` (64 lowercase hex digits).
+    pub fn parse(text: &str) -> Option<Self> {
+        (text.len() == 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .then(|| Self(text.to_string()))
+    }
+
+    pub fn full(&self) -> &str {
+        &self.0
+    }
+
+    /// 16 hex digits (64 bits): the run directory's name.
+    pub fn dir_name(&self) -> &str {
+        &self.0[..16]
+    }
+
+    /// 8 hex digits for tables.
+    pub fn short(&self) -> &str {
+        &self.0[..8]
+    }
+}
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.dir_name())
+    }
+}
+
+impl RunConfig {
+    /// Canonical JSON of the identity fields: sorted keys, shortest round-trip floats.
+    pub fn canonical_identity(&self) -> String {
+        let mut value = serde_json::to_value(self).expect("RunConfig always serializes");
+        if let Some(train) = value.get_mut("train").and_then(|t| t.as_object_mut()) {
+            train.remove("epochs");
+        }
+        if let Some(data) = value.get_mut("data").and_then(|d| d.as_object_mut()) {
+            data.remove("root");
+        }
+        if let Some(object) = value.as_object_mut() {
+            object.remove("eval");
+        }
+        // serde_json's Map is a BTreeMap (no preserve_order feature): keys come out sorted.
+        serde_json::to_string(&value).expect("a JSON value always serializes")
+    }
+
+    pub fn id(&self) -> RunId {
+        let mut hasher = Sha256::new();
+        hasher.update(format!("vaelab-run/{SCHEMA_VERSION}\n"));
+        hasher.update(self.canonical_identity());
+        let digest = hasher.finalize();
+        RunId(digest.iter().map(|b| format!("{b:02x}")).collect())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn tiny_config() -> RunConfig {
+        RunConfig {
+            seed: 0,
+            data: DataConfig {
+                image_size: 32,
+                train_images: 64,
+                val_images: 16,
+                ..DataConfig::default()
+            },
+            model: ModelConfig {
+                residual: true,
+                latent_dim: 8,
+                channels: vec![8, 16],
+            },
+            train: TrainConfig {
+                epochs: 2,
+                batch_size: 16,
+                ..TrainConfig::default()
+            },
+            eval: EvalConfig::default(),
+        }
+    }
+
+    #[test]
+    fn identity_is_pinned() {
+        // If this changes, every existing run directory is orphaned: bump SCHEMA_VERSION
+        // deliberately and update the vector, never by accident.
+        assert_eq!(
+            tiny_config().canonical_identity(),
+            r#"{"data":{"dataset_seed":0,"image_size":32,"limit":null,"source":"synthetic","train_images":64,"val_images":16},"model":{"channels":[8,16],"latent_dim":8,"residual":true},"seed":0,"train":{"adam_beta1":0.9,"adam_beta2":0.999,"adam_eps":1e-8,"batch_size":16,"beta":1.0,"lr":0.001}}"#
+        );
+        assert_eq!(tiny_config().id().full(), PINNED_TINY_ID);
+    }
+
+    pub const PINNED_TINY_ID: &str =
+        "d651d1d25f2616d1d355ff80c8e9bac83d988b4f4b4ba9b3dafbbd7b3a233f9b";
+
+    #[test]
+    fn evaluation_settings_are_not_identity() {
+        let mut other = tiny_config();
+        other.eval.iwae_samples = 1000;
+        other.eval.attribute = "Eyeglasses".into();
+        assert_eq!(other.id(), tiny_config().id());
+    }
+
+    #[test]
+    fn bf16_is_identity_and_fp32_keeps_the_old_ids() {
+        let mut bf16 = tiny_config();
+        bf16.train.precision = Precision::Bf16;
+        assert_ne!(bf16.id(), tiny_config().id());
+        assert!(bf16.canonical_identity().contains(r#""precision":"bf16""#));
+        // A config.yaml written before precision existed reads back as fp32.
+        let old = serde_yaml::to_string(&tiny_config()).unwrap();
+        assert!(!old.contains("precision"));
+        let read: RunConfig = serde_yaml::from_str(&old).unwrap();
+        assert_eq!(read.train.precision, Precision::Fp32);
+        assert_eq!(read.id().full(), PINNED_TINY_ID);
+    }
+
+    #[test]
+    fn epochs_are_budget_not_identity() {
+        let mut longer = tiny_config();
+        longer.train.epochs = 50;
+        assert_eq!(tiny_config().id(), longer.id());
+    }
+
+    #[test]
+    fn every_identity_field_changes_the_id() {
+        let base = tiny_config().id();
+        let mut changes: Vec<RunConfig> = Vec::new();
+        let mut c = tiny_config();
+        c.seed = 1;
+        changes.push(c);
+        let mut c = tiny_config();
+        c.model.residual = false;
+        changes.push(c);
+        let mut c = tiny_config();
+        c.train.beta = 4.0;
+        changes.push(c);
+        let mut c = tiny_config();
+        c.data.limit = Some(10);
+        changes.push(c);
+        let mut c = tiny_config();
+        c.model.channels = vec![8, 32];
+        changes.push(c);
+        let mut c = tiny_config();
+        c.train.precision = Precision::Bf16;
+        changes.push(c);
+        for changed in changes {
+            assert_ne!(changed.id(), base, "{}", changed.canonical_identity());
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Resolution of one spec document into a fully specified, validated [`RunConfig`]: every
+//! field a spec leaves out takes the `Default` of its config type, and every value is
+//! checked, with errors that name the file, line, field, value and what is allowed.
+use crate::experiment::config::{
+    DataConfig, DataSource, EvalConfig, EvalSplit, ModelConfig, RunConfig, TrainConfig,
+};
+use crate::experiment::spec::{LoadedSpec, SpecError, did_you_mean};
+
+pub(super) fn positive(
+    loaded: &LoadedSpec,
+    field: &str,
+    value: Option<i64>,
+    default: i64,
+) -> Result<usize, SpecError> {
+    let v = value.unwrap_or(default);
+    if v < 1 {
+        return Err(loaded.error(field, format!("expected a positive integer, got {v}")));
+    }
+    Ok(v as usize)
+}
+
+fn float_in(
+    loaded: &LoadedSpec,
+    field: &str,
+    value: Option<f64>,
+    default: f64,
+    allowed: &str,
+    ok: impl Fn(f64) -> bool,
+) -> Result<f64, SpecError> {
+    let v = value.unwrap_or(default);
+    if !v.is_finite() || !ok(v) {
+        return Err(loaded.error(field, format!("expected {allowed}, got {v}")));
+    }
+    Ok(v)
+}
+
+/// Resolves defaults and checks every field; the result is the only input training takes.
+pub fn resolve(loaded: &LoadedSpec) -> Result<RunConfig, SpecError> {
+    let spec = &loaded.spec;
+    let defaults = RunConfig::default();
+    let source = spec.data.source.unwrap_or(defaults.data.source);
+    let channels = resolve_channels(loaded, &defaults.model)?;
+    let data = resolve_data(loaded, &defaults.data, source, channels.len())?;
+    let model = ModelConfig {
+        residual: spec.model.residual.unwrap_or(defaults.model.residual),
+        latent_dim: positive(
+            loaded,
+            "model.latent_dim",
+            spec.model.latent_dim,
+            defaults.model.latent_dim as i64,
+        )?,
+        channels,
+    };
+    let train = resolve_train(loaded, &defaults.train)?;
+    let eval = resolve_eval(loaded, &defaults.eval, source)?;
+    Ok(RunConfig {
+        seed: spec.seed.unwrap_or(defaults.seed),
+        data,
+        model,
+        train,
+        eval,
+    })
+}
+
+/// `model.channels`: 1 to 8 positive widths.
+fn resolve_channels(loaded: &LoadedSpec, defaults: &ModelConfig) -> Result<Vec<usize>, SpecError> {
+    match &loaded.spec.model.channels {
+        None => Ok(defaults.channels.clone()),
+        Some(list) if list.is_empty() || list.len() > 8 => Err(loaded.error(
+            "model.channels",
+            format!("expected 1 to 8 widths, got {}", list.len()),
+        )),
+        Some(list) => {
+            if let Some(bad) = list.iter().find(|&&c| c < 1) {
+                return Err(loaded.error(
+                    "model.channels",
+                    format!("expected positive widths, got {bad}"),
+                ));
+            }
+            Ok(list.iter().map(|&c| c as usize).collect())
+        }
+    }
+}
+
+/// The `data:` section; `image_size` must suit the `depth` down-sampling stages.
+fn resolve_data(
+    loaded: &LoadedSpec,
+    defaults: &DataConfig,
+    source: DataSource,
+    depth: usize,
+) -> Result<DataConfig, SpecError> {
+    let spec = &loaded.spec;
+    let factor = 1i64 << depth;
+    let image_size = spec
+        .data
+        .image_size
+        .unwrap_or(i64::from(defaults.image_size));
+    if image_size < factor || image_size % factor != 0 || image_size > 1024 {
+        return Err(loaded.error(
+            "data.image_size",
+            format!(
+                "expected a multiple of {factor} (2 to the number of model.channels) between {factor} and 1024, got {image_size}"
+            ),
+        ));
+    }
+    let limit = match spec.data.limit {
+        None => None,
+        Some(v) => Some(positive(loaded, "data.limit", Some(v), 1)?),
+    };
+    Ok(DataConfig {
+        source,
+        image_size: image_size as u32,
+        dataset_seed: spec.data.dataset_seed.unwrap_or(defaults.dataset_seed),
+        train_images: positive(
+            loaded,
+            "data.train_images",
+            spec.data.train_images,
+            defaults.train_images as i64,
+        )?,
+        val_images: positive(
+            loaded,
+            "data.val_images",
+            spec.data.val_images,
+            defaults.val_images as i64,
+        )?,
+        limit,
+        root: spec.data.root.clone(),
+        crop: match spec.data.crop {
+            None => None,
+            Some(v) => Some(positive(loaded, "data.crop", Some(v), 1)? as u32),
+        },
+        resize_filter: match source {
+            DataSource::Synthetic => spec.data.resize_filter,
+            _ => Some(
+                spec.data
+                    .resize_filter
+                    .unwrap_or(DataConfig::DEFAULT_RESIZE_FILTER),
+            ),
+        },
+        val_ratio: match (spec.data.source, spec.data.val_ratio) {
+            (_, Some(r)) if !(r > 0.0 && r < 1.0) => {
+                return Err(loaded.error(
+                    "data.val_ratio",
+                    format!("expected a number between 0 and 1, got {r}"),
+                ));
+            }
+            (Some(DataSource::Folder), ratio) => {
+                Some(ratio.unwrap_or(DataConfig::DEFAULT_FOLDER_VAL_RATIO))
+            }
+            (_, ratio) => ratio,
+        },
+        split: match spec.data.split {
+            Some(EvalSplit::Validation) | None => None,
+            Some(EvalSplit::Test) => Some(EvalSplit::Test),
+        },
+        hflip: spec.data.hflip.unwrap_or(defaults.hflip),
+    })
+}
+
+/// The `train:` section.
+fn resolve_train(loaded: &LoadedSpec, defaults: &TrainConfig) -> Result<TrainConfig, SpecError> {
+    let t = &loaded.spec.train;
+    let epochs = positive(loaded, "train.epochs", t.epochs, i64::from(defaults.epochs))?;
+    Ok(TrainConfig {
+        epochs: u32::try_from(epochs).map_err(|_| {
+            loaded.error(
+                "train.epochs",
+                format!("expected at most {}, got {epochs}", u32::MAX),
+            )
+        })?,
+        batch_size: positive(
+            loaded,
+            "train.batch_size",
+            t.batch_size,
+            defaults.batch_size as i64,
+        )?,
+        lr: float_in(
+            loaded,
+            "train.lr",
+            t.lr,
+            defaults.lr,
+            "a positive number",
+            |v| v > 0.0,
+        )?,
+        beta: float_in(
+            loaded,
+            "train.beta",
+            t.beta,
+            defaults.beta,
+            "a number >= 0",
+            |v| v >= 0.0,
+        )?,
+        adam_beta1: float_in(
+            loaded,
+            "train.adam_beta1",
+            t.adam_beta1,
+            defaults.adam_beta1,
+            "a number in [0, 1)",
+            |v| (0.0..1.0).contains(&v),
+        )?,
+        adam_beta2: float_in(
+            loaded,
+            "train.adam_beta2",
+            t.adam_beta2,
+            defaults.adam_beta2,
+            "a number in [0, 1)",
+            |v| (0.0..1.0).contains(&v),
+        )?,
+        adam_eps: float_in(
+            loaded,
+            "train.adam_eps",
+            t.adam_eps,
+            defaults.adam_eps,
+            "a positive number",
+            |v| v > 0.0,
+        )?,
+        precision: t.precision.unwrap_or_default(),
+    })
+}
+
+/// The `eval:` section; the attribute must be one the `source` labels.
+fn resolve_eval(
+    loaded: &LoadedSpec,
+    eval_defaults: &EvalConfig,
+    source: DataSource,
+) -> Result<EvalConfig, SpecError> {
+    let spec = &loaded.spec;
+    Ok(EvalConfig {
+        iwae_samples: positive(
+            loaded,
+            "eval.iwae_samples",
+            spec.eval.iwae_samples,
+            eval_defaults.iwae_samples as i64,
+        )?,
+        iwae_images: positive(
+            loaded,
+            "eval.iwae_images",
+            spec.eval.iwae_images,
+            eval_defaults.iwae_images as i64,
+        )?,
+        attribute: match &spec.eval.attribute {
+            None => eval_defaults.attribute.clone(),
+            Some(name) if name.trim().is_empty() => {
+                return Err(loaded.error("eval.attribute", "expected an attribute name, got \"\""));
+            }
+            Some(name) => {
+                let known = super::attributes::attribute_names(source);
+                if !known.is_empty() && !known.contains(&name.as_str()) {
+                    return Err(loaded.error(
+                        "eval.attribute",
+                        format!(
+                            "{name:?} is not an attribute of the {} dataset{}",
+                            serde_yaml::to_string(&source).unwrap_or_default().trim(),
+                            did_you_mean(name, known)
+                        ),
+                    ));
+                }
+                name.clone()
+            }
+        },
+    })
+}

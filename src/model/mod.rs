@@ -1,0 +1,556 @@
+//! The seed's convolutional VAE (residual and plain), its loss, and safetensors weights.
+//!
+//! Parameter names follow the PyTorch `state_dict` of the seed's classes
+//! (`encoder.down.0.weight`, `encoder.down.2.block.0.weight`, `decoder.up.12.weight`, ...),
+//! so a vaelab checkpoint loads into the seed's model with `strict=True` and back.
+pub mod adam;
+pub mod device;
+
+use std::path::{Path, PathBuf};
+
+use tch::nn::{self, Module};
+use tch::{Device, Kind, Tensor};
+
+use crate::experiment::config::{ModelConfig, Precision};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{}: cannot read model weights: {source}; delete the checkpoint to retrain from the previous one", path.display())]
+    Load {
+        path: PathBuf,
+        #[source]
+        source: tch::TchError,
+    },
+    #[error("{}: cannot write model weights: {source}", path.display())]
+    Save {
+        path: PathBuf,
+        #[source]
+        source: tch::TchError,
+    },
+}
+
+/// How a forward pass computes: the kind convolutions and linear layers run in, and the
+/// memory layout of 4-d tensors. Weights stay fp32 (the master copy the optimizer updates)
+/// and are cast at each use, so their gradients arrive in fp32 through the cast: autocast's
+/// policy, written out because tch exposes autocast for CUDA fp16 only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Compute {
+    pub precision: Precision,
+    /// NHWC strides for activations and convolution weights (cuDNN's native layout).
+    pub channels_last: bool,
+}
+
+impl Compute {
+    fn kind(self) -> Kind {
+        match self.precision {
+            Precision::Fp32 => Kind::Float,
+            Precision::Bf16 => Kind::BFloat16,
+        }
+    }
+
+    /// True when layers may run as tch builds them (fp32, NCHW).
+    fn is_plain(self) -> bool {
+        self == Self::default()
+    }
+
+    /// An activation or weight in the compute kind and layout.
+    fn cast(self, t: &Tensor) -> Tensor {
+        let t = if t.kind() == self.kind() {
+            t.shallow_clone()
+        } else {
+            t.to_kind(self.kind())
+        };
+        if self.channels_last && t.dim() == 4 {
+            t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+        } else {
+            t
+        }
+    }
+
+    fn bias(self, bias: &Option<Tensor>) -> Option<Tensor> {
+        bias.as_ref().map(|b| b.to_kind(self.kind()))
+    }
+
+    fn conv(self, x: &Tensor, layer: &nn::Conv2D, stride: i64, padding: i64) -> Tensor {
+        if self.is_plain() {
+            return x.apply(layer);
+        }
+        x.conv2d(
+            &self.cast(&layer.ws),
+            self.bias(&layer.bs),
+            [stride; 2],
+            [padding; 2],
+            [1; 2],
+            1,
+        )
+    }
+
+    fn conv_transpose(self, x: &Tensor, layer: &nn::ConvTranspose2D) -> Tensor {
+        if self.is_plain() {
+            return x.apply(layer);
+        }
+        x.conv_transpose2d(
+            &self.cast(&layer.ws),
+            self.bias(&layer.bs),
+            [UP_STRIDE; 2],
+            [UP_PADDING; 2],
+            [0; 2],
+            1,
+            [1; 2],
+        )
+    }
+
+    fn linear(self, x: &Tensor, layer: &nn::Linear) -> Tensor {
+        if self.is_plain() {
+            return x.apply(layer);
+        }
+        x.linear(&self.cast(&layer.ws), self.bias(&layer.bs))
+    }
+}
+
+const DOWN_STRIDE: i64 = 2;
+const DOWN_PADDING: i64 = 1;
+const UP_STRIDE: i64 = 2;
+const UP_PADDING: i64 = 1;
+
+/// `conv3x3 → ReLU → conv3x3`, output `relu(x + block(x))`, as in the seed.
+#[derive(Debug)]
+struct ResidualBlock {
+    first: nn::Conv2D,
+    second: nn::Conv2D,
+}
+
+impl ResidualBlock {
+    fn new(path: &nn::Path, channels: i64) -> Self {
+        let config = nn::ConvConfig {
+            padding: 1,
+            ..Default::default()
+        };
+        let block = path / "block";
+        Self {
+            first: nn::conv2d(&block / 0, channels, channels, 3, config),
+            second: nn::conv2d(&block / 2, channels, channels, 3, config),
+        }
+    }
+
+    fn forward(&self, x: &Tensor, compute: Compute) -> Tensor {
+        let inner = compute.conv(x, &self.first, 1, 1).relu();
+        (x + compute.conv(&inner, &self.second, 1, 1)).relu()
+    }
+}
+
+#[derive(Debug)]
+struct DownStage {
+    conv: nn::Conv2D,
+    residual: Option<ResidualBlock>,
+}
+
+#[derive(Debug)]
+struct UpStage {
+    deconv: nn::ConvTranspose2D,
+    residual: Option<ResidualBlock>,
+}
+
+/// Encoder: strided convs (k=4, s=2, p=1) + ReLU (+ residual block) per width, then
+/// `fc_mu` / `fc_logvar`. Decoder mirrors it and ends in a sigmoid.
+#[derive(Debug)]
+pub struct Vae {
+    down: Vec<DownStage>,
+    fc_mu: nn::Linear,
+    fc_logvar: nn::Linear,
+    decoder_fc: nn::Linear,
+    up: Vec<UpStage>,
+    to_rgb: nn::ConvTranspose2D,
+    bottleneck_channels: i64,
+    bottleneck_size: i64,
+    latent_dim: i64,
+    compute: Compute,
+}
+
+/// Per-image loss terms of one batch, each a scalar tensor averaged over the batch.
+pub struct LossTerms {
+    pub loss: Tensor,
+    pub recon: Tensor,
+    pub kl: Tensor,
+}
+
+impl Vae {
+    /// Builds the model under `root`, which must be a VarStore's root path.
+    pub fn new(root: &nn::Path, config: &ModelConfig, image_size: i64) -> Self {
+        let channels: Vec<i64> = config.channels.iter().map(|&c| c as i64).collect();
+        let stages_per_block = if config.residual { 3 } else { 2 };
+        let down_config = nn::ConvConfig {
+            stride: DOWN_STRIDE,
+            padding: DOWN_PADDING,
+            ..Default::default()
+        };
+        let up_config = nn::ConvTransposeConfig {
+            stride: UP_STRIDE,
+            padding: UP_PADDING,
+            ..Default::default()
+        };
+
+        let encoder = root / "encoder";
+        let down_path = &encoder / "down";
+        let mut down = Vec::with_capacity(channels.len());
+        let mut in_channels = 3;
+        for (i, &out) in channels.iter().enumerate() {
+            let base = i * stages_per_block;
+            down.push(DownStage {
+                conv: nn::conv2d(&down_path / base, in_channels, out, 4, down_config),
+                residual: config
+                    .residual
+                    .then(|| ResidualBlock::new(&(&down_path / (base + 2)), out)),
+            });
+            in_channels = out;
+        }
+        let bottleneck_channels = *channels.last().expect("validated: channels is non-empty");
+        let bottleneck_size = image_size >> channels.len();
+        let flat = bottleneck_channels * bottleneck_size * bottleneck_size;
+        let latent = config.latent_dim as i64;
+        let fc_mu = nn::linear(&encoder / "fc_mu", flat, latent, Default::default());
+        let fc_logvar = nn::linear(&encoder / "fc_logvar", flat, latent, Default::default());
+
+        let decoder = root / "decoder";
+        let decoder_fc = nn::linear(&decoder / "fc", latent, flat, Default::default());
+        let up_path = &decoder / "up";
+        let mut up = Vec::with_capacity(channels.len() - 1);
+        for (i, pair) in channels.windows(2).rev().enumerate() {
+            let (out, inp) = (pair[0], pair[1]);
+            let base = i * stages_per_block;
+            up.push(UpStage {
+                deconv: nn::conv_transpose2d(&up_path / base, inp, out, 4, up_config),
+                residual: config
+                    .residual
+                    .then(|| ResidualBlock::new(&(&up_path / (base + 2)), out)),
+            });
+        }
+        let last = (channels.len() - 1) * stages_per_block;
+        let to_rgb = nn::conv_transpose2d(&up_path / last, channels[0], 3, 4, up_config);
+        Self {
+            down,
+            fc_mu,
+            fc_logvar,
+            decoder_fc,
+            up,
+            to_rgb,
+            bottleneck_channels,
+            bottleneck_size,
+            latent_dim: latent,
+            compute: Compute::default(),
+        }
+    }
+
+    /// Sets how later forward passes compute; outputs are fp32 either way.
+    pub fn set_compute(&mut self, compute: Compute) {
+        self.compute = compute;
+    }
+
+    pub fn compute(&self) -> Compute {
+        self.compute
+    }
+
+    pub fn latent_dim(&self) -> i64 {
+        self.latent_dim
+    }
+
+    /// Returns (mu, logvar) for images in [0, 1].
+    pub fn encode(&self, x: &Tensor) -> (Tensor, Tensor) {
+        let compute = self.compute;
+        let mut h = compute.cast(x);
+        for stage in &self.down {
+            h = compute
+                .conv(&h, &stage.conv, DOWN_STRIDE, DOWN_PADDING)
+                .relu();
+            if let Some(block) = &stage.residual {
+                h = block.forward(&h, compute);
+            }
+        }
+        let h = h.flatten(1, -1);
+        let mu = compute.linear(&h, &self.fc_mu);
+        let logvar = compute.linear(&h, &self.fc_logvar);
+        (mu.to_kind(Kind::Float), logvar.to_kind(Kind::Float))
+    }
+
+    pub fn decode(&self, z: &Tensor) -> Tensor {
+        let compute = self.compute;
+        let z = compute.cast(z);
+        let mut h = compute.linear(&z, &self.decoder_fc).view([
+            -1,
+            self.bottleneck_channels,
+            self.bottleneck_size,
+            self.bottleneck_size,
+        ]);
+        if compute.channels_last {
+            h = compute.cast(&h);
+        }
+        for stage in &self.up {
+            h = compute.conv_transpose(&h, &stage.deconv).relu();
+            if let Some(block) = &stage.residual {
+                h = block.forward(&h, compute);
+            }
+        }
+        // The sigmoid and the loss after it run in fp32, as autocast would have them.
+        compute
+            .conv_transpose(&h, &self.to_rgb)
+            .to_kind(Kind::Float)
+            .sigmoid()
+    }
+
+    /// Encodes, draws z with `eps` (standard normal, the caller owns randomness), decodes.
+    pub fn forward_with_noise(&self, x: &Tensor, eps: &Tensor) -> (Tensor, Tensor, Tensor) {
+        let (mu, logvar) = self.encode(x);
+        let z = &mu + eps * (&logvar * 0.5).exp();
+        (self.decode(&z), mu, logvar)
+    }
+}
+
+/// Seed loss: per image, sum of squared errors + beta * KL(q(z|x) || N(0, I)), batch mean.
+pub fn vae_loss(
+    recon: &Tensor,
+    target: &Tensor,
+    mu: &Tensor,
+    logvar: &Tensor,
+    beta: f64,
+) -> LossTerms {
+    let recon_per_image =
+        (recon - target)
+            .square()
+            .sum_dim_intlist(&[1i64, 2, 3][..], false, Kind::Float);
+    let kl_per_image = kl_per_image(mu, logvar);
+    let recon = recon_per_image.mean(Kind::Float);
+    let kl = kl_per_image.mean(Kind::Float);
+    let loss = &recon + &kl * beta;
+    LossTerms { loss, recon, kl }
+}
+
+/// KL(N(mu, exp(logvar)) || N(0, I)) summed over latent dimensions, one value per image.
+pub fn kl_per_image(mu: &Tensor, logvar: &Tensor) -> Tensor {
+    ((mu.square() + logvar.exp() - logvar - 1.0) * 0.5).sum_dim_intlist(
+        &[1i64][..],
+        false,
+        Kind::Float,
+    )
+}
+
+/// Number of trainable scalars, as PyTorch's `sum(p.numel() for p in model.parameters())`.
+pub fn parameter_count(vs: &nn::VarStore) -> i64 {
+    vs.trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum()
+}
+
+/// Builds a VarStore and model on `device` with initialisation drawn from `init_seed`.
+pub fn build(
+    config: &ModelConfig,
+    image_size: i64,
+    device: Device,
+    init_seed: i64,
+) -> (nn::VarStore, Vae) {
+    tch::manual_seed(init_seed);
+    let vs = nn::VarStore::new(device);
+    let model = Vae::new(&vs.root(), config, image_size);
+    (vs, model)
+}
+
+pub fn save_weights(vs: &nn::VarStore, path: &Path) -> Result<(), ModelError> {
+    vs.save(path).map_err(|source| ModelError::Save {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+pub fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<(), ModelError> {
+    vs.load(path).map_err(|source| ModelError::Load {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+impl Module for Vae {
+    /// Deterministic reconstruction through the posterior mean.
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let (mu, _) = self.encode(x);
+        self.decode(&mu)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::config::{ModelConfig, Precision};
+
+    fn seed_config(residual: bool) -> ModelConfig {
+        ModelConfig {
+            residual,
+            latent_dim: 128,
+            channels: vec![32, 64, 128, 256, 512],
+        }
+    }
+
+    fn count(residual: bool, size: i64) -> i64 {
+        let (vs, _) = build(&seed_config(residual), size, Device::Cpu, 0);
+        parameter_count(&vs)
+    }
+
+    #[test]
+    fn parameter_counts_match_the_seed_pytorch_model() {
+        assert_eq!(count(true, 128), 16_584_259);
+        assert_eq!(count(true, 64), 14_218_819);
+        assert_eq!(count(false, 64), 6_363_843);
+    }
+
+    #[test]
+    fn parameter_names_follow_the_seed_state_dict() {
+        let (vs, _) = build(&seed_config(true), 64, Device::Cpu, 0);
+        let names = vs.variables();
+        for name in [
+            "encoder.down.0.weight",
+            "encoder.down.2.block.0.weight",
+            "encoder.down.2.block.2.bias",
+            "encoder.down.12.weight",
+            "encoder.down.14.block.2.weight",
+            "encoder.fc_mu.weight",
+            "encoder.fc_logvar.bias",
+            "decoder.fc.weight",
+            "decoder.up.0.weight",
+            "decoder.up.11.block.0.weight",
+            "decoder.up.12.weight",
+        ] {
+            assert!(names.contains_key(name), "missing {name}");
+        }
+        assert_eq!(names.len(), 5 * 2 + 5 * 4 + 4 + 2 + 4 * 2 + 4 * 4 + 2);
+        let (plain, _) = build(&seed_config(false), 64, Device::Cpu, 0);
+        let plain_names = plain.variables();
+        assert!(plain_names.contains_key("encoder.down.8.weight"));
+        assert!(plain_names.contains_key("decoder.up.8.weight"));
+        assert!(!plain_names.keys().any(|n| n.contains("block")));
+    }
+
+    #[test]
+    fn shapes_round_trip_and_outputs_are_in_unit_range() {
+        let config = ModelConfig {
+            residual: true,
+            latent_dim: 8,
+            channels: vec![4, 8],
+        };
+        let (_vs, model) = build(&config, 16, Device::Cpu, 1);
+        let x = Tensor::rand([2, 3, 16, 16], (Kind::Float, Device::Cpu));
+        let eps = Tensor::zeros([2, 8], (Kind::Float, Device::Cpu));
+        let (recon, mu, logvar) = model.forward_with_noise(&x, &eps);
+        assert_eq!(recon.size(), vec![2, 3, 16, 16]);
+        assert_eq!(mu.size(), vec![2, 8]);
+        assert_eq!(logvar.size(), vec![2, 8]);
+        assert!(recon.min().double_value(&[]) >= 0.0 && recon.max().double_value(&[]) <= 1.0);
+    }
+
+    #[test]
+    fn loss_is_sum_of_squares_plus_beta_kl_averaged_over_batch() {
+        let target = Tensor::zeros([2, 3, 2, 2], (Kind::Float, Device::Cpu));
+        let recon = Tensor::full([2, 3, 2, 2], 0.5, (Kind::Float, Device::Cpu));
+        let mu = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 2.0]).view([2, 2]);
+        let logvar = Tensor::zeros([2, 2], (Kind::Float, Device::Cpu));
+        let terms = vae_loss(&recon, &target, &mu, &logvar, 4.0);
+        // 12 pixels * 0.25 = 3 per image; KL = 0.5*mu^2 summed: 0.5 and 2.0, mean 1.25.
+        assert!((terms.recon.double_value(&[]) - 3.0).abs() < 1e-6);
+        assert!((terms.kl.double_value(&[]) - 1.25).abs() < 1e-6);
+        assert!((terms.loss.double_value(&[]) - 8.0).abs() < 1e-6);
+    }
+
+    /// Loss and every weight's gradient of one step on fixed inputs, computed as `compute` says.
+    fn loss_and_gradients(compute: Compute) -> (f64, Vec<(String, Tensor)>) {
+        let config = ModelConfig {
+            residual: true,
+            latent_dim: 8,
+            channels: vec![8, 16],
+        };
+        let (vs, mut model) = build(&config, 16, Device::Cpu, 3);
+        model.set_compute(compute);
+        tch::manual_seed(11);
+        let x = Tensor::rand([4, 3, 16, 16], (Kind::Float, Device::Cpu));
+        let eps = Tensor::randn([4, 8], (Kind::Float, Device::Cpu));
+        let (recon, mu, logvar) = model.forward_with_noise(&x, &eps);
+        for output in [&recon, &mu, &logvar] {
+            assert_eq!(
+                output.kind(),
+                Kind::Float,
+                "outputs are fp32 under {compute:?}"
+            );
+        }
+        let terms = vae_loss(&recon, &x, &mu, &logvar, 1.0);
+        terms.loss.backward();
+        let mut grads: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .map(|(name, w)| {
+                assert_eq!(w.kind(), Kind::Float, "{name}: master weights stay fp32");
+                let g = w.grad();
+                assert_eq!(g.kind(), Kind::Float, "{name}: gradients arrive in fp32");
+                (name, g)
+            })
+            .collect();
+        grads.sort_by(|a, b| a.0.cmp(&b.0));
+        (terms.loss.double_value(&[]), grads)
+    }
+
+    fn cosine(a: &Tensor, b: &Tensor) -> f64 {
+        let dot = (a * b).sum(Kind::Double).double_value(&[]);
+        dot / (a.norm().double_value(&[]) * b.norm().double_value(&[]))
+    }
+
+    #[test]
+    fn bf16_computes_the_fp32_loss_and_gradients_to_bf16_accuracy() {
+        let (loss32, grads32) = loss_and_gradients(Compute::default());
+        let (loss16, grads16) = loss_and_gradients(Compute {
+            precision: Precision::Bf16,
+            channels_last: false,
+        });
+        // bf16 keeps 8 significant bits: about 0.4% per rounding.
+        assert!(
+            ((loss16 - loss32) / loss32).abs() < 0.01,
+            "bf16 loss {loss16} vs fp32 {loss32}"
+        );
+        assert_ne!(loss16, loss32, "bf16 must actually compute in bf16");
+        for ((name, g32), (_, g16)) in grads32.iter().zip(&grads16) {
+            let similarity = cosine(g32, g16);
+            assert!(similarity > 0.98, "{name}: gradient cosine {similarity}");
+        }
+    }
+
+    #[test]
+    fn channels_last_computes_the_same_model() {
+        let (loss, grads) = loss_and_gradients(Compute::default());
+        let (loss_nhwc, grads_nhwc) = loss_and_gradients(Compute {
+            precision: Precision::Fp32,
+            channels_last: true,
+        });
+        assert!(
+            ((loss_nhwc - loss) / loss).abs() < 1e-5,
+            "{loss_nhwc} vs {loss}"
+        );
+        for ((name, a), (_, b)) in grads.iter().zip(&grads_nhwc) {
+            let scale = a.abs().max().double_value(&[]).max(1e-12);
+            let diff = (a - b).abs().max().double_value(&[]);
+            assert!(
+                diff <= 1e-4 * scale,
+                "{name}: max difference {diff} of {scale}"
+            );
+        }
+    }
+
+    #[test]
+    fn same_seed_gives_same_initial_weights() {
+        let config = ModelConfig {
+            residual: false,
+            latent_dim: 4,
+            channels: vec![4],
+        };
+        let (a, _) = build(&config, 8, Device::Cpu, 5);
+        let (b, _) = build(&config, 8, Device::Cpu, 5);
+        let (c, _) = build(&config, 8, Device::Cpu, 6);
+        let w = |vs: &nn::VarStore| vs.variables()["encoder.down.0.weight"].shallow_clone();
+        assert!(w(&a).equal(&w(&b)));
+        assert!(!w(&a).equal(&w(&c)));
+    }
+}

@@ -1,0 +1,127 @@
+//! How numbers read in the report: significant digits per metric, `mean ± std`, the raw
+//! full-precision form of the CSV files, and the one-line answer per comparison.
+use super::aggregate::{Aggregate, Difference, Metric};
+use super::stats::Summary;
+
+/// Digits after the point for a value of this size: four significant digits or so.
+pub fn decimals(value: f64) -> usize {
+    match value.abs() {
+        v if v >= 1000.0 => 0,
+        v if v >= 100.0 => 1,
+        v if v >= 10.0 => 2,
+        v if v >= 1.0 => 3,
+        _ => 4,
+    }
+}
+
+/// `mean ± std` as the Markdown and HTML tables show it; `—` without data.
+pub fn format_summary(summary: &Summary, metric: Metric) -> String {
+    if summary.n == 0 || !summary.mean.is_finite() {
+        return "—".into();
+    }
+    let places = metric_decimals(metric, summary.mean);
+    if summary.std.is_finite() {
+        format!("{:.places$} ± {:.places$}", summary.mean, summary.std)
+    } else {
+        format!("{:.places$}", summary.mean)
+    }
+}
+
+/// Counts are shown whole, bounds in bits/dim to the 1e-4 their differences need.
+fn metric_decimals(metric: Metric, value: f64) -> usize {
+    match metric {
+        Metric::Parameters | Metric::Epochs => 0,
+        Metric::ActiveUnits => 1,
+        Metric::ElboBpd | Metric::IwaeBpd => 4,
+        _ => decimals(value),
+    }
+}
+
+pub fn format_value(value: f64) -> String {
+    if value.is_finite() {
+        format!("{:.*}", decimals(value), value)
+    } else {
+        "—".into()
+    }
+}
+
+pub fn raw(value: f64) -> String {
+    if value.is_finite() {
+        value.to_string()
+    } else {
+        String::new()
+    }
+}
+
+/// One reading per compared group: the answer to "does this variant beat the baseline?".
+pub fn reading(agg: &Aggregate, d: &Difference) -> String {
+    let group = &agg.groups[d.group].name;
+    let baseline = &agg.groups[d.baseline].name;
+    let x = &d.difference;
+    let metric = d.metric;
+    if x.n == 0 {
+        return format!(
+            "{group} vs {baseline}: no finished pair of runs yet for {}.",
+            metric.phrase()
+        );
+    }
+    let spread = if x.half_width.is_finite() {
+        x.half_width
+    } else {
+        0.0
+    };
+    let places = decimals(x.mean.abs().max(spread));
+    let verb = if x.mean > 0.0 {
+        "raises"
+    } else if x.mean < 0.0 {
+        "lowers"
+    } else {
+        "leaves unchanged"
+    };
+    let amount = if x.half_width.is_finite() {
+        format!(
+            "{:.places$} ± {:.places$}{}",
+            x.mean.abs(),
+            x.half_width,
+            metric.unit()
+        )
+    } else {
+        format!("{:.places$}{}", x.mean.abs(), metric.unit())
+    };
+    let verdict = if !x.half_width.is_finite() {
+        " — one seed, so no interval; add seeds to judge".to_string()
+    } else if x.excludes_zero() {
+        let better = (x.mean < 0.0) != metric.higher_is_better();
+        format!(
+            " — {}: the 95% interval excludes zero",
+            if better { "better" } else { "worse" }
+        )
+    } else {
+        " — no detectable difference: the 95% interval includes zero".into()
+    };
+    let basis = if x.half_width.is_finite() {
+        format!("95% CI over seeds, n = {}", x.n)
+    } else {
+        format!("n = {}", x.n)
+    };
+    format!(
+        "{group} {verb} {} by {amount} against {baseline} ({basis}){verdict}.",
+        metric.phrase()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_are_formatted_to_about_four_significant_digits() {
+        let s = Summary::of(&[98.4, 98.3]);
+        assert_eq!(format_summary(&s, Metric::BestValLoss), "98.35 ± 0.07");
+        let one = Summary::of(&[0.61234]);
+        assert_eq!(format_summary(&one, Metric::Ssim), "0.6123");
+        assert_eq!(format_summary(&Summary::of(&[]), Metric::Ssim), "—");
+        let params = Summary::of(&[16_584_259.0, 16_584_259.0]);
+        assert_eq!(format_summary(&params, Metric::Parameters), "16584259 ± 0");
+    }
+}

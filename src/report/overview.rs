@@ -1,0 +1,216 @@
+//! Where runs stand: status of planned runs and of everything in the store, for `plan` and
+//! `status`. Reads only; safe while a sweep is training.
+use serde::Serialize;
+
+use crate::experiment::config::{DataSource, EvalConfig};
+use crate::experiment::plan::Plan;
+use crate::store::{EpochMetrics, RunDir, RunStore, Standing, StoreError, Target};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedRunView {
+    pub id: String,
+    pub short_id: String,
+    pub label: String,
+    pub parameters: Vec<(String, String)>,
+    pub epochs: u32,
+    /// Known before decoding only for synthetic data or a `data.limit`.
+    pub train_images: Option<usize>,
+    pub standing: Standing,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OrphanView {
+    pub short_id: String,
+    pub label: String,
+    pub path: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanView {
+    pub experiment: String,
+    pub runs: Vec<PlannedRunView>,
+    pub remaining_image_epochs: u64,
+    /// Some runs read datasets on disk whose size is known only once decoded.
+    pub dataset_size_unknown: bool,
+    /// Median training throughput measured by this experiment's runs so far.
+    pub measured_images_per_second: Option<f64>,
+    pub estimated_seconds: Option<f64>,
+    pub orphans: Vec<OrphanView>,
+    pub warnings: Vec<String>,
+}
+
+/// A run's own target, from its `config.yaml`: what `status` measures it against.
+struct StoredTarget {
+    epochs: u32,
+    eval: EvalConfig,
+}
+
+impl StoredTarget {
+    fn as_target(&self) -> Target<'_> {
+        Target {
+            epochs: self.epochs,
+            eval: &self.eval,
+        }
+    }
+}
+
+fn stored_target(dir: &RunDir, epochs_target: u32) -> Result<StoredTarget, StoreError> {
+    let eval = dir.read_config()?.map(|c| c.eval).unwrap_or_default();
+    Ok(StoredTarget {
+        epochs: epochs_target,
+        eval,
+    })
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.retain(|v| v.is_finite() && *v > 0.0);
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
+}
+
+pub fn plan_view(plan: &Plan, store: &RunStore) -> Result<PlanView, StoreError> {
+    let mut runs = Vec::new();
+    let mut remaining = 0u64;
+    let mut throughputs = Vec::new();
+    let mut unknown_sizes = false;
+    for run in &plan.runs {
+        let dir = store.run_dir(&run.id);
+        let epochs = run.config.train.epochs;
+        let standing = dir.standing(Target {
+            epochs,
+            eval: &run.config.eval,
+        })?;
+        let images = match run.config.data.source {
+            DataSource::Synthetic => Some(run.config.data.effective_train_images()),
+            _ => run.config.data.limit,
+        };
+        if let Some(images) = images {
+            remaining += u64::from(epochs.saturating_sub(standing.epochs_done())) * images as u64;
+        } else {
+            unknown_sizes = true;
+        }
+        if standing != Standing::New {
+            throughputs.extend(
+                dir.read_metrics()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|m| m.images_per_second),
+            );
+        }
+        runs.push(PlannedRunView {
+            id: run.id.full().to_string(),
+            short_id: run.id.short().to_string(),
+            label: run.label.clone(),
+            parameters: run.coordinates.clone(),
+            epochs,
+            train_images: images,
+            description: standing.describe(epochs),
+            standing,
+        });
+    }
+    let planned: std::collections::HashSet<&str> = plan.runs.iter().map(|r| r.id.full()).collect();
+    let mut orphans = Vec::new();
+    for dir in store.list()? {
+        if planned.contains(dir.id().full()) {
+            continue;
+        }
+        let Ok(Some(state)) = dir.read_state() else {
+            continue;
+        };
+        if state.experiment != plan.experiment {
+            continue;
+        }
+        let standing = dir.standing(stored_target(&dir, state.epochs_target)?.as_target())?;
+        orphans.push(OrphanView {
+            short_id: dir.id().short().to_string(),
+            label: state.label,
+            path: dir.path().display().to_string(),
+            description: standing.describe(state.epochs_target),
+        });
+    }
+    let measured = median(throughputs);
+    Ok(PlanView {
+        experiment: plan.experiment.clone(),
+        runs,
+        remaining_image_epochs: remaining,
+        dataset_size_unknown: unknown_sizes,
+        measured_images_per_second: measured,
+        estimated_seconds: measured.map(|rate| remaining as f64 / rate),
+        orphans,
+        warnings: plan.warnings.clone(),
+    })
+}
+
+/// One line of `vaelab status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreRunView {
+    pub short_id: String,
+    pub experiment: String,
+    pub label: String,
+    pub epochs_target: u32,
+    pub standing: Standing,
+    pub description: String,
+    pub last: Option<LastEpoch>,
+    pub eta_seconds: Option<f64>,
+    pub path: String,
+    /// The Slurm job that last trained it (`1234_5`), if any.
+    pub slurm: Option<crate::store::SlurmIds>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LastEpoch {
+    pub epoch: u32,
+    pub train_loss: f64,
+    pub val_loss: f64,
+}
+
+pub fn store_view(store: &RunStore) -> Result<Vec<StoreRunView>, StoreError> {
+    let mut out = Vec::new();
+    for dir in store.list()? {
+        let Some(state) = dir.read_state()? else {
+            continue;
+        };
+        let standing = dir.standing(stored_target(&dir, state.epochs_target)?.as_target())?;
+        // A run being written can be read mid-rename only as old or new; a torn read is
+        // impossible, but a missing file is normal for a new run.
+        let metrics: Vec<EpochMetrics> = dir.read_metrics().unwrap_or_default();
+        let last = metrics.last().map(|m| LastEpoch {
+            epoch: m.epoch,
+            train_loss: m.train_loss,
+            val_loss: m.val_loss,
+        });
+        let mean_epoch = median(metrics.iter().map(|m| m.epoch_seconds).collect());
+        let left = state.epochs_target.saturating_sub(state.epochs_done);
+        let eta_seconds = match standing {
+            Standing::Complete { .. }
+            | Standing::TrainedNotEvaluated { .. }
+            | Standing::Failed { .. } => None,
+            _ => mean_epoch.map(|s| s * f64::from(left)),
+        };
+        out.push(StoreRunView {
+            short_id: dir.id().short().to_string(),
+            experiment: state.experiment,
+            label: state.label,
+            epochs_target: state.epochs_target,
+            description: standing.describe(state.epochs_target),
+            standing,
+            last,
+            eta_seconds,
+            path: dir.path().display().to_string(),
+            slurm: state.slurm,
+        });
+    }
+    Ok(out)
+}
+
+/// "1h 02m", "3m 05s", "12s".
+pub fn human_duration(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
+    }
+}

@@ -1,0 +1,119 @@
+//! The pictures the report lays side by side, one per variant: each variant's
+//! representative run's evaluation pictures and its fixed noise across epochs.
+use std::path::PathBuf;
+
+use super::aggregate::Aggregate;
+use super::document::GalleryCell;
+use crate::evaluate::ATTRIBUTE_STRENGTHS;
+use crate::experiment::slug;
+use crate::store::{EvaluationPicture, SampleKind};
+
+/// One kind of picture across the variants.
+pub struct Visual {
+    pub title: &'static str,
+    pub caption: String,
+    pub cells: Vec<GalleryCell>,
+}
+
+pub fn visuals(agg: &Aggregate) -> Vec<Visual> {
+    let attribute = agg
+        .runs
+        .iter()
+        .find_map(|r| r.evaluation.as_ref().and_then(|e| e.attribute.clone()));
+    let kinds: [(EvaluationPicture, &'static str, String); 4] = [
+        (
+            EvaluationPicture::Reconstructions,
+            "Reconstructions",
+            "Top row: the first evaluation images; bottom row: decoded from their posterior means.".into(),
+        ),
+        (
+            EvaluationPicture::Prior,
+            "Samples from the prior",
+            "The same standard-normal draws (fixed by the dataset seed) decoded by every variant.".into(),
+        ),
+        (
+            EvaluationPicture::Interpolation,
+            "Latent interpolation",
+            "Each row: a face, eight decodings along the straight line between the two posterior means, the other face.".into(),
+        ),
+        (
+            EvaluationPicture::Attribute,
+            "Attribute direction",
+            format!(
+                "Each row: a face without the attribute, then its code plus {} × the direction (mean code with {} minus mean code without), decoded.",
+                ATTRIBUTE_STRENGTHS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                attribute.as_deref().unwrap_or("the attribute")
+            ),
+        ),
+    ];
+    let mut out = Vec::new();
+    for (picture, title, caption) in kinds {
+        let cells: Vec<_> = agg
+            .groups
+            .iter()
+            .filter_map(|group| {
+                let run = agg.representative(group)?;
+                let path = run.dir.evaluation_picture(picture);
+                let bytes = std::fs::read(&path).ok()?;
+                Some(GalleryCell {
+                    label: group.name.clone(),
+                    note: format!("seed {}", run.seed),
+                    path: PathBuf::from("visuals")
+                        .join(slug(&group.name))
+                        .join(picture.file_name()),
+                    png: bytes,
+                })
+            })
+            .collect();
+        if !cells.is_empty() {
+            out.push(Visual {
+                title,
+                caption: caption.clone(),
+                cells,
+            });
+        }
+    }
+    // The fixed noise the trainer decodes after every epoch, at up to six epochs.
+    let mut cells = Vec::new();
+    for group in &agg.groups {
+        let Some(run) = agg.representative(group).or_else(|| {
+            group
+                .runs
+                .iter()
+                .map(|&i| &agg.runs[i])
+                .find(|r| !r.metrics.is_empty())
+        }) else {
+            continue;
+        };
+        let epochs: Vec<u32> = run.metrics.iter().map(|m| m.epoch).collect();
+        let picked: Vec<u32> = if epochs.len() <= 6 {
+            epochs
+        } else {
+            (0..6).map(|i| epochs[i * (epochs.len() - 1) / 5]).collect()
+        };
+        for epoch in picked {
+            let path = run.dir.sample_path(epoch, SampleKind::Prior);
+            let name = path.file_name().unwrap_or_default();
+            if let Ok(bytes) = std::fs::read(&path) {
+                cells.push(GalleryCell {
+                    label: group.name.clone(),
+                    note: format!("epoch {epoch}, seed {}", run.seed),
+                    path: PathBuf::from("visuals").join(slug(&group.name)).join(name),
+                    png: bytes,
+                });
+            }
+        }
+    }
+    if !cells.is_empty() {
+        out.push(Visual {
+            title: "Fixed noise across epochs",
+            caption: "The same 16 draws decoded after each epoch (the run's own noise), from the first epoch to the last.".into(),
+            cells,
+        });
+    }
+    out
+}

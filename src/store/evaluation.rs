@@ -1,0 +1,296 @@
+//! The end-of-run evaluation's files: `evaluation.parquet` (one row of scalars),
+//! `latent.parquet` (one row per latent dimension) and the pictures in `evaluation/`.
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use polars::prelude::*;
+
+use super::{RunDir, StoreError, write_atomic_with};
+use crate::experiment::config::EvalConfig;
+
+/// The decoder likelihood that the training loss implies and the bounds assume.
+pub const LIKELIHOOD: &str = "Gaussian decoder N(x̂, ½·I) on pixels scaled to [0, 1] (the seed's \
+sum-of-squares loss is its negative log-likelihood up to a constant), turned into a probability \
+of the 8-bit pixel values by the bin width 1/255";
+
+/// Active-unit threshold on the variance over the data of the posterior mean (Burda et al.).
+pub const ACTIVE_UNIT_THRESHOLD: f64 = 0.01;
+
+const EVALUATION_FILE: &str = "evaluation.parquet";
+const LATENT_FILE: &str = "latent.parquet";
+
+/// The pictures of an evaluation, in `runs/<id>/evaluation/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvaluationPicture {
+    /// The first evaluation images over their reconstructions from the posterior mean.
+    Reconstructions,
+    /// Fixed prior noise (drawn from the dataset seed) decoded.
+    Prior,
+    /// Straight lines between pairs of posterior means, decoded.
+    Interpolation,
+    /// Faces moved along an attribute's latent direction.
+    Attribute,
+}
+
+impl EvaluationPicture {
+    pub const ALL: [EvaluationPicture; 4] = [
+        Self::Reconstructions,
+        Self::Prior,
+        Self::Interpolation,
+        Self::Attribute,
+    ];
+
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Self::Reconstructions => "reconstructions.png",
+            Self::Prior => "prior.png",
+            Self::Interpolation => "interpolation.png",
+            Self::Attribute => "attribute.png",
+        }
+    }
+}
+
+/// The scalar results of one evaluation: one row of `evaluation.parquet`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// The epoch whose weights were evaluated.
+    pub epoch: u32,
+    pub split: String,
+    pub images: u32,
+    /// Mean squared error per pixel of the reconstruction from the posterior mean.
+    pub recon_mse: f64,
+    /// Mean over images of 10·log10(1 / per-image MSE), in dB.
+    pub psnr: f64,
+    /// Mean over images of SSIM (Gaussian window 11, σ 1.5, on each channel).
+    pub ssim: f64,
+    /// Mean over images of KL(q(z|x) || N(0, I)), summed over dimensions, in nats.
+    pub kl: f64,
+    pub active_units: u32,
+    pub latent_dim: u32,
+    /// Negative β = 1 ELBO (one sample of z per image), bits per dimension.
+    pub elbo_bpd: f64,
+    /// Negative importance-weighted bound, bits per dimension.
+    pub iwae_bpd: f64,
+    pub iwae_samples: u32,
+    pub iwae_images: u32,
+    /// The attribute whose direction was drawn, when the dataset has it.
+    pub attribute: Option<String>,
+    pub evaluated_at: DateTime<Utc>,
+}
+
+/// Per latent dimension: mean KL over images and the variance of the posterior mean.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatentStats {
+    pub kl: Vec<f64>,
+    pub mean_variance: Vec<f64>,
+}
+
+impl RunDir {
+    /// Pictures of the end-of-run evaluation (its numbers sit beside `metrics.parquet`).
+    pub fn evaluation_dir(&self) -> PathBuf {
+        self.path.join("evaluation")
+    }
+
+    pub fn evaluation_picture(&self, picture: EvaluationPicture) -> PathBuf {
+        self.evaluation_dir().join(picture.file_name())
+    }
+
+    /// The stored evaluation, if any.
+    pub fn read_evaluation(&self) -> Result<Option<Evaluation>, StoreError> {
+        read_evaluation(&self.path)
+    }
+
+    /// The stored per-dimension statistics, if any.
+    pub fn read_latent_stats(&self) -> Result<Option<LatentStats>, StoreError> {
+        read_latent_stats(&self.path)
+    }
+
+    /// Writes both Parquet files of an evaluation; `evaluation.parquet` last, so its
+    /// presence marks the evaluation complete.
+    pub fn write_evaluation(&self, e: &Evaluation, stats: &LatentStats) -> Result<(), StoreError> {
+        write_evaluation(&self.path, e, stats)
+    }
+
+    /// Whether the run holds an evaluation of `epoch` made with `settings`.
+    pub fn evaluation_is_current(&self, settings: &EvalConfig, epoch: u32) -> bool {
+        is_current(&self.path, settings, epoch)
+    }
+}
+
+/// Whether `run` holds an evaluation of `epoch` made with `settings`.
+fn is_current(dir: &Path, settings: &EvalConfig, epoch: u32) -> bool {
+    matches!(
+        read_evaluation(dir),
+        Ok(Some(e)) if e.epoch == epoch
+            && e.iwae_samples as usize == settings.iwae_samples
+            && e.iwae_images as usize
+                == settings.iwae_images.min(e.images as usize)
+            && (e.attribute.is_none() || e.attribute.as_deref() == Some(settings.attribute.as_str()))
+    )
+}
+
+fn to_frame(e: &Evaluation) -> PolarsResult<DataFrame> {
+    let f = |name: &str, v: f64| Column::new(name.into(), [v]);
+    let u = |name: &str, v: u32| Column::new(name.into(), [v]);
+    let evaluated_at =
+        Series::new("evaluated_at".into(), [e.evaluated_at.timestamp_micros()]).cast(
+            &DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
+        )?;
+    DataFrame::new(
+        1,
+        vec![
+            u("epoch", e.epoch),
+            Column::new("split".into(), [e.split.as_str()]),
+            u("images", e.images),
+            f("recon_mse", e.recon_mse),
+            f("psnr", e.psnr),
+            f("ssim", e.ssim),
+            f("kl", e.kl),
+            u("active_units", e.active_units),
+            u("latent_dim", e.latent_dim),
+            f("elbo_bpd", e.elbo_bpd),
+            f("iwae_bpd", e.iwae_bpd),
+            u("iwae_samples", e.iwae_samples),
+            u("iwae_images", e.iwae_images),
+            Column::new("attribute".into(), [e.attribute.as_deref()]),
+            Column::new("likelihood".into(), [LIKELIHOOD]),
+            evaluated_at.into(),
+        ],
+    )
+}
+
+fn from_frame(frame: &DataFrame) -> PolarsResult<Evaluation> {
+    let missing = || PolarsError::ComputeError("null in evaluation".into());
+    let f =
+        |name: &str| -> PolarsResult<f64> { frame.column(name)?.f64()?.get(0).ok_or_else(missing) };
+    let u =
+        |name: &str| -> PolarsResult<u32> { frame.column(name)?.u32()?.get(0).ok_or_else(missing) };
+    let micros = frame
+        .column("evaluated_at")?
+        .cast(&DataType::Int64)?
+        .i64()?
+        .get(0)
+        .ok_or_else(missing)?;
+    Ok(Evaluation {
+        epoch: u("epoch")?,
+        split: frame
+            .column("split")?
+            .str()?
+            .get(0)
+            .ok_or_else(missing)?
+            .to_string(),
+        images: u("images")?,
+        recon_mse: f("recon_mse")?,
+        psnr: f("psnr")?,
+        ssim: f("ssim")?,
+        kl: f("kl")?,
+        active_units: u("active_units")?,
+        latent_dim: u("latent_dim")?,
+        elbo_bpd: f("elbo_bpd")?,
+        iwae_bpd: f("iwae_bpd")?,
+        iwae_samples: u("iwae_samples")?,
+        iwae_images: u("iwae_images")?,
+        attribute: frame.column("attribute")?.str()?.get(0).map(str::to_string),
+        evaluated_at: DateTime::from_timestamp_micros(micros).ok_or_else(missing)?,
+    })
+}
+
+fn write_parquet(path: &Path, frame: &mut DataFrame) -> Result<(), StoreError> {
+    write_atomic_with(path, |file| {
+        ParquetWriter::new(file)
+            .finish(frame)
+            .map(|_| ())
+            .map_err(std::io::Error::other)
+    })
+}
+
+/// Writes an evaluation's two Parquet files into run directory `dir`; the scalar row last.
+pub(super) fn write_evaluation(
+    dir: &Path,
+    e: &Evaluation,
+    stats: &LatentStats,
+) -> Result<(), StoreError> {
+    let corrupt = |path: &Path| {
+        let path = path.to_path_buf();
+        move |err: PolarsError| StoreError::Corrupt {
+            path,
+            detail: err.to_string(),
+        }
+    };
+    let latent_path = dir.join(LATENT_FILE);
+    let mut latent = DataFrame::new(
+        stats.kl.len(),
+        vec![
+            Column::new(
+                "dim".into(),
+                (0..stats.kl.len() as u32).collect::<Vec<u32>>(),
+            ),
+            Column::new("kl".into(), stats.kl.clone()),
+            Column::new("mean_variance".into(), stats.mean_variance.clone()),
+            Column::new(
+                "active".into(),
+                stats
+                    .mean_variance
+                    .iter()
+                    .map(|&v| v > ACTIVE_UNIT_THRESHOLD)
+                    .collect::<Vec<bool>>(),
+            ),
+        ],
+    )
+    .map_err(corrupt(&latent_path))?;
+    write_parquet(&latent_path, &mut latent)?;
+    // The scalar row last: its presence marks the evaluation complete.
+    let path = dir.join(EVALUATION_FILE);
+    let mut frame = to_frame(e).map_err(corrupt(&path))?;
+    write_parquet(&path, &mut frame)
+}
+
+fn read_frame(path: &Path) -> Result<Option<DataFrame>, StoreError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let file = File::open(path).map_err(|e| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    ParquetReader::new(file)
+        .finish()
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })
+}
+
+/// The evaluation stored in run directory `dir`, if any.
+pub(super) fn read_evaluation(dir: &Path) -> Result<Option<Evaluation>, StoreError> {
+    let path = dir.join(EVALUATION_FILE);
+    match read_frame(&path)? {
+        None => Ok(None),
+        Some(frame) => from_frame(&frame)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                path,
+                detail: e.to_string(),
+            }),
+    }
+}
+
+/// The per-dimension statistics stored in run directory `dir`, if any.
+fn read_latent_stats(dir: &Path) -> Result<Option<LatentStats>, StoreError> {
+    let path = dir.join(LATENT_FILE);
+    let Some(frame) = read_frame(&path)? else {
+        return Ok(None);
+    };
+    let column = |name: &str| -> PolarsResult<Vec<f64>> {
+        Ok(frame.column(name)?.f64()?.into_no_null_iter().collect())
+    };
+    match (column("kl"), column("mean_variance")) {
+        (Ok(kl), Ok(mean_variance)) => Ok(Some(LatentStats { kl, mean_variance })),
+        (Err(e), _) | (_, Err(e)) => Err(StoreError::Corrupt {
+            path,
+            detail: e.to_string(),
+        }),
+    }
+}

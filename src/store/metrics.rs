@@ -1,0 +1,233 @@
+//! `metrics.parquet`: one row per epoch. The schema is declared once, in [`COLUMNS`], and
+//! that one list writes the file, reads it back and names the columns the report shows.
+use std::fs::File;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use polars::prelude::*;
+
+use super::StoreError;
+
+/// One row of `metrics.parquet`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochMetrics {
+    pub epoch: u32,
+    pub train_loss: f64,
+    pub train_recon: f64,
+    pub train_kl: f64,
+    pub val_loss: f64,
+    pub val_recon: f64,
+    pub val_kl: f64,
+    pub beta: f64,
+    pub lr: f64,
+    pub epoch_seconds: f64,
+    pub images_per_second: f64,
+    /// Mean per-image PSNR (dB) of the validation reconstructions the loss saw; NaN in
+    /// metrics written before it was recorded.
+    pub val_psnr: f64,
+    pub finished_at: DateTime<Utc>,
+}
+
+/// One floating-point column of `metrics.parquet`: its name, where its value lives in an
+/// [`EpochMetrics`], and whether files written before it existed lack it.
+pub struct MetricsColumn {
+    pub name: &'static str,
+    pub get: fn(&EpochMetrics) -> f64,
+    set: fn(&mut EpochMetrics, f64),
+    /// Added after the first release: absent in older files, read as NaN.
+    added_later: bool,
+    /// Learned rather than timed: must replay bit for bit on resume.
+    pub learned: bool,
+}
+
+macro_rules! column {
+    ($field:ident, learned: $learned:expr, added_later: $later:expr) => {
+        MetricsColumn {
+            name: stringify!($field),
+            get: |m| m.$field,
+            set: |m, v| m.$field = v,
+            added_later: $later,
+            learned: $learned,
+        }
+    };
+}
+
+/// Every floating-point column, in file order (after `epoch`, before `finished_at`).
+pub const COLUMNS: [MetricsColumn; 11] = [
+    column!(train_loss, learned: true, added_later: false),
+    column!(train_recon, learned: true, added_later: false),
+    column!(train_kl, learned: true, added_later: false),
+    column!(val_loss, learned: true, added_later: false),
+    column!(val_recon, learned: true, added_later: false),
+    column!(val_kl, learned: true, added_later: false),
+    column!(beta, learned: false, added_later: false),
+    column!(lr, learned: false, added_later: false),
+    column!(epoch_seconds, learned: false, added_later: false),
+    column!(images_per_second, learned: false, added_later: false),
+    column!(val_psnr, learned: true, added_later: true),
+];
+
+const EPOCH: &str = "epoch";
+const FINISHED_AT: &str = "finished_at";
+
+impl EpochMetrics {
+    /// A row with every floating-point column NaN, to be filled in.
+    fn blank(epoch: u32, finished_at: DateTime<Utc>) -> Self {
+        Self {
+            epoch,
+            train_loss: f64::NAN,
+            train_recon: f64::NAN,
+            train_kl: f64::NAN,
+            val_loss: f64::NAN,
+            val_recon: f64::NAN,
+            val_kl: f64::NAN,
+            beta: f64::NAN,
+            lr: f64::NAN,
+            epoch_seconds: f64::NAN,
+            images_per_second: f64::NAN,
+            val_psnr: f64::NAN,
+            finished_at,
+        }
+    }
+
+    /// The learned quantities, without timings: what must replay bit for bit on resume.
+    pub fn learned(&self) -> Vec<f64> {
+        COLUMNS
+            .iter()
+            .filter(|c| c.learned)
+            .map(|c| (c.get)(self))
+            .collect()
+    }
+}
+
+fn utc_micros() -> DataType {
+    DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+}
+
+pub(crate) fn metrics_to_frame(rows: &[EpochMetrics]) -> PolarsResult<DataFrame> {
+    let mut columns: Vec<Column> = Vec::with_capacity(COLUMNS.len() + 2);
+    columns.push(Column::new(
+        EPOCH.into(),
+        rows.iter().map(|r| r.epoch).collect::<Vec<u32>>(),
+    ));
+    for column in &COLUMNS {
+        let values: Vec<f64> = rows.iter().map(column.get).collect();
+        columns.push(Column::new(column.name.into(), values));
+    }
+    let finished: Vec<i64> = rows
+        .iter()
+        .map(|r| r.finished_at.timestamp_micros())
+        .collect();
+    let finished = Series::new(FINISHED_AT.into(), finished).cast(&utc_micros())?;
+    columns.push(finished.into());
+    DataFrame::new(rows.len(), columns)
+}
+
+pub(crate) fn metrics_from_frame(frame: &DataFrame) -> PolarsResult<Vec<EpochMetrics>> {
+    let missing = || PolarsError::ComputeError("null in metrics".into());
+    let epochs = frame.column(EPOCH)?.u32()?;
+    let finished = frame.column(FINISHED_AT)?.cast(&DataType::Int64)?;
+    let finished = finished.i64()?;
+    let values: Vec<Option<&Float64Chunked>> = COLUMNS
+        .iter()
+        .map(|column| match frame.column(column.name) {
+            Ok(values) => values.f64().map(Some),
+            Err(_) if column.added_later => Ok(None),
+            Err(e) => Err(e),
+        })
+        .collect::<PolarsResult<_>>()?;
+    (0..frame.height())
+        .map(|i| {
+            let micros = finished.get(i).ok_or_else(missing)?;
+            let mut row = EpochMetrics::blank(
+                epochs.get(i).ok_or_else(missing)?,
+                DateTime::from_timestamp_micros(micros).ok_or_else(missing)?,
+            );
+            for (column, values) in COLUMNS.iter().zip(&values) {
+                if let Some(values) = values {
+                    (column.set)(&mut row, values.get(i).ok_or_else(missing)?);
+                }
+            }
+            Ok(row)
+        })
+        .collect()
+}
+
+/// Reads a `metrics.parquet` file.
+pub fn read_metrics_file(path: &Path) -> Result<Vec<EpochMetrics>, StoreError> {
+    let corrupt = |e: PolarsError| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    };
+    let file = File::open(path).map_err(super::io_err(path, "cannot open"))?;
+    let frame = ParquetReader::new(file).finish().map_err(corrupt)?;
+    metrics_from_frame(&frame).map_err(corrupt)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn row(epoch: u32) -> EpochMetrics {
+        EpochMetrics {
+            epoch,
+            train_loss: 1.5 + epoch as f64,
+            train_recon: 1.0,
+            train_kl: 0.5,
+            val_loss: 2.0,
+            val_recon: 1.25,
+            val_kl: 0.75,
+            beta: 1.0,
+            lr: 1e-3,
+            epoch_seconds: 3.0,
+            images_per_second: 100.0,
+            val_psnr: 21.5,
+            finished_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
+        }
+    }
+
+    #[test]
+    fn metrics_without_later_columns_read_them_as_nan() {
+        let mut frame = metrics_to_frame(&[row(1)]).unwrap();
+        let _ = frame.drop_in_place("val_psnr").unwrap();
+        let rows = metrics_from_frame(&frame).unwrap();
+        assert!(rows[0].val_psnr.is_nan());
+        assert_eq!(rows[0].val_loss, 2.0);
+    }
+
+    #[test]
+    fn a_missing_original_column_is_an_error() {
+        let mut frame = metrics_to_frame(&[row(1)]).unwrap();
+        let _ = frame.drop_in_place("val_loss").unwrap();
+        assert!(metrics_from_frame(&frame).is_err());
+    }
+
+    #[test]
+    fn the_file_has_the_columns_of_the_schema_in_order() {
+        let frame = metrics_to_frame(&[row(1)]).unwrap();
+        let names: Vec<&str> = frame
+            .get_column_names()
+            .iter()
+            .map(|n| n.as_str())
+            .collect();
+        let mut expected = vec!["epoch"];
+        expected.extend(COLUMNS.iter().map(|c| c.name));
+        expected.push("finished_at");
+        assert_eq!(names, expected);
+    }
+
+    #[test]
+    fn every_column_reads_back_into_its_own_field() {
+        // Distinct values per column, so a swapped accessor cannot go unnoticed.
+        let mut original = row(3);
+        for (i, column) in COLUMNS.iter().enumerate() {
+            (column.set)(&mut original, 10.0 + i as f64);
+        }
+        let frame = metrics_to_frame(std::slice::from_ref(&original)).unwrap();
+        assert_eq!(metrics_from_frame(&frame).unwrap(), vec![original.clone()]);
+        assert_eq!(
+            original.learned(),
+            vec![10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 20.0]
+        );
+    }
+}

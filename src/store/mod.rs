@@ -1,0 +1,394 @@
+//! The run store: run directories, atomic writes, the per-run lock, state and metrics files.
+//!
+//! Layout: `runs/<id>/{config.yaml, state.json, metrics.parquet, checkpoints/, samples/, lock}`.
+//! Every file is replaced atomically (temp file in the same directory, fsync, rename), so a
+//! crash at any instant leaves either the old or the new version, never a torn one.
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::experiment::config::{RunConfig, RunId};
+
+mod atomic;
+mod checkpoint;
+mod evaluation;
+mod lock;
+mod metrics;
+mod standing;
+mod state;
+
+pub use atomic::{sync_dir, write_atomic, write_atomic_with};
+pub use checkpoint::{CheckpointRef, MODEL_FILE, OPTIMIZER_FILE, PROGRESS_FILE, Progress};
+pub use evaluation::{
+    ACTIVE_UNIT_THRESHOLD, Evaluation, EvaluationPicture, LIKELIHOOD, LatentStats,
+};
+pub use lock::RunLock;
+use metrics::metrics_to_frame;
+pub use metrics::{COLUMNS as METRICS_COLUMNS, EpochMetrics, MetricsColumn, read_metrics_file};
+pub use standing::{Standing, Target};
+pub use state::{RunState, RunStatus, SlurmIds, host_name};
+
+const CONFIG_FILE: &str = "config.yaml";
+const STATE_FILE: &str = "state.json";
+const METRICS_FILE: &str = "metrics.parquet";
+const LOCK_FILE: &str = "lock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {action}: {source}")]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: std::io::Error,
+    },
+    #[error("{path}: unreadable ({detail}); move it aside to let vaelab rewrite it")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("{path}: run is being trained by another process ({holder}); wait for it or stop it")]
+    Locked { path: PathBuf, holder: String },
+    #[error(
+        "{path}: holds a different run (id {found}, expected {expected}); this is a hash-prefix collision or a hand-edited file"
+    )]
+    IdMismatch {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+}
+
+pub(crate) fn io_err<'a>(
+    path: &'a Path,
+    action: &'static str,
+) -> impl FnOnce(std::io::Error) -> StoreError + use<'a> {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        action,
+        source,
+    }
+}
+
+/// The runs directory (`--runs-dir`, default `./runs`).
+#[derive(Debug, Clone)]
+pub struct RunStore {
+    root: PathBuf,
+}
+
+impl RunStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn run_dir(&self, id: &RunId) -> RunDir {
+        RunDir {
+            path: self.root.join(id.dir_name()),
+            id: id.clone(),
+        }
+    }
+
+    /// Every run directory in the store (those with a `config.yaml` naming an id), by name.
+    pub fn list(&self) -> Result<Vec<RunDir>, StoreError> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: self.root.clone(),
+                    action: "cannot list",
+                    source,
+                });
+            }
+        };
+        let mut runs = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(io_err(&self.root, "cannot list"))?.path();
+            // The stored id, not a recomputed one: runs from older schemas still list.
+            let id = fs::read_to_string(path.join(CONFIG_FILE))
+                .ok()
+                .and_then(|text| serde_yaml::from_str::<serde_yaml::Value>(&text).ok())
+                .and_then(|value| {
+                    value
+                        .get("id")
+                        .and_then(|id| id.as_str())
+                        .and_then(RunId::parse)
+                });
+            if let Some(id) = id {
+                runs.push(RunDir { path, id });
+            }
+        }
+        runs.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(runs)
+    }
+}
+
+/// The pictures training writes after every epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleKind {
+    /// The run's fixed prior noise decoded.
+    Prior,
+    /// Validation images over their reconstructions.
+    Reconstruction,
+}
+
+/// One run's directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    path: PathBuf,
+    id: RunId,
+}
+
+impl RunDir {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn id(&self) -> &RunId {
+        &self.id
+    }
+    pub fn config_path(&self) -> PathBuf {
+        self.path.join(CONFIG_FILE)
+    }
+    pub fn state_path(&self) -> PathBuf {
+        self.path.join(STATE_FILE)
+    }
+    pub fn metrics_path(&self) -> PathBuf {
+        self.path.join(METRICS_FILE)
+    }
+    pub fn samples_dir(&self) -> PathBuf {
+        self.path.join("samples")
+    }
+
+    /// `samples/epoch-NNNN-{prior,recon}.png`, written after every epoch.
+    pub fn sample_path(&self, epoch: u32, kind: SampleKind) -> PathBuf {
+        let kind = match kind {
+            SampleKind::Prior => "prior",
+            SampleKind::Reconstruction => "recon",
+        };
+        self.samples_dir()
+            .join(format!("epoch-{epoch:04}-{kind}.png"))
+    }
+
+    pub fn exists(&self) -> bool {
+        self.state_path().exists()
+    }
+
+    /// Writes `config.yaml` once, or checks that the one there is this run's.
+    pub fn write_or_check_config(&self, config: &RunConfig) -> Result<(), StoreError> {
+        let path = self.config_path();
+        #[derive(Serialize, Deserialize)]
+        struct StoredConfig {
+            id: String,
+            schema: u32,
+            #[serde(flatten)]
+            config: RunConfig,
+        }
+        if path.exists() {
+            let text = fs::read_to_string(&path).map_err(io_err(&path, "cannot read"))?;
+            let stored: StoredConfig =
+                serde_yaml::from_str(&text).map_err(|e| StoreError::Corrupt {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })?;
+            if stored.id != self.id.full() {
+                return Err(StoreError::IdMismatch {
+                    path,
+                    found: stored.id,
+                    expected: self.id.full().into(),
+                });
+            }
+            if stored.config.train.epochs == config.train.epochs
+                && stored.config.eval == config.eval
+            {
+                return Ok(());
+            }
+        }
+        let stored = StoredConfig {
+            id: self.id.full().to_string(),
+            schema: crate::experiment::config::SCHEMA_VERSION,
+            config: config.clone(),
+        };
+        let text = serde_yaml::to_string(&stored).expect("RunConfig always serializes");
+        write_atomic(&path, text.as_bytes())
+    }
+
+    pub fn read_config(&self) -> Result<Option<RunConfig>, StoreError> {
+        Self::read_config_at(&self.config_path())
+    }
+
+    fn read_config_at(path: &Path) -> Result<Option<RunConfig>, StoreError> {
+        let path = path.to_path_buf();
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = fs::read_to_string(&path).map_err(io_err(&path, "cannot read"))?;
+        let mut value: serde_yaml::Value =
+            serde_yaml::from_str(&text).map_err(|e| StoreError::Corrupt {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
+        if let Some(map) = value.as_mapping_mut() {
+            map.remove("id");
+            map.remove("schema");
+        }
+        serde_yaml::from_value(value)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                path,
+                detail: e.to_string(),
+            })
+    }
+
+    pub fn read_state(&self) -> Result<Option<RunState>, StoreError> {
+        let path = self.state_path();
+        match fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt {
+                        path,
+                        detail: e.to_string(),
+                    })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io {
+                path,
+                action: "cannot read",
+                source,
+            }),
+        }
+    }
+
+    pub fn write_state(&self, state: &RunState) -> Result<(), StoreError> {
+        let text = serde_json::to_vec_pretty(state).expect("RunState always serializes");
+        write_atomic(&self.state_path(), &text)
+    }
+
+    pub fn read_metrics(&self) -> Result<Vec<EpochMetrics>, StoreError> {
+        let path = self.metrics_path();
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        read_metrics_file(&path)
+    }
+
+    pub fn write_metrics(&self, rows: &[EpochMetrics]) -> Result<(), StoreError> {
+        let path = self.metrics_path();
+        let mut frame = metrics_to_frame(rows).map_err(|e| StoreError::Corrupt {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        write_atomic_with(&path, |file| {
+            ParquetWriter::new(file)
+                .finish(&mut frame)
+                .map(|_| ())
+                .map_err(std::io::Error::other)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::config::tests::tiny_config;
+    use crate::store::metrics::tests::row;
+
+    #[test]
+    fn metrics_round_trip_through_parquet() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunStore::new(dir.path()).run_dir(&tiny_config().id());
+        let rows = vec![row(1), row(2)];
+        run.write_metrics(&rows).unwrap();
+        assert_eq!(run.read_metrics().unwrap(), rows);
+    }
+
+    #[test]
+    fn corrupt_metrics_are_reported_with_their_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunStore::new(dir.path()).run_dir(&tiny_config().id());
+        fs::create_dir_all(run.path()).unwrap();
+        fs::write(run.metrics_path(), b"not parquet").unwrap();
+        let err = run.read_metrics().unwrap_err().to_string();
+        assert!(
+            err.contains("metrics.parquet") && err.contains("unreadable"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn second_lock_on_the_same_run_is_refused_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunStore::new(dir.path()).run_dir(&tiny_config().id());
+        let held = run.try_lock().unwrap();
+        let err = run.try_lock().unwrap_err();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+        drop(held);
+        run.try_lock().unwrap();
+    }
+
+    #[test]
+    fn checkpoints_are_found_pruned_and_partial_ones_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunStore::new(dir.path()).run_dir(&tiny_config().id());
+        for epoch in 1..=3 {
+            run.write_checkpoint(CheckpointRef { epoch, step: 0 }, |d| {
+                fs::write(d.join("x"), b"1").map_err(io_err(d, "write"))
+            })
+            .unwrap();
+        }
+        fs::create_dir_all(run.checkpoints_dir().join(".partial-abc")).unwrap();
+        assert_eq!(
+            run.latest_checkpoint().unwrap(),
+            Some(CheckpointRef { epoch: 3, step: 0 })
+        );
+        let mid = CheckpointRef { epoch: 2, step: 7 };
+        run.write_checkpoint(mid, |d| {
+            fs::write(d.join("x"), b"1").map_err(io_err(d, "write"))
+        })
+        .unwrap();
+        assert_eq!(CheckpointRef::parse("epoch-0002-step-000007"), Some(mid));
+        assert_eq!(
+            run.latest_checkpoint().unwrap(),
+            Some(CheckpointRef { epoch: 3, step: 0 })
+        );
+        run.prune_checkpoints(2).unwrap();
+        let mut left: Vec<_> = fs::read_dir(run.checkpoints_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec!["epoch-0002-step-000007", "epoch-0003"]);
+    }
+
+    #[test]
+    fn config_of_another_run_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path());
+        let config = tiny_config();
+        let run = store.run_dir(&config.id());
+        run.write_or_check_config(&config).unwrap();
+        assert_eq!(run.read_config().unwrap(), Some(config.clone()));
+        let mut other = config.clone();
+        other.seed = 9;
+        let impostor = RunDir {
+            path: run.path().to_path_buf(),
+            id: other.id(),
+        };
+        assert!(matches!(
+            impostor.write_or_check_config(&other),
+            Err(StoreError::IdMismatch { .. })
+        ));
+    }
+}

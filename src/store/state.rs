@@ -1,0 +1,103 @@
+//! `state.json`: a run's status, progress, where and by what it was last trained, and
+//! the Slurm job it ran in.
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Pending,
+    Running,
+    /// Stopped on request (Ctrl-C, a scheduler's signal) after a checkpoint.
+    Interrupted,
+    Done,
+    Failed,
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Running => "running",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Done => "done",
+            RunStatus::Failed => "failed",
+        })
+    }
+}
+
+/// `state.json`: what a person or `vaelab status` needs to know about a run at a glance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    pub id: String,
+    /// The experiment (spec `name`) that last trained this run.
+    #[serde(default)]
+    pub experiment: String,
+    pub label: String,
+    pub status: RunStatus,
+    pub epochs_done: u32,
+    pub epochs_target: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub host: String,
+    pub pid: u32,
+    pub vaelab_version: String,
+    pub libtorch_version: String,
+    pub device: String,
+    pub error: Option<String>,
+    /// Trainable parameters of the run's model, recorded when it is built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<i64>,
+    /// The Slurm job that last trained the run, when it ran under Slurm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<SlurmIds>,
+}
+
+/// The Slurm job a process runs in, from the environment Slurm sets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlurmIds {
+    pub job_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array_job_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array_task_id: Option<String>,
+}
+
+impl SlurmIds {
+    /// Reads `SLURM_JOB_ID`, `SLURM_ARRAY_JOB_ID` and `SLURM_ARRAY_TASK_ID`.
+    pub fn from_env() -> Option<Self> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Some(Self {
+            job_id: var("SLURM_JOB_ID")?,
+            array_job_id: var("SLURM_ARRAY_JOB_ID"),
+            array_task_id: var("SLURM_ARRAY_TASK_ID"),
+        })
+    }
+
+    /// `1234_5` for an array task, else the job id: what `squeue` and `scontrol` accept.
+    pub fn job(&self) -> String {
+        match (&self.array_job_id, &self.array_task_id) {
+            (Some(array), Some(task)) => format!("{array}_{task}"),
+            _ => self.job_id.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for SlurmIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "slurm {}", self.job())?;
+        if self.array_job_id.is_some() {
+            write!(f, " (job {})", self.job_id)?;
+        }
+        Ok(())
+    }
+}
+
+/// This machine's name, as recorded in run state and lock holders.
+pub fn host_name() -> String {
+    hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown-host".into())
+}

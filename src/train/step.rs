@@ -1,0 +1,28 @@
+//! The one training step, shared by the trainer and `vaelab bench` so that the benchmark
+//! times exactly what training runs.
+use tch::Tensor;
+
+use crate::data;
+use crate::model::adam::Adam;
+use crate::model::{self, LossTerms, Vae};
+
+/// Images `order[start .. start + len]` of a uint8 dataset (N, 3, S, S), as floats in
+/// [0, 1] on the dataset's device.
+pub fn gather_batch(images: &Tensor, order: &Tensor, start: i64, len: i64) -> Tensor {
+    data::to_unit_float(&images.index_select(0, &order.narrow(0, start, len)))
+}
+
+/// Forward with reparameterisation noise `eps`, the β-weighted loss, backward and one Adam
+/// step. The returned terms stay on the device: reading them is a host sync.
+pub fn train_step(
+    model: &Vae,
+    optimizer: &mut Adam,
+    x: &Tensor,
+    eps: &Tensor,
+    beta: f64,
+) -> LossTerms {
+    let (recon, mu, logvar) = model.forward_with_noise(x, eps);
+    let terms = model::vae_loss(&recon, x, &mu, &logvar, beta);
+    optimizer.minimize(&terms.loss);
+    terms
+}

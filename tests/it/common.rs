@@ -1,0 +1,114 @@
+//! Helpers shared by the integration tests: temp workspaces, tiny specs, the real binary.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn runs(&self) -> PathBuf {
+        self.dir.path().join("runs")
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).expect("write spec");
+        path
+    }
+
+    /// `vaelab --runs-dir <ws>/runs ARGS...`, on the CPU with a fixed thread count.
+    pub fn vaelab(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::cargo_bin("vaelab").expect("vaelab binary");
+        cmd.current_dir(self.path())
+            .arg("--runs-dir")
+            .arg(self.runs())
+            .args(args);
+        cmd
+    }
+
+    /// `vaelab bench` on a plain 32×32 model with 8 latents on the CPU, batch `batch`.
+    pub fn tiny_bench(&self, batch: u32) -> Command {
+        let batch = batch.to_string();
+        self.vaelab(&[
+            "bench",
+            "--model",
+            "plain",
+            "--image-size",
+            "32",
+            "--batch-size",
+            &batch,
+            "--latent-dim",
+            "8",
+            "--device",
+            "cpu",
+        ])
+    }
+
+    /// Starts `vaelab --runs-dir <ws>/runs ARGS...` in the background, stdout discarded.
+    pub fn spawn(&self, args: &[&str], stderr: std::process::Stdio) -> std::process::Child {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("vaelab"))
+            .current_dir(self.path())
+            .arg("--runs-dir")
+            .arg(self.runs())
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn vaelab")
+    }
+
+    /// The only run directory under `runs/`.
+    pub fn single_run_dir(&self) -> PathBuf {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.runs())
+            .expect("runs dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.is_dir())
+            .collect();
+        assert_eq!(dirs.len(), 1, "expected one run directory, found {dirs:?}");
+        dirs.pop().unwrap()
+    }
+}
+
+/// A spec small enough to train in about a second on two cores.
+pub fn tiny_spec(name: &str, epochs: u32) -> String {
+    format!(
+        "name: {name}\nseed: 3\ndata:\n  source: synthetic\n  image_size: 16\n  train_images: 96\n  val_images: 16\n\
+         model:\n  residual: true\n  latent_dim: 8\n  channels: [8, 16]\ntrain:\n  epochs: {epochs}\n  batch_size: 16\n  lr: 0.002\n"
+    )
+}
+
+pub fn read_state(run_dir: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(run_dir.join("state.json")).expect("state.json");
+    serde_json::from_slice(&bytes).expect("state.json is JSON")
+}
+
+/// A 2 variants × 2 seeds sweep of tiny runs.
+pub fn tiny_sweep(name: &str, epochs: u32) -> String {
+    format!(
+        "name: {name}\nseeds: [0, 1]\ndata:\n  image_size: 16\n  train_images: 64\n  val_images: 16\n\
+         model:\n  latent_dim: 8\n  channels: [8, 16]\ntrain:\n  epochs: {epochs}\n  batch_size: 16\n\
+         variants:\n  - name: residual\n    model.residual: true\n  - name: plain\n    model.residual: false\n"
+    )
+}
+
+/// Labels of the runs a `vaelab run` output says it trained.
+pub fn trained_labels(stderr: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter(|l| l.contains("]: trained epochs"))
+        .filter_map(|l| l.split(" [").next().map(str::to_string))
+        .collect()
+}

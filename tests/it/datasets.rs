@@ -1,0 +1,350 @@
+//! Datasets on disk: CelebA in both layouts, image folders with a corrupt file, crop and
+//! resize, the decoded cache (reuse, invalidation, damage), and a run on generated CelebA.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use crate::common::Workspace;
+use image::{Rgb, RgbImage};
+use predicates::str::contains;
+use vaelab::data::disk::{self, CelebaLayout};
+use vaelab::experiment::config::{DataConfig, DataSource, ResizeFilter};
+use vaelab::progress::{EpochSummary, Reporter};
+
+/// A 178×218 CelebA-sized JPEG: white inside the central 148×148 square, black outside,
+/// tinted by `index` so files differ.
+fn celeba_image(index: usize) -> RgbImage {
+    let tint = (index * 37 % 200) as u8;
+    RgbImage::from_fn(178, 218, |x, y| {
+        let inside = (15..163).contains(&x) && (35..183).contains(&y);
+        if inside {
+            Rgb([255, 255, 255 - tint / 4])
+        } else {
+            Rgb([0, 0, 0])
+        }
+    })
+}
+
+const PARTITIONS: [u8; 10] = [0, 0, 0, 0, 0, 0, 1, 1, 2, 2];
+
+fn name(i: usize) -> String {
+    format!("{:06}.jpg", i + 1)
+}
+
+fn write_celeba(root: &Path, layout: CelebaLayout) {
+    let images = match layout {
+        CelebaLayout::Official => root.join("img_align_celeba"),
+        CelebaLayout::Kaggle => root.join("img_align_celeba/img_align_celeba"),
+    };
+    std::fs::create_dir_all(&images).unwrap();
+    for i in 0..PARTITIONS.len() {
+        celeba_image(i).save(images.join(name(i))).unwrap();
+    }
+    let attrs = ["Smiling", "Male"];
+    let value = |i: usize, k: usize| if (i + k).is_multiple_of(2) { "1" } else { "-1" };
+    match layout {
+        CelebaLayout::Official => {
+            let partition: String = PARTITIONS
+                .iter()
+                .enumerate()
+                .map(|(i, p)| format!("{} {p}\n", name(i)))
+                .collect();
+            std::fs::write(root.join("list_eval_partition.txt"), partition).unwrap();
+            let mut text = format!("{}\n{}\n", PARTITIONS.len(), attrs.join(" "));
+            for i in 0..PARTITIONS.len() {
+                text += &format!("{}  {} {}\n", name(i), value(i, 0), value(i, 1));
+            }
+            std::fs::write(root.join("list_attr_celeba.txt"), text).unwrap();
+        }
+        CelebaLayout::Kaggle => {
+            let mut partition = "image_id,partition\n".to_string();
+            partition += &PARTITIONS
+                .iter()
+                .enumerate()
+                .map(|(i, p)| format!("{},{p}\n", name(i)))
+                .collect::<String>();
+            std::fs::write(root.join("list_eval_partition.csv"), partition).unwrap();
+            let mut text = format!("image_id,{}\n", attrs.join(","));
+            for i in 0..PARTITIONS.len() {
+                text += &format!("{},{},{}\n", name(i), value(i, 0), value(i, 1));
+            }
+            std::fs::write(root.join("list_attr_celeba.csv"), text).unwrap();
+        }
+    }
+}
+
+fn config(root: &Path, source: DataSource, crop: Option<u32>) -> DataConfig {
+    DataConfig {
+        source,
+        image_size: 16,
+        dataset_seed: 0,
+        train_images: 4096,
+        val_images: 256,
+        limit: None,
+        root: Some(root.to_path_buf()),
+        crop,
+        resize_filter: Some(ResizeFilter::Triangle),
+        val_ratio: Some(0.3),
+        split: None,
+        hflip: false,
+    }
+}
+
+/// Counts decodes and keeps warnings.
+#[derive(Default)]
+struct Recorder {
+    decodes: Mutex<usize>,
+    warnings: Mutex<Vec<String>>,
+}
+
+impl Recorder {
+    fn warned(&self, needle: &str) -> bool {
+        self.warnings
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|w| w.contains(needle))
+    }
+}
+
+impl Reporter for Recorder {
+    fn note(&self, _: &str) {}
+    fn warn(&self, message: &str) {
+        self.warnings.lock().unwrap().push(message.to_string());
+    }
+    fn start(&self, _: &str, _: u64, _: &str) {
+        *self.decodes.lock().unwrap() += 1;
+    }
+    fn advance(&self, _: u64, _: &str) {}
+    fn finish(&self) {}
+    fn epoch(&self, _: &EpochSummary) {}
+}
+
+fn set_cache(ws: &Workspace) {
+    // SAFETY: nextest runs every test in its own process; nothing else reads the env here.
+    unsafe { std::env::set_var("VAELAB_CACHE", ws.path().join("cache")) };
+}
+
+#[test]
+fn both_celeba_layouts_give_the_same_splits_order_and_attributes() {
+    let ws = Workspace::new();
+    for layout in [CelebaLayout::Official, CelebaLayout::Kaggle] {
+        let root = ws.path().join(format!("{layout:?}"));
+        write_celeba(&root, layout);
+        assert_eq!(disk::detect_celeba(&root).unwrap(), layout);
+        let (_, train) = disk::celeba_files(&root, 0).unwrap();
+        let (_, valid) = disk::celeba_files(&root, 1).unwrap();
+        let (_, test) = disk::celeba_files(&root, 2).unwrap();
+        assert_eq!(train.files, (0..6).map(name).collect::<Vec<_>>());
+        assert_eq!(valid.files, vec![name(6), name(7)]);
+        assert_eq!(test.files, vec![name(8), name(9)]);
+        assert_eq!(train.attribute_names, vec!["Smiling", "Male"]);
+        assert_eq!(train.attributes[0], vec![1, -1]);
+        assert_eq!(train.attributes[1], vec![-1, 1]);
+    }
+}
+
+#[test]
+fn a_missing_celeba_says_what_is_missing_and_how_to_get_it() {
+    let ws = Workspace::new();
+    let err = disk::detect_celeba(&ws.path().join("nowhere"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("img_align_celeba")
+            && err.contains("Kaggle")
+            && err.contains("VAELAB_CELEBA_ROOT"),
+        "{err}"
+    );
+}
+
+#[test]
+fn centre_crop_removes_the_border_and_resize_keeps_values_in_range() {
+    let ws = Workspace::new();
+    let path = ws.path().join("a.jpg");
+    celeba_image(0).save(&path).unwrap();
+    let cropped = disk::preprocess(&path, 16, Some(148), ResizeFilter::Triangle).unwrap();
+    assert_eq!(cropped.len(), 3 * 16 * 16);
+    let darkest = *cropped[..256].iter().min().unwrap();
+    assert!(
+        darkest > 200,
+        "crop should keep only the white square, darkest red {darkest}"
+    );
+    let whole = disk::preprocess(&path, 16, None, ResizeFilter::Triangle).unwrap();
+    assert!(
+        whole[0] < 40,
+        "without a crop the black corner stays, got {}",
+        whole[0]
+    );
+}
+
+#[test]
+fn the_cache_is_reused_then_rebuilt_when_a_file_or_the_cache_changes() {
+    let ws = Workspace::new();
+    set_cache(&ws);
+    let root = ws.path().join("celeba");
+    write_celeba(&root, CelebaLayout::Official);
+    let cfg = config(&root, DataSource::Celeba, Some(148));
+    let (_, train) = disk::celeba_files(&root, 0).unwrap();
+    let recorder = Recorder::default();
+
+    let first = disk::decode_cached(&train, &cfg, "training", &recorder).unwrap();
+    assert_eq!(first.images.size(), vec![6, 3, 16, 16]);
+    assert_eq!(*recorder.decodes.lock().unwrap(), 1);
+    let again = disk::decode_cached(&train, &cfg, "training", &recorder).unwrap();
+    assert_eq!(
+        *recorder.decodes.lock().unwrap(),
+        1,
+        "a warm cache must not decode"
+    );
+    assert!(first.images.equal(&again.images));
+    assert!(again.attributes.equal(&first.attributes));
+
+    // A changed image changes the key: decoded again, with the new pixels.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    RgbImage::from_pixel(178, 218, Rgb([0, 0, 0]))
+        .save(root.join("img_align_celeba").join(name(0)))
+        .unwrap();
+    let changed = disk::decode_cached(&train, &cfg, "training", &recorder).unwrap();
+    assert_eq!(*recorder.decodes.lock().unwrap(), 2);
+    assert!(!changed.images.get(0).equal(&first.images.get(0)));
+    assert!(changed.images.get(1).equal(&first.images.get(1)));
+
+    // A damaged cache file is detected and rebuilt, never used.
+    let cache = ws.path().join("cache/datasets");
+    let pixels = std::fs::read_dir(&cache)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "u8"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .unwrap();
+    // Damage the file in place (vaelab itself only ever replaces caches by rename, so a
+    // mapping it holds never changes under it); keep a private copy to compare against.
+    let expected = changed.images.copy();
+    std::fs::write(&pixels, b"truncated").unwrap();
+    let rebuilt = disk::decode_cached(&train, &cfg, "training", &recorder).unwrap();
+    assert_eq!(*recorder.decodes.lock().unwrap(), 3);
+    assert!(rebuilt.images.equal(&expected));
+    assert!(recorder.warned("rebuilding"));
+}
+
+#[test]
+fn a_folder_splits_by_path_hash_and_skips_corrupt_images() {
+    let ws = Workspace::new();
+    set_cache(&ws);
+    let root = ws.path().join("faces");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    for i in 0..30u32 {
+        let dir = if i.is_multiple_of(2) {
+            root.clone()
+        } else {
+            root.join("sub")
+        };
+        let img = RgbImage::from_pixel(40, 30, Rgb([i as u8 * 8, 100, 200]));
+        img.save(dir.join(format!(
+            "f{i:02}.{}",
+            if i.is_multiple_of(3) { "png" } else { "jpg" }
+        )))
+        .unwrap();
+    }
+    std::fs::write(root.join("broken.jpg"), b"\xff\xd8 not really a jpeg").unwrap();
+    std::fs::write(root.join("notes.txt"), b"ignored").unwrap();
+    let train = disk::folder_files(&root, 0.3, false).unwrap();
+    let val = disk::folder_files(&root, 0.3, true).unwrap();
+    assert_eq!(train.files.len() + val.files.len(), 31);
+    assert!(
+        !val.files.is_empty() && val.files.len() < 20,
+        "{} in validation",
+        val.files.len()
+    );
+    assert!(train.files.iter().all(|f| !val.files.contains(f)));
+    assert_eq!(
+        train.files,
+        disk::folder_files(&root, 0.3, false).unwrap().files,
+        "the split is deterministic"
+    );
+
+    let cfg = config(&root, DataSource::Folder, None);
+    let recorder = Recorder::default();
+    let list = if train.files.contains(&"broken.jpg".to_string()) {
+        &train
+    } else {
+        &val
+    };
+    let decoded = disk::decode_cached(list, &cfg, "training", &recorder).unwrap();
+    assert_eq!(decoded.images.size()[0] as usize, list.files.len() - 1);
+    assert_eq!(decoded.skipped.len(), 1);
+    assert_eq!(decoded.skipped[0].0, "broken.jpg");
+    assert!(recorder.warned("skipped 1 unreadable image"));
+}
+
+#[test]
+fn a_folder_of_only_corrupt_images_is_an_error() {
+    let ws = Workspace::new();
+    set_cache(&ws);
+    let root = ws.path().join("bad");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.png"), b"nope").unwrap();
+    let list = disk::folder_files(&root, 0.5, false).unwrap();
+    let list = if list.files.is_empty() {
+        disk::folder_files(&root, 0.5, true).unwrap()
+    } else {
+        list
+    };
+    let err = disk::decode_cached(
+        &list,
+        &config(&root, DataSource::Folder, None),
+        "training",
+        &Recorder::default(),
+    )
+    .err()
+    .expect("no usable image")
+    .to_string();
+    assert!(err.contains("no usable image"), "{err}");
+}
+
+#[test]
+fn a_run_trains_on_generated_celeba_found_through_the_environment() {
+    let ws = Workspace::new();
+    let root = ws.path().join("somewhere/celeba");
+    write_celeba(&root, CelebaLayout::Kaggle);
+    let spec = ws.write(
+        "c.yaml",
+        "name: celeb\ndata:\n  source: celeba\n  image_size: 16\n  crop: 148\n  hflip: true\nmodel:\n  latent_dim: 4\n  channels: [4, 8]\ntrain:\n  epochs: 1\n  batch_size: 4\n",
+    );
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .env("VAELAB_CELEBA_ROOT", &root)
+        .env("VAELAB_CACHE", ws.path().join("cache"))
+        .assert()
+        .success()
+        .stderr(contains("celeb/seed=0 epoch 1/1"));
+}
+
+#[test]
+fn the_data_benchmark_generates_a_celeba_tree_and_compares_cache_with_memory() {
+    let ws = Workspace::new();
+    let root = ws.path().join("gen");
+    let out = ws
+        .tiny_bench(8)
+        .args([
+            "--data-dir",
+            root.to_str().unwrap(),
+            "--generate",
+            "16",
+            "--crop",
+            "148",
+            "--json",
+        ])
+        .env("VAELAB_CACHE", ws.path().join("cache"))
+        .assert()
+        .success();
+    let result: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(result["images"], 16);
+    assert!(result["decode_images_per_second"].as_f64().unwrap() > 0.0);
+    assert!(result["epoch_seconds_cached"].as_f64().unwrap() > 0.0);
+    let (_, list) = disk::celeba_files(&root, 0).unwrap();
+    assert_eq!(list.files.len(), 16);
+    let first = image::open(list.root.join(&list.files[0])).unwrap();
+    assert_eq!((first.width(), first.height()), (178, 218));
+}

@@ -1,0 +1,494 @@
+//! `vaelab report`: the tables against numbers recomputed from the runs' Parquet files,
+//! agreement of CSV, Markdown and HTML, partial sweeps, and the page in a real browser.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::common::{Workspace, tiny_sweep};
+use polars::prelude::*;
+
+fn sweep_spec(name: &str) -> String {
+    format!(
+        "{}eval:\n  iwae_samples: 4\n  iwae_images: 8\n",
+        tiny_sweep(name, 2)
+    )
+}
+
+fn read_parquet(path: &Path) -> DataFrame {
+    ParquetReader::new(File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .finish()
+        .expect("parquet")
+}
+
+fn column(frame: &DataFrame, name: &str) -> Vec<f64> {
+    frame
+        .column(name)
+        .unwrap()
+        .cast(&DataType::Float64)
+        .unwrap()
+        .f64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect()
+}
+
+fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+/// Columns of `evaluation.parquet` that the comparison table summarises.
+const EVALUATED: [&str; 7] = [
+    "psnr",
+    "ssim",
+    "kl",
+    "elbo_bpd",
+    "iwae_bpd",
+    "recon_mse",
+    "active_units",
+];
+
+/// Per-run numbers straight from the Parquet files: label → metric → value.
+fn recompute(runs: &Path) -> BTreeMap<String, BTreeMap<&'static str, f64>> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(runs).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.join("metrics.parquet").exists() {
+            continue;
+        }
+        let label = crate::common::read_state(&dir)["label"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let metrics = read_parquet(&dir.join("metrics.parquet"));
+        let evaluation = read_parquet(&dir.join("evaluation.parquet"));
+        let val = column(&metrics, "val_loss");
+        let train = column(&metrics, "train_loss");
+        let mut row = BTreeMap::new();
+        row.insert(
+            "best_val_loss",
+            val.iter().copied().fold(f64::INFINITY, f64::min),
+        );
+        row.insert("final_train_loss", *train.last().unwrap());
+        for key in &EVALUATED[..] {
+            row.insert(*key, column(&evaluation, key)[0]);
+        }
+        out.insert(label, row);
+    }
+    out
+}
+
+fn csv_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    reader
+        .records()
+        .map(|r| {
+            header
+                .iter()
+                .cloned()
+                .zip(r.unwrap().iter().map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// Rows of the Markdown table that follows `heading`.
+fn markdown_table(md: &str, heading: &str) -> Vec<Vec<String>> {
+    let start = md.find(heading).expect("heading in report.md");
+    md[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .filter(|l| !l.starts_with("|---"))
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// Rows (header first) of the HTML table with this id.
+fn html_table(html: &str, id: &str) -> Vec<Vec<String>> {
+    let start = html
+        .find(&format!("<table id=\"{id}\">"))
+        .expect("table in index.html");
+    let end = start + html[start..].find("</table>").unwrap();
+    html[start..end]
+        .split("<tr>")
+        .skip(1)
+        .map(|row| {
+            let mut cells = Vec::new();
+            let mut rest = row;
+            while let Some(at) = rest.find("<t") {
+                let tail = &rest[at..];
+                let tag = if tail.starts_with("<td>") {
+                    "td"
+                } else if tail.starts_with("<th>") {
+                    "th"
+                } else {
+                    rest = &tail[2..];
+                    continue;
+                };
+                let close = tail.find(&format!("</{tag}>")).unwrap();
+                cells.push(
+                    tail[4..close]
+                        .replace("&lt;", "<")
+                        .replace("&gt;", ">")
+                        .replace("&quot;", "\"")
+                        .replace("&amp;", "&"),
+                );
+                rest = &tail[close..];
+            }
+            cells
+        })
+        .collect()
+}
+
+fn parse_cell(text: &str) -> (f64, Option<f64>) {
+    let mut parts = text.split(" ± ");
+    let mean = parts.next().unwrap().trim().parse().unwrap();
+    let std = parts.next().map(|s| s.trim().parse().unwrap());
+    (mean, std)
+}
+
+fn trained_report(ws: &Workspace, name: &str) -> PathBuf {
+    let spec = ws.write("sweep.yaml", &sweep_spec(name));
+    ws.vaelab(&["run", spec.to_str().unwrap()])
+        .assert()
+        .success();
+    ws.vaelab(&["--report-dir", "report", "report", spec.to_str().unwrap()])
+        .assert()
+        .success();
+    ws.path().join("report").join(name)
+}
+
+#[test]
+fn report_tables_equal_numbers_recomputed_from_parquet_and_all_formats_agree() {
+    let ws = Workspace::new();
+    let dir = trained_report(&ws, "rep");
+    for file in [
+        "index.html",
+        "report.md",
+        "tables/comparison.csv",
+        "tables/differences.csv",
+        "tables/runs.csv",
+        "tables/curves.csv",
+        "figures/curves-loss.png",
+        "figures/curves-loss.svg",
+        "figures/curves-recon.png",
+        "figures/curves-kl.svg",
+        "figures/curves-psnr.png",
+        "figures/final-metrics.png",
+        "figures/final-metrics.svg",
+        "figures/kl-per-dimension.png",
+        "figures/run-plain-seed-1.png",
+        "figures/run-residual-seed-0.svg",
+        "visuals/residual/reconstructions.png",
+        "visuals/plain/interpolation.png",
+        "visuals/plain/attribute.png",
+        "visuals/residual/prior.png",
+        "visuals/plain/epoch-0002-prior.png",
+    ] {
+        assert!(dir.join(file).is_file(), "missing {file}");
+    }
+
+    // Comparison: mean and sample std over seeds of each run's Parquet numbers.
+    let runs = recompute(&ws.runs());
+    assert_eq!(runs.len(), 4);
+    let comparison = csv_rows(&dir.join("tables/comparison.csv"));
+    assert_eq!(comparison.len(), 2);
+    for row in &comparison {
+        let variant = &row["variant"];
+        assert_eq!(row["finished"], "2");
+        for key in ["best_val_loss", "final_train_loss"]
+            .iter()
+            .chain(&EVALUATED)
+        {
+            let values: Vec<f64> = runs
+                .iter()
+                .filter(|(label, _)| label.starts_with(&format!("{variant}/")))
+                .map(|(_, m)| m[key])
+                .collect();
+            let (mean, std) = mean_std(&values);
+            let got_mean: f64 = row[&format!("{key}_mean")].parse().unwrap();
+            let got_std: f64 = row[&format!("{key}_std")].parse().unwrap();
+            assert!(
+                close(mean, got_mean),
+                "{variant} {key}: {mean} vs {got_mean}"
+            );
+            assert!(close(std, got_std), "{variant} {key}: {std} vs {got_std}");
+            assert_eq!(row[&format!("{key}_n")], "2");
+        }
+    }
+
+    // Paired differences (plain − residual, the first variant being the baseline), with
+    // the 95% t interval for n = 2: t = 12.706.
+    let differences = csv_rows(&dir.join("tables/differences.csv"));
+    let elbo = differences
+        .iter()
+        .find(|r| r["metric"] == "elbo_bpd")
+        .expect("elbo row");
+    assert_eq!(
+        (elbo["variant"].as_str(), elbo["baseline"].as_str()),
+        ("plain", "residual")
+    );
+    let diffs: Vec<f64> = (0..2)
+        .map(|seed| {
+            runs[&format!("plain/seed={seed}")]["elbo_bpd"]
+                - runs[&format!("residual/seed={seed}")]["elbo_bpd"]
+        })
+        .collect();
+    let (mean, std) = mean_std(&diffs);
+    let half = 12.706_204_736 * std / 2f64.sqrt();
+    assert!(close(mean, elbo["mean_difference"].parse().unwrap()));
+    assert!(
+        (elbo["ci95_low"].parse::<f64>().unwrap() - (mean - half)).abs() < 1e-6 * half.max(1e-3)
+    );
+    assert!(
+        (elbo["ci95_high"].parse::<f64>().unwrap() - (mean + half)).abs() < 1e-6 * half.max(1e-3)
+    );
+
+    // Markdown and HTML show the same cells, and those round the CSV's numbers.
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    let md_rows = markdown_table(&md, "## Comparison");
+    let html_rows = html_table(&html, "comparison");
+    assert_eq!(
+        md_rows, html_rows,
+        "Markdown and HTML comparison tables differ"
+    );
+    let header = &md_rows[0];
+    let best = header.iter().position(|h| h == "best val loss").unwrap();
+    let psnr = header.iter().position(|h| h == "PSNR (dB)").unwrap();
+    for row in &md_rows[1..] {
+        let csv = comparison.iter().find(|r| r["variant"] == row[0]).unwrap();
+        for (col, key) in [(best, "best_val_loss"), (psnr, "psnr")] {
+            let (mean, std) = parse_cell(&row[col]);
+            let decimals = row[col]
+                .split(" ± ")
+                .next()
+                .unwrap()
+                .split('.')
+                .nth(1)
+                .map_or(0, str::len);
+            let tolerance = 0.5 * 10f64.powi(-(decimals as i32)) + 1e-12;
+            let csv_mean: f64 = csv[&format!("{key}_mean")].parse().unwrap();
+            let csv_std: f64 = csv[&format!("{key}_std")].parse().unwrap();
+            assert!(
+                (mean - csv_mean).abs() <= tolerance,
+                "{}: {mean} vs {csv_mean}",
+                row[col]
+            );
+            assert!(
+                (std.unwrap() - csv_std).abs() <= tolerance,
+                "{}: std vs {csv_std}",
+                row[col]
+            );
+        }
+    }
+    assert_eq!(
+        markdown_table(&md, "## Paired differences"),
+        html_table(&html, "differences")
+    );
+    assert_eq!(markdown_table(&md, "## Runs"), html_table(&html, "runs"));
+
+    // The answer line names the comparison and its interval.
+    assert!(
+        md.contains("plain lowers the negative ELBO")
+            || md.contains("plain raises the negative ELBO"),
+        "{md}"
+    );
+    assert!(md.contains("(95% CI over seeds, n = 2)"));
+    // Self-contained: no external resource of any kind.
+    for needle in ["<script", "<link", "http://", "https://", "@import", "url("] {
+        assert!(!html.contains(needle), "index.html contains {needle}");
+    }
+    assert!(html.matches("data:image/png;base64,").count() >= 10);
+}
+
+#[test]
+fn report_on_a_partial_sweep_marks_runs_that_are_not_finished() {
+    let ws = Workspace::new();
+    let spec = ws.write("sweep.yaml", &sweep_spec("part"));
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--only", "residual/*"])
+        .assert()
+        .success();
+    // A damaged file in a finished run is reported, not fatal.
+    let damaged = std::fs::read_dir(ws.runs())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("evaluation.parquet").exists())
+        .unwrap();
+    std::fs::write(damaged.join("evaluation.parquet"), b"garbage").unwrap();
+    let out = ws
+        .vaelab(&["--report-dir", "report", "report", spec.to_str().unwrap()])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stderr.contains("3 of 4 runs are not finished"), "{stderr}");
+    let dir = ws.path().join("report/part");
+    let runs = csv_rows(&dir.join("tables/runs.csv"));
+    assert_eq!(runs.len(), 4, "every planned run is listed");
+    let status = |label: &str| {
+        runs.iter()
+            .find(|r| r["label"] == label)
+            .map(|r| {
+                (
+                    r["status"].clone(),
+                    r["in_comparison"].clone(),
+                    r["problems"].clone(),
+                )
+            })
+            .unwrap()
+    };
+    assert_eq!(status("plain/seed=0").0, "not started");
+    assert_eq!(status("plain/seed=1").1, "false");
+    let broken = runs
+        .iter()
+        .find(|r| !r["problems"].is_empty())
+        .expect("the damaged run");
+    assert!(
+        broken["problems"].contains("evaluation.parquet"),
+        "{broken:?}"
+    );
+    assert_eq!(broken["in_comparison"], "false");
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(html.contains("id=\"incomplete\"") && html.contains("plain/seed=0 (not started)"));
+
+    // --only narrows the report to a subset.
+    ws.vaelab(&[
+        "--report-dir",
+        "subset",
+        "report",
+        spec.to_str().unwrap(),
+        "--only",
+        "residual/*",
+    ])
+    .assert()
+    .success();
+    assert_eq!(
+        csv_rows(&ws.path().join("subset/part/tables/runs.csv")).len(),
+        2
+    );
+}
+
+fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| {
+            std::env::var_os("PATH")
+                .map(|paths| {
+                    std::env::split_paths(&paths)
+                        .map(|p| p.join(name))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+        .find(|p| p.is_file())
+}
+
+#[test]
+fn index_html_loads_in_headless_chromium_with_every_figure_and_no_console_error() {
+    use std::sync::{Arc, Mutex};
+
+    use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
+    use headless_chrome::protocol::cdp::types::Event;
+    use headless_chrome::{Browser, LaunchOptions};
+
+    let Some(browser_path) = chromium() else {
+        // CI installs Debian's chromium (.ci/run); elsewhere say why nothing was checked.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium is not installed; .ci/run installs it with apt-get"
+        );
+        eprintln!("SKIPPED: no chromium on PATH (apt-get install chromium)");
+        return;
+    };
+    let ws = Workspace::new();
+    let dir = trained_report(&ws, "web");
+    let options = LaunchOptions::default_builder()
+        .path(Some(browser_path))
+        .sandbox(false)
+        .headless(true)
+        .window_size(Some((1400, 1000)))
+        .build()
+        .unwrap();
+    let browser = Browser::new(options).expect("chromium starts");
+    let tab = browser.new_tab().unwrap();
+    let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = Arc::clone(&errors);
+    tab.enable_log().unwrap();
+    tab.enable_runtime().unwrap();
+    tab.add_event_listener(Arc::new(move |event: &Event| {
+        let text = match event {
+            Event::LogEntryAdded(e) => format!("{:?}", e.params.entry),
+            Event::RuntimeConsoleAPICalled(e) => format!("{:?}", e.params),
+            Event::RuntimeExceptionThrown(e) => format!("{:?}", e.params),
+            _ => return,
+        };
+        let lower = text.to_lowercase();
+        if lower.contains("error") || matches!(event, Event::RuntimeExceptionThrown(_)) {
+            sink.lock().unwrap().push(text);
+        }
+    }))
+    .unwrap();
+    let url = format!("file://{}", dir.join("index.html").display());
+    tab.navigate_to(&url)
+        .unwrap()
+        .wait_until_navigated()
+        .unwrap();
+
+    let images = tab
+        .evaluate("document.images.length", false)
+        .unwrap()
+        .value
+        .and_then(|v| v.as_u64())
+        .unwrap();
+    let broken = tab
+        .evaluate(
+            "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt).join('; ')",
+            false,
+        )
+        .unwrap()
+        .value
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap();
+    let figures_on_disk = std::fs::read_dir(dir.join("figures"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "png")
+        })
+        .count() as u64;
+    assert!(
+        images >= figures_on_disk,
+        "{images} images for {figures_on_disk} figures"
+    );
+    assert_eq!(broken, "", "images that did not load");
+
+    let png = tab
+        .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
+        .unwrap();
+    let shot = image::load_from_memory(&png).unwrap().to_rgb8();
+    let ink = shot.pixels().filter(|p| p.0 != [255, 255, 255]).count();
+    assert!(
+        ink * 50 > (shot.width() * shot.height()) as usize,
+        "screenshot nearly blank: {ink} non-white pixels"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let errors = errors.lock().unwrap();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+}

@@ -1,0 +1,300 @@
+//! `vaelab run` end to end on a tiny spec: layout, skip, extend, bad input.
+
+use crate::common::{Workspace, read_state, tiny_spec};
+use predicates::str::contains;
+
+#[test]
+fn a_run_writes_its_directory_and_a_second_run_does_nothing() {
+    let ws = Workspace::new();
+    let spec = ws.write("tiny.yaml", &tiny_spec("tiny", 2));
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success()
+        .stderr(contains("tiny/seed=3 epoch 2/2: train"))
+        .stderr(contains("trained epochs 1..=2 on cpu"));
+
+    let run = ws.single_run_dir();
+    for file in [
+        "config.yaml",
+        "state.json",
+        "metrics.parquet",
+        "checkpoints/epoch-0002/model.safetensors",
+        "checkpoints/epoch-0002/optimizer.safetensors",
+        "checkpoints/epoch-0002/progress.json",
+        "samples/epoch-0001-prior.png",
+        "samples/epoch-0002-recon.png",
+    ] {
+        assert!(run.join(file).is_file(), "missing {file}");
+    }
+    let state = read_state(&run);
+    assert_eq!(state["status"], "done");
+    assert_eq!(state["epochs_done"], 2);
+    assert_eq!(state["device"], "cpu");
+    assert!(
+        state["libtorch_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("2.11.0")
+    );
+    assert_eq!(run.file_name().unwrap().len(), 16);
+
+    let config_text = std::fs::read_to_string(run.join("config.yaml")).unwrap();
+    assert!(config_text.contains("latent_dim: 8"), "{config_text}");
+
+    let metrics_before = std::fs::read(run.join("metrics.parquet")).unwrap();
+    let rows = read_metrics_at(&run);
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows[1].train_loss < rows[0].train_loss,
+        "training should lower the loss: {rows:?}"
+    );
+    for row in &rows {
+        assert!((row.train_loss - (row.train_recon + row.train_kl)).abs() < 1e-3 * row.train_loss);
+        assert!(row.images_per_second > 0.0 && row.epoch_seconds > 0.0);
+    }
+
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success()
+        .stderr(contains("already done (2 epochs), nothing to do"));
+    assert_eq!(
+        std::fs::read(run.join("metrics.parquet")).unwrap(),
+        metrics_before
+    );
+}
+
+fn read_metrics_at(dir: &std::path::Path) -> Vec<vaelab::store::EpochMetrics> {
+    vaelab::store::read_metrics_file(&dir.join("metrics.parquet")).expect("metrics.parquet")
+}
+
+#[test]
+fn raising_epochs_extends_the_same_run() {
+    let ws = Workspace::new();
+    let spec = ws.write("tiny.yaml", &tiny_spec("grow", 1));
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success();
+    let run = ws.single_run_dir();
+    let first = read_metrics_at(&run);
+
+    ws.write("tiny.yaml", &tiny_spec("grow", 2));
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success()
+        .stderr(contains("resuming from epoch 1 of 2"))
+        .stderr(contains("trained epochs 2..=2"));
+    assert_eq!(ws.single_run_dir(), run);
+    let rows = read_metrics_at(&run);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0], first[0]);
+    assert_eq!(read_state(&run)["epochs_target"], 2);
+}
+
+#[test]
+fn unknown_fields_are_a_usage_error_naming_file_line_and_field() {
+    let ws = Workspace::new();
+    let spec = ws.write("bad.yaml", "name: bad\nmodel:\n  latent_dims: 3\n");
+    ws.vaelab(&["run", spec.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(contains("bad.yaml:3: model: unknown field `latent_dims`"));
+    assert!(!ws.runs().exists(), "an invalid spec must write nothing");
+}
+
+#[test]
+fn invalid_values_are_a_usage_error() {
+    let ws = Workspace::new();
+    let spec = ws.write("bad.yaml", "name: bad\ndata:\n  image_size: 100\n");
+    ws.vaelab(&["run", spec.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(contains(
+            "bad.yaml:3: data.image_size: expected a multiple of 32",
+        ))
+        .stderr(contains("got 100"));
+}
+
+#[test]
+fn a_missing_spec_names_the_file() {
+    let ws = Workspace::new();
+    ws.vaelab(&["run", "nope.yaml"])
+        .assert()
+        .code(2)
+        .stderr(contains("nope.yaml: file: cannot read the spec"));
+}
+
+#[test]
+fn a_corrupt_checkpoint_is_named_and_finished_work_is_kept() {
+    let ws = Workspace::new();
+    let spec = ws.write("tiny.yaml", &tiny_spec("corrupt", 1));
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success();
+    let run = ws.single_run_dir();
+    let model = run.join("checkpoints/epoch-0001/model.safetensors");
+    std::fs::write(&model, b"garbage").unwrap();
+    let metrics = std::fs::read(run.join("metrics.parquet")).unwrap();
+
+    ws.write("tiny.yaml", &tiny_spec("corrupt", 2));
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .failure()
+        .stderr(contains("epoch-0001/model.safetensors"))
+        .stderr(contains("checkpoint unreadable"));
+    assert_eq!(std::fs::read(run.join("metrics.parquet")).unwrap(), metrics);
+    let state = read_state(&run);
+    assert_eq!(state["status"], "failed");
+    assert!(
+        state["error"]
+            .as_str()
+            .unwrap()
+            .contains("model.safetensors")
+    );
+}
+
+#[test]
+fn info_reports_versions_and_devices() {
+    let ws = Workspace::new();
+    ws.vaelab(&["info"])
+        .assert()
+        .success()
+        .stdout(contains("libtorch         2.11.0"))
+        .stdout(contains("cuda devices"))
+        .stdout(contains("cpu threads"))
+        .stdout(contains("cpu bf16"));
+}
+
+#[test]
+fn bench_prints_a_median_throughput() {
+    let ws = Workspace::new();
+    ws.tiny_bench(4)
+        .args(["--warmup", "1", "--steps", "3"])
+        .assert()
+        .success()
+        .stdout(contains("plain 32x32 batch 4 fp32 on cpu"))
+        .stdout(contains("img/s"));
+}
+
+#[test]
+fn bench_reports_precision_layout_and_a_full_epoch_as_json() {
+    let ws = Workspace::new();
+    let output = ws
+        .tiny_bench(4)
+        .args([
+            "--warmup",
+            "1",
+            "--steps",
+            "2",
+            "--precision",
+            "bf16",
+            "--channels-last",
+            "--epoch-images",
+            "10",
+            "--json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let result: serde_json::Value = serde_json::from_slice(&output).expect("bench --json");
+    assert_eq!(result["precision"], "bf16");
+    assert_eq!(result["channels_last"], true);
+    assert_eq!(result["device"], "cpu");
+    assert_eq!(result["cudnn_benchmark"], false);
+    assert_eq!(result["epoch"]["images"], 10);
+    let seconds = result["epoch"]["seconds"].as_f64().unwrap();
+    let rate = result["epoch"]["images_per_second"].as_f64().unwrap();
+    assert!(
+        seconds > 0.0 && (rate * seconds - 10.0).abs() < 1e-6,
+        "{result}"
+    );
+}
+
+#[test]
+fn the_binary_links_libtorch_cuda_and_runs_without_ld_library_path() {
+    let binary = assert_cmd::cargo::cargo_bin("vaelab");
+    let ldd = std::process::Command::new("ldd")
+        .arg(&binary)
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .expect("ldd");
+    let listing = String::from_utf8_lossy(&ldd.stdout);
+    let cuda = listing
+        .lines()
+        .find(|l| l.contains("libtorch_cuda.so"))
+        .unwrap_or_else(|| panic!("no libtorch_cuda:\n{listing}"));
+    assert!(!cuda.contains("not found"), "{cuda}");
+    assert!(!listing.contains("not found"), "{listing}");
+    let ws = Workspace::new();
+    ws.vaelab(&["info"])
+        .env_remove("LD_LIBRARY_PATH")
+        .assert()
+        .success()
+        .stdout(contains("libtorch         2.11.0"));
+}
+
+#[test]
+fn bf16_is_its_own_run_and_learns_what_fp32_learns() {
+    let ws = Workspace::new();
+    let spec = ws.write(
+        "precision.yaml",
+        &tiny_spec("precision", 2).replace(
+            "name: precision\n",
+            "name: precision\ngrid:\n  train.precision: [fp32, bf16]\n",
+        ),
+    );
+    let assert = ws
+        .vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert_eq!(
+        stderr.contains("bf16 on a CPU without avx512_bf16 or amx_bf16"),
+        !vaelab::model::device::cpu_has_bf16(),
+        "{stderr}"
+    );
+    let mut final_val = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(ws.runs()).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.join("config.yaml").is_file() {
+            continue;
+        }
+        let config = std::fs::read_to_string(dir.join("config.yaml")).unwrap();
+        let precision = if config.contains("precision: bf16") {
+            "bf16"
+        } else {
+            assert!(!config.contains("precision"), "fp32 is left out: {config}");
+            "fp32"
+        };
+        assert_eq!(read_state(&dir)["status"], "done");
+        assert!(dir.join("evaluation.parquet").is_file());
+        let weights =
+            tch::Tensor::read_safetensors(dir.join("checkpoints/epoch-0002/model.safetensors"))
+                .expect("final weights");
+        assert!(
+            weights.iter().all(|(_, w)| w.kind() == tch::Kind::Float),
+            "master weights are fp32"
+        );
+        let rows = read_metrics_at(&dir);
+        assert_eq!(rows.len(), 2);
+        final_val.insert(precision, rows[1].val_loss);
+    }
+    let (fp32, bf16) = (final_val["fp32"], final_val["bf16"]);
+    assert!(
+        ((bf16 - fp32) / fp32).abs() < 0.02,
+        "final validation loss: bf16 {bf16} vs fp32 {fp32}"
+    );
+}
+
+#[test]
+fn an_unknown_precision_names_the_field_and_the_choices() {
+    let ws = Workspace::new();
+    let spec = ws.write("bad.yaml", "name: bad\ntrain:\n  precision: fp16\n");
+    ws.vaelab(&["run", spec.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(contains("bad.yaml:3"))
+        .stderr(contains("fp16"))
+        .stderr(contains("`fp32` or `bf16`"));
+}

@@ -1,0 +1,327 @@
+//! `vaelab slurm` on a real one-node Slurm cluster (Debian's slurm-wlm and munge, brought
+//! up in a temporary directory by scripts/slurm-cluster.sh, as root): a sweep runs as a job
+//! array with every run trained once, and a requeued task resumes bit for bit.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::common::{Workspace, read_state, tiny_sweep};
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    conf: PathBuf,
+}
+
+fn cluster_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm-cluster.sh")
+}
+
+impl Cluster {
+    /// A running cluster, or `None` (with the reason printed) where one cannot be had;
+    /// in CI, where .ci/run installs Slurm, that is a failure instead.
+    fn start() -> Option<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("vaelab-slurm-")
+            .tempdir()
+            .expect("temp dir");
+        let output = Command::new(cluster_script())
+            .arg("start")
+            .arg(dir.path())
+            .output()
+            .expect("run slurm-cluster.sh");
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        if output.status.code() == Some(3) {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must be able to start Slurm: {stderr}"
+            );
+            eprintln!("SKIPPED: no Slurm cluster possible here: {stderr}");
+            return None;
+        }
+        assert!(output.status.success(), "Slurm did not start: {stderr}");
+        let conf = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        Some(Self { dir, conf })
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env("SLURM_CONF", &self.conf);
+        cmd
+    }
+
+    /// Runs a Slurm command against this cluster; its stdout, or a panic with its stderr.
+    fn run(&self, program: &str, args: &[&str]) -> String {
+        let out = self.command(program).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn logs(&self) -> String {
+        let mut text = String::new();
+        for entry in std::fs::read_dir(self.dir.path().join("log"))
+            .into_iter()
+            .flatten()
+        {
+            let path = entry.unwrap().path();
+            text += &format!("== {}\n", path.display());
+            text += &std::fs::read_to_string(&path).unwrap_or_default();
+        }
+        text
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(cluster_script())
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Run directories (not the `slurm/` job directories) under `runs`.
+fn run_dirs(runs: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(runs)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.join("config.yaml").exists())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Text of every array task log the job wrote.
+fn task_logs(runs: &Path) -> String {
+    let mut text = String::new();
+    for job in std::fs::read_dir(runs.join("slurm")).into_iter().flatten() {
+        let logs = job.unwrap().path().join("logs");
+        for log in std::fs::read_dir(logs).into_iter().flatten() {
+            text += &std::fs::read_to_string(log.unwrap().path()).unwrap_or_default();
+        }
+    }
+    text
+}
+
+fn wait_until(
+    what: &str,
+    limit: Duration,
+    cluster: &Cluster,
+    runs: &Path,
+    done: impl Fn() -> bool,
+) {
+    let started = Instant::now();
+    while !done() {
+        if started.elapsed() > limit {
+            let queue = cluster.command("squeue").output().unwrap();
+            panic!(
+                "timed out waiting for {what}\nsqueue:\n{}\ntask logs:\n{}\ncluster logs:\n{}",
+                String::from_utf8_lossy(&queue.stdout),
+                task_logs(runs),
+                cluster.logs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn all_done(runs: &Path, expected: usize) -> bool {
+    let dirs = run_dirs(runs);
+    dirs.len() == expected
+        && dirs
+            .iter()
+            .all(|d| d.join("state.json").exists() && read_state(d)["status"] == "done")
+}
+
+fn submit(ws: &Workspace, cluster: &Cluster, spec: &Path) -> String {
+    let out = ws
+        .vaelab(&[
+            "slurm",
+            spec.to_str().unwrap(),
+            "--submit",
+            "--cpus-per-task",
+            "1",
+        ])
+        .env("SLURM_CONF", &cluster.conf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let job = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(job.parse::<u64>().is_ok(), "job id {job:?}");
+    job
+}
+
+#[test]
+fn a_sweep_runs_as_a_job_array_with_every_run_trained_once_and_reports() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let ws = Workspace::new();
+    let spec = ws.write("sweep.yaml", &tiny_sweep("slurmsweep", 2));
+    let job = submit(&ws, &cluster, &spec);
+    let runs = ws.runs();
+    wait_until(
+        "4 runs done",
+        Duration::from_secs(300),
+        &cluster,
+        &runs,
+        || all_done(&runs, 4),
+    );
+
+    let logs = task_logs(&runs);
+    let mut trained = crate::common::trained_labels(logs.as_bytes());
+    trained.sort();
+    assert_eq!(
+        trained,
+        [
+            "plain/seed=0",
+            "plain/seed=1",
+            "residual/seed=0",
+            "residual/seed=1"
+        ],
+        "every run trained exactly once:\n{logs}"
+    );
+    for dir in run_dirs(&runs) {
+        let state = read_state(&dir);
+        assert_eq!(state["slurm"]["array_job_id"], job.as_str(), "{state}");
+    }
+    let status = ws.vaelab(&["status"]).output().unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    for task in 0..4 {
+        assert!(status.contains(&format!("[slurm {job}_{task}")), "{status}");
+    }
+    ws.vaelab(&["--report-dir", "report", "report", spec.to_str().unwrap()])
+        .assert()
+        .success();
+    assert!(ws.path().join("report/slurmsweep/index.html").is_file());
+    // Nothing left to do: no second array.
+    let again = ws
+        .vaelab(&["slurm", spec.to_str().unwrap()])
+        .env("SLURM_CONF", &cluster.conf)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&again.stderr).contains("every selected run is done"));
+}
+
+fn learned(run: &Path) -> Vec<Vec<u64>> {
+    vaelab::store::read_metrics_file(&run.join("metrics.parquet"))
+        .unwrap()
+        .iter()
+        .map(|m| m.learned().into_iter().map(f64::to_bits).collect())
+        .collect()
+}
+
+/// How a running task is interrupted.
+enum Interruption {
+    /// The scheduler requeues it (`scontrol requeue`): SIGTERM, then back in the queue.
+    Scontrol,
+    /// Slurm's time-limit warning (SIGUSR1 to the batch shell): vaelab checkpoints and
+    /// requeues the task itself.
+    TimeWarning,
+}
+
+#[test]
+fn a_requeued_task_resumes_and_ends_bit_identical_to_an_uninterrupted_run() {
+    interrupted_task_resumes_bit_identical(Interruption::Scontrol);
+}
+
+#[test]
+fn on_the_time_limit_warning_vaelab_checkpoints_requeues_and_resumes() {
+    interrupted_task_resumes_bit_identical(Interruption::TimeWarning);
+}
+
+fn interrupted_task_resumes_bit_identical(how: Interruption) {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let ws = Workspace::new();
+    let spec = ws.write(
+        "one.yaml",
+        "name: requeue\nseed: 5\ndata:\n  image_size: 32\n  train_images: 1024\n  val_images: 32\n\
+         model:\n  latent_dim: 8\n  channels: [16, 32]\ntrain:\n  epochs: 3\n  batch_size: 16\n\
+         eval:\n  iwae_samples: 2\n  iwae_images: 4\n",
+    );
+    let job = submit(&ws, &cluster, &spec);
+    let runs = ws.runs();
+    // Requeue once the first epoch is on disk, while the second trains.
+    wait_until(
+        "the first epoch",
+        Duration::from_secs(180),
+        &cluster,
+        &runs,
+        || {
+            run_dirs(&runs)
+                .first()
+                .is_some_and(|d| d.join("metrics.parquet").exists())
+        },
+    );
+    let task = format!("{job}_0");
+    match how {
+        Interruption::Scontrol => cluster.run("scontrol", &["requeue", &task]),
+        Interruption::TimeWarning => cluster.run("scancel", &["--batch", "--signal=USR1", &task]),
+    };
+    // Slurm holds a requeued job for two minutes (BeginTime); once it is back in the
+    // queue, lift the hold so that the test does not sit out the wait.
+    wait_until(
+        "the task to be pending again",
+        Duration::from_secs(120),
+        &cluster,
+        &runs,
+        || {
+            cluster
+                .run("squeue", &["-h", "-j", &task, "-o", "%T"])
+                .trim()
+                == "PENDING"
+        },
+    );
+    cluster.run(
+        "scontrol",
+        &["update", &format!("JobId={task}"), "StartTime=now"],
+    );
+    wait_until(
+        "the requeued run to finish",
+        Duration::from_secs(400),
+        &cluster,
+        &runs,
+        || all_done(&runs, 1),
+    );
+    let logs = task_logs(&runs);
+    assert!(logs.contains("stopped on request"), "{logs}");
+    if let Interruption::TimeWarning = how {
+        assert!(logs.contains("requeued after the checkpoint"), "{logs}");
+    }
+    assert!(logs.contains("resuming from epoch"), "{logs}");
+
+    // The same run, uninterrupted, on the CPU with the same thread count.
+    let reference_ws = Workspace::new();
+    reference_ws
+        .vaelab(&[
+            "run",
+            spec.to_str().unwrap(),
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+        ])
+        .assert()
+        .success();
+    let reference = reference_ws.runs();
+    let slurm_run = run_dirs(&runs).pop().unwrap();
+    let reference_run = run_dirs(&reference).pop().unwrap();
+    assert_eq!(learned(&slurm_run), learned(&reference_run));
+    let weights =
+        |run: &Path| std::fs::read(run.join("checkpoints/epoch-0003/model.safetensors")).unwrap();
+    assert!(
+        weights(&slurm_run) == weights(&reference_run),
+        "final weights differ"
+    );
+}

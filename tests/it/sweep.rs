@@ -1,0 +1,309 @@
+//! Sweeps end to end: plan before and after, selection, failure isolation, orphans,
+//! and several real processes sharing one sweep.
+
+use std::collections::BTreeSet;
+use std::process::{Child, Stdio};
+
+use crate::common::{Workspace, read_state, tiny_sweep, trained_labels};
+use predicates::str::contains;
+
+#[test]
+fn plan_lists_every_run_then_run_only_and_max_runs_select() {
+    let ws = Workspace::new();
+    let spec = ws.write("sweep.yaml", &tiny_sweep("sweep", 1));
+    let spec = spec.to_str().unwrap();
+    ws.vaelab(&["plan", spec])
+        .assert()
+        .success()
+        .stdout(contains("residual/seed=0"))
+        .stdout(contains("plain/seed=1"))
+        .stdout(contains(
+            "4 runs: 4 new, 0 partial, 0 running, 0 done, 0 failed",
+        ))
+        .stdout(contains("left: 256 image-epochs"));
+    assert!(!ws.runs().exists(), "plan must not write anything");
+
+    let out = ws
+        .vaelab(&["run", spec, "--device", "cpu", "--only", "plain/*"])
+        .assert()
+        .success();
+    let trained: BTreeSet<String> = trained_labels(&out.get_output().stderr)
+        .into_iter()
+        .collect();
+    assert_eq!(
+        trained,
+        ["plain/seed=0", "plain/seed=1"].map(String::from).into()
+    );
+
+    ws.vaelab(&["plan", spec])
+        .assert()
+        .success()
+        .stdout(contains(
+            "4 runs: 2 new, 0 partial, 0 running, 2 done, 0 failed",
+        ))
+        .stdout(contains("img/s these runs measured"));
+
+    let out = ws
+        .vaelab(&["run", spec, "--device", "cpu", "--max-runs", "1"])
+        .assert()
+        .success();
+    assert_eq!(
+        trained_labels(&out.get_output().stderr),
+        vec!["residual/seed=0"]
+    );
+
+    let json = ws.vaelab(&["plan", spec, "--json"]).assert().success();
+    let view: serde_json::Value = serde_json::from_slice(&json.get_output().stdout).unwrap();
+    let statuses: Vec<&str> = view["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["standing"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, vec!["done", "new", "done", "done"]);
+
+    ws.vaelab(&["run", spec, "--only", "nothing*"])
+        .assert()
+        .code(2)
+        .stderr(contains("matches no run"));
+}
+
+#[test]
+fn a_failing_run_is_marked_and_the_sweep_goes_on() {
+    let ws = Workspace::new();
+    let text = "name: iso\ndata:\n  image_size: 16\n  train_images: 32\n  val_images: 8\nmodel:\n  latent_dim: 4\n  channels: [4, 8]\n\
+                train:\n  epochs: 1\n  batch_size: 16\nvariants:\n  - name: broken\n    data.source: celeba\n    data.root: /nonexistent/celeba\n  - name: fine\n    data.source: synthetic\n";
+    let spec = ws.write("iso.yaml", text);
+    let spec = spec.to_str().unwrap();
+    let out = ws
+        .vaelab(&["run", spec, "--device", "cpu"])
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stderr.contains("broken/seed=0 ["), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/celeba: no CelebA here"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 trained, 0 already done, 0 held by other processes, 1 failed"),
+        "{stderr}"
+    );
+    assert_eq!(
+        trained_labels(&out.get_output().stderr),
+        vec!["fine/seed=0"]
+    );
+    ws.vaelab(&["plan", spec])
+        .assert()
+        .success()
+        .stdout(contains("failed: /nonexistent/celeba: no CelebA here"));
+    ws.vaelab(&["status"])
+        .assert()
+        .success()
+        .stdout(contains("iso/broken/seed=0"))
+        .stdout(contains("iso/fine/seed=0"));
+}
+
+#[test]
+fn moving_the_dataset_root_changes_no_run_id() {
+    let ws = Workspace::new();
+    let a = ws.write(
+        "a.yaml",
+        "name: r\ndata:\n  source: celeba\n  root: /data/a\n",
+    );
+    let b = ws.write(
+        "b.yaml",
+        "name: r\ndata:\n  source: celeba\n  root: /elsewhere/b\n",
+    );
+    let id = |p: &std::path::Path| {
+        let out = ws
+            .vaelab(&["plan", p.to_str().unwrap(), "--json"])
+            .assert()
+            .success();
+        let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+        v["runs"][0]["id"].as_str().unwrap().to_string()
+    };
+    assert_eq!(id(&a), id(&b));
+}
+
+#[test]
+fn runs_of_an_earlier_version_of_the_spec_are_reported() {
+    let ws = Workspace::new();
+    let spec = ws.write("o.yaml", &crate::common::tiny_spec("orph", 1));
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success();
+    ws.write(
+        "o.yaml",
+        &crate::common::tiny_spec("orph", 1).replace("lr: 0.002", "lr: 0.003"),
+    );
+    ws.vaelab(&["plan", spec.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(contains("1 runs: 1 new"))
+        .stdout(contains("1 run(s) in"))
+        .stdout(contains("were trained for `orph` but are not in this spec"))
+        .stdout(contains("seed=3  done"));
+}
+
+fn spawn_run(ws: &Workspace, spec: &str) -> Child {
+    ws.spawn(
+        &["run", spec, "--device", "cpu", "--threads", "1"],
+        Stdio::piped(),
+    )
+}
+
+#[test]
+fn concurrent_processes_split_a_sweep_and_never_train_a_run_twice() {
+    let ws = Workspace::new();
+    let spec = ws.write("par.yaml", &tiny_sweep("par", 2));
+    let spec = spec.to_str().unwrap();
+    let workers: Vec<Child> = (0..3).map(|_| spawn_run(&ws, spec)).collect();
+    let mut all = Vec::new();
+    for worker in workers {
+        let out = worker.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        all.extend(trained_labels(&out.stderr));
+    }
+    all.sort();
+    let unique: BTreeSet<String> = all.iter().cloned().collect();
+    assert_eq!(all.len(), unique.len(), "a run was trained twice: {all:?}");
+    assert_eq!(unique.len(), 4, "{all:?}");
+    for dir in std::fs::read_dir(ws.runs()).unwrap() {
+        assert_eq!(read_state(&dir.unwrap().path())["status"], "done");
+    }
+}
+
+#[test]
+fn a_run_whose_worker_was_killed_is_taken_over() {
+    let ws = Workspace::new();
+    let spec = ws.write("k.yaml", &tiny_sweep("k", 40));
+    let spec = spec.to_str().unwrap();
+    let mut victim = spawn_run(&ws, spec);
+    // Wait until the first run has a checkpoint, then kill its worker without warning.
+    let started = std::time::Instant::now();
+    loop {
+        let has_checkpoint = std::fs::read_dir(ws.runs())
+            .map(|dirs| {
+                dirs.flatten().any(|d| {
+                    d.path().join("checkpoints").read_dir().is_ok_and(|mut c| {
+                        c.any(|e| {
+                            e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("epoch-"))
+                        })
+                    })
+                })
+            })
+            .unwrap_or(false);
+        if has_checkpoint {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 120, "no checkpoint appeared");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    let out = ws
+        .vaelab(&["run", spec, "--device", "cpu", "--only", "residual/seed=0"])
+        .assert()
+        .success()
+        .stderr(contains("resuming from epoch"));
+    assert_eq!(
+        trained_labels(&out.get_output().stderr),
+        vec!["residual/seed=0"]
+    );
+}
+
+#[test]
+fn shipped_quickstart_ids_are_pinned() {
+    // Every default of the resolved config is identity: if one changes, these change, and
+    // `plan` then lists the old runs as belonging to an earlier version of the spec.
+    let ws = Workspace::new();
+    let planned = shipped_plan(&ws, "quickstart.yaml");
+    let ids: Vec<(&str, &str)> = planned
+        .iter()
+        .map(|(label, id)| (label.as_str(), id.as_str()))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            (
+                "residual/seed=0",
+                "d4e23149d5ae14bef8168e7fb1efc1a42ee726c6c9d6b67df00ee5a6235bf31a"
+            ),
+            (
+                "residual/seed=1",
+                "344841d9f21bc8b159e92164683ed510de0b506b0319d88f6887fae1cbaa0e35"
+            ),
+            (
+                "plain/seed=0",
+                "d07ac9d44464c0e27d3f2433a7b18c35cc2aae294f27891f5cf6b317e6bae421"
+            ),
+            (
+                "plain/seed=1",
+                "ee6f3ff8c64c252348a8f201478add9537b6c07b704ed622654e8a24a0e6dc6d"
+            ),
+        ]
+    );
+}
+
+/// (label, id) of every run `vaelab plan` lists for a shipped experiment.
+fn shipped_plan(ws: &Workspace, name: &str) -> Vec<(String, String)> {
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("experiments")
+        .join(name);
+    let out = ws
+        .vaelab(&["plan", spec.to_str().unwrap(), "--json"])
+        .assert()
+        .success();
+    let view: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    view["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["label"].as_str().unwrap().to_string(),
+                r["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_precision_experiment_reuses_the_quickstart_runs_for_fp32() {
+    let ws = Workspace::new();
+    let quickstart = shipped_plan(&ws, "quickstart.yaml");
+    let precision = shipped_plan(&ws, "precision.yaml");
+    assert_eq!(precision.len(), 8);
+    for (label, id) in &precision {
+        let shared = quickstart.iter().any(|(_, q)| q == id);
+        assert_eq!(shared, label.starts_with("fp32/"), "{label} {id}");
+    }
+}
+
+#[test]
+fn shipped_celeba_experiments_fail_cleanly_without_the_data() {
+    let ws = Workspace::new();
+    let spec =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/seed-reproduction.yaml");
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .env("VAELAB_CELEBA_ROOT", ws.path().join("no-celeba"))
+        .assert()
+        .code(1)
+        .stderr(contains("no-celeba: no CelebA here (expected"))
+        .stderr(contains("img_align_celeba"))
+        .stderr(contains("VAELAB_CELEBA_ROOT"));
+}
+
+#[test]
+fn bench_times_planning_a_large_grid() {
+    let ws = Workspace::new();
+    ws.vaelab(&["bench", "--plan-runs", "1000"])
+        .assert()
+        .success()
+        .stdout(contains("planned 1000 runs in"));
+}
