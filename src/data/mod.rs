@@ -61,7 +61,7 @@ pub enum DataError {
 pub struct Dataset {
     pub train: Tensor,
     pub val: Tensor,
-    pub train_attributes: Tensor,
+    /// Attributes of the validation (or test) images, one column per name.
     pub val_attributes: Tensor,
     pub attribute_names: Vec<String>,
 }
@@ -69,9 +69,6 @@ pub struct Dataset {
 impl Dataset {
     pub fn train_len(&self) -> usize {
         self.train.size()[0] as usize
-    }
-    pub fn val_len(&self) -> usize {
-        self.val.size()[0] as usize
     }
 }
 
@@ -129,7 +126,7 @@ pub fn load(config: &DataConfig, reporter: &dyn Reporter) -> Result<Dataset, Dat
             from_lists(&train, &val, config, reporter)
         }
         DataSource::Synthetic => {
-            let (train, train_attributes) = synthetic_split(
+            let (train, _) = synthetic_split(
                 config.dataset_seed,
                 synthetic::Split::Train,
                 train_count,
@@ -144,7 +141,6 @@ pub fn load(config: &DataConfig, reporter: &dyn Reporter) -> Result<Dataset, Dat
             Ok(Dataset {
                 train,
                 val,
-                train_attributes,
                 val_attributes,
                 attribute_names: SYNTHETIC_ATTRIBUTES.iter().map(|s| s.to_string()).collect(),
             })
@@ -163,7 +159,6 @@ fn from_lists(
     Ok(Dataset {
         train: train.images,
         val: val.images,
-        train_attributes: train.attributes,
         val_attributes: val.attributes,
         attribute_names: train.attribute_names,
     })

@@ -280,7 +280,7 @@ impl RunConfig {
 pub(crate) mod tests {
     use super::*;
 
-    pub fn tiny_config() -> RunConfig {
+    pub(crate) fn tiny_config() -> RunConfig {
         RunConfig {
             seed: 0,
             data: DataConfig {
@@ -314,7 +314,7 @@ pub(crate) mod tests {
         assert_eq!(tiny_config().id().full(), PINNED_TINY_ID);
     }
 
-    pub const PINNED_TINY_ID: &str =
+    pub(crate) const PINNED_TINY_ID: &str =
         "d651d1d25f2616d1d355ff80c8e9bac83d988b4f4b4ba9b3dafbbd7b3a233f9b";
 
     #[test]

@@ -260,3 +260,63 @@ fn resolve_eval(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::experiment::config::DEFAULT_CHANNELS;
+    use crate::experiment::spec::parse;
+
+    fn resolve_text(text: &str) -> Result<RunConfig, String> {
+        let loaded = parse(Path::new("e.yaml"), text).map_err(|e| e.to_string())?;
+        resolve(&loaded).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_the_seed_model() {
+        let config = resolve_text("name: a\n").unwrap();
+        assert_eq!(config.model.channels, DEFAULT_CHANNELS.to_vec());
+        assert_eq!(config.model.latent_dim, 128);
+        assert!(config.model.residual);
+        assert_eq!(config.train.lr, 1e-3);
+        assert_eq!(config.train.batch_size, 64);
+    }
+
+    #[test]
+    fn bad_values_name_file_line_field_value_and_what_is_allowed() {
+        let cases = [
+            (
+                "name: a\nmodel:\n  latent_dim: -3\n",
+                "e.yaml:3: model.latent_dim: expected a positive integer, got -3",
+            ),
+            (
+                "name: a\ndata:\n  image_size: 48\n",
+                "e.yaml:3: data.image_size: expected a multiple of 32 (2 to the number of model.channels) between 32 and 1024, got 48",
+            ),
+            (
+                "name: a\ntrain:\n  lr: 0\n",
+                "e.yaml:3: train.lr: expected a positive number, got 0",
+            ),
+            (
+                "name: a\ntrain:\n  beta: -1\n",
+                "e.yaml:3: train.beta: expected a number >= 0, got -1",
+            ),
+            (
+                "name: a\nmodel:\n  channels: []\n",
+                "e.yaml:3: model.channels: expected 1 to 8 widths, got 0",
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(resolve_text(text).unwrap_err(), expected);
+        }
+    }
+
+    #[test]
+    fn small_channel_lists_allow_small_images() {
+        let config =
+            resolve_text("name: a\ndata:\n  image_size: 8\nmodel:\n  channels: [4, 8]\n").unwrap();
+        assert_eq!(config.data.image_size, 8);
+    }
+}

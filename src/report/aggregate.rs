@@ -126,20 +126,6 @@ impl Metric {
     pub fn higher_is_better(self) -> bool {
         matches!(self, Metric::Psnr | Metric::Ssim | Metric::ActiveUnits)
     }
-
-    /// Whether it comes from the end-of-run evaluation.
-    pub fn needs_evaluation(self) -> bool {
-        matches!(
-            self,
-            Metric::ReconMse
-                | Metric::Psnr
-                | Metric::Ssim
-                | Metric::Kl
-                | Metric::ActiveUnits
-                | Metric::ElboBpd
-                | Metric::IwaeBpd
-        )
-    }
 }
 
 /// One planned run with everything its directory holds.

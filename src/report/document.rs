@@ -7,13 +7,13 @@ use super::figures::Figure;
 
 /// A report page.
 #[derive(Debug, Clone, Default)]
-pub struct Document {
+pub(super) struct Document {
     pub title: String,
     pub blocks: Vec<Block>,
 }
 
 #[derive(Debug, Clone)]
-pub enum Block {
+pub(super) enum Block {
     Heading {
         level: u8,
         text: String,
@@ -45,14 +45,14 @@ pub enum Block {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParagraphStyle {
+pub(super) enum ParagraphStyle {
     Body,
     /// Small print: when and by what the report was made.
     Meta,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FigureStyle {
+pub(super) enum FigureStyle {
     /// A figure with its own heading, caption and SVG link.
     Titled,
     /// One of a series (a run's curves): the title is the caption.
@@ -61,7 +61,7 @@ pub enum FigureStyle {
 
 /// One picture of a gallery, copied into the report at `path`.
 #[derive(Debug, Clone)]
-pub struct GalleryCell {
+pub(super) struct GalleryCell {
     /// The variant it belongs to.
     pub label: String,
     /// What distinguishes it, e.g. `seed 0` or `epoch 3, seed 0`.
@@ -73,7 +73,7 @@ pub struct GalleryCell {
 
 /// A table: what the CSV files, the Markdown and the HTML are all written from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Table {
+pub(super) struct Table {
     /// The HTML element id (`comparison`, `differences`, `runs`).
     pub id: &'static str,
     pub header: Vec<String>,
@@ -81,7 +81,10 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn new(id: &'static str, header: impl IntoIterator<Item = impl Into<String>>) -> Self {
+    pub(super) fn new(
+        id: &'static str,
+        header: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
         Self {
             id,
             header: header.into_iter().map(Into::into).collect(),
@@ -90,7 +93,7 @@ impl Table {
     }
 
     /// RFC 4180 CSV with a header line.
-    pub fn to_csv(&self) -> Vec<u8> {
+    pub(super) fn to_csv(&self) -> Vec<u8> {
         let mut writer = csv::Writer::from_writer(Vec::new());
         // Writing into memory cannot fail, and every row has the header's width.
         let _ = writer.write_record(&self.header);
@@ -102,28 +105,28 @@ impl Table {
 }
 
 impl Document {
-    pub fn new(title: impl Into<String>) -> Self {
+    pub(super) fn new(title: impl Into<String>) -> Self {
         Self {
             title: title.into(),
             blocks: Vec::new(),
         }
     }
 
-    pub fn heading(&mut self, level: u8, text: impl Into<String>) {
+    pub(super) fn heading(&mut self, level: u8, text: impl Into<String>) {
         self.blocks.push(Block::Heading {
             level,
             text: text.into(),
         });
     }
 
-    pub fn paragraph(&mut self, text: impl Into<String>) {
+    pub(super) fn paragraph(&mut self, text: impl Into<String>) {
         self.blocks.push(Block::Paragraph {
             text: text.into(),
             style: ParagraphStyle::Body,
         });
     }
 
-    pub fn push(&mut self, block: Block) {
+    pub(super) fn push(&mut self, block: Block) {
         self.blocks.push(block);
     }
 }

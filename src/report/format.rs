@@ -4,7 +4,7 @@ use super::aggregate::{Aggregate, Difference, Metric};
 use super::stats::Summary;
 
 /// Digits after the point for a value of this size: four significant digits or so.
-pub fn decimals(value: f64) -> usize {
+pub(super) fn decimals(value: f64) -> usize {
     match value.abs() {
         v if v >= 1000.0 => 0,
         v if v >= 100.0 => 1,
@@ -15,7 +15,7 @@ pub fn decimals(value: f64) -> usize {
 }
 
 /// `mean ± std` as the Markdown and HTML tables show it; `—` without data.
-pub fn format_summary(summary: &Summary, metric: Metric) -> String {
+pub(super) fn format_summary(summary: &Summary, metric: Metric) -> String {
     if summary.n == 0 || !summary.mean.is_finite() {
         return "—".into();
     }
@@ -37,7 +37,7 @@ fn metric_decimals(metric: Metric, value: f64) -> usize {
     }
 }
 
-pub fn format_value(value: f64) -> String {
+pub(super) fn format_value(value: f64) -> String {
     if value.is_finite() {
         format!("{:.*}", decimals(value), value)
     } else {
@@ -45,7 +45,7 @@ pub fn format_value(value: f64) -> String {
     }
 }
 
-pub fn raw(value: f64) -> String {
+pub(super) fn raw(value: f64) -> String {
     if value.is_finite() {
         value.to_string()
     } else {

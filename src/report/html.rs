@@ -18,7 +18,7 @@ figcaption{font-size:.85rem;color:#555}.note{background:#fff8e1;border-left:4px 
 .cell{text-align:center;font-size:.85rem}.cell img{image-rendering:pixelated;width:100%;min-width:180px;max-width:420px}\
 .meta{color:#666;font-size:.85rem}";
 
-pub fn render(document: &Document) -> String {
+pub(super) fn render(document: &Document) -> String {
     let title = escape(&document.title);
     let mut out = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{title} — vaelab report</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{title}</h1>\n"
@@ -75,7 +75,7 @@ fn block_html(out: &mut String, block: &Block) {
     }
 }
 
-pub fn table_html(table: &Table) -> String {
+pub(super) fn table_html(table: &Table) -> String {
     let mut out = format!("<table id=\"{}\">\n<thead><tr>", table.id);
     for h in &table.header {
         let _ = write!(out, "<th>{}</th>", escape(h));
@@ -115,7 +115,7 @@ fn data_uri(png: &[u8]) -> String {
     )
 }
 
-pub fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

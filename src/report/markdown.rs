@@ -3,7 +3,7 @@ use std::fmt::Write as _;
 
 use super::document::{Block, Document, FigureStyle, Table};
 
-pub fn render(document: &Document) -> String {
+pub(super) fn render(document: &Document) -> String {
     let mut out = format!("# {}\n\n", document.title);
     for block in &document.blocks {
         block_markdown(&mut out, block);
@@ -63,7 +63,7 @@ fn block_markdown(out: &mut String, block: &Block) {
 }
 
 /// A pipe table; pipes inside cells are escaped.
-pub fn table_markdown(table: &Table) -> String {
+pub(super) fn table_markdown(table: &Table) -> String {
     let cell = |s: &str| s.replace('|', "\\|");
     let join = |cells: &[String]| {
         cells

@@ -8,14 +8,14 @@ use super::figures::{
 use crate::experiment::slug;
 use crate::store::EpochMetrics;
 
-pub struct Component {
+pub(super) struct Component {
     pub key: &'static str,
     pub title: &'static str,
     pub train: Option<MetricOf>,
     pub val: MetricOf,
 }
 
-pub const COMPONENTS: [Component; 4] = [
+pub(super) const COMPONENTS: [Component; 4] = [
     Component {
         key: "loss",
         title: "total loss",
@@ -60,7 +60,7 @@ fn group_lines(agg: &Aggregate, value: MetricOf) -> Vec<Line> {
         .collect()
 }
 
-pub fn variant_curves(agg: &Aggregate) -> Result<Vec<Figure>, ReportError> {
+pub(super) fn variant_curves(agg: &Aggregate) -> Result<Vec<Figure>, ReportError> {
     COMPONENTS
         .iter()
         .map(|c| {
@@ -93,7 +93,7 @@ pub fn variant_curves(agg: &Aggregate) -> Result<Vec<Figure>, ReportError> {
         .collect()
 }
 
-pub fn run_figure(run: &RunRecord) -> Result<Figure, ReportError> {
+pub(super) fn run_figure(run: &RunRecord) -> Result<Figure, ReportError> {
     let series = |name: &str, color: usize, dashed: bool, value: MetricOf| Line {
         name: name.into(),
         color: figures::color(color),
@@ -143,7 +143,7 @@ const FOREST_METRICS: [Metric; 6] = [
     Metric::ActiveUnits,
 ];
 
-pub fn final_metrics(agg: &Aggregate) -> Result<Figure, ReportError> {
+pub(super) fn final_metrics(agg: &Aggregate) -> Result<Figure, ReportError> {
     let panels = FOREST_METRICS
         .iter()
         .map(|&metric| ForestPanel {
@@ -173,7 +173,7 @@ pub fn final_metrics(agg: &Aggregate) -> Result<Figure, ReportError> {
     )
 }
 
-pub fn kl_per_dimension(agg: &Aggregate) -> Result<Figure, ReportError> {
+pub(super) fn kl_per_dimension(agg: &Aggregate) -> Result<Figure, ReportError> {
     let lines = agg
         .groups
         .iter()

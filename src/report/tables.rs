@@ -6,7 +6,7 @@ use super::format::{format_summary, format_value, raw};
 use super::plots::COMPONENTS;
 
 /// `tables/comparison.csv`: per variant, mean, sample std and n of every metric.
-pub fn comparison_csv(agg: &Aggregate) -> Table {
+pub(super) fn comparison_csv(agg: &Aggregate) -> Table {
     let mut header = vec!["variant".to_string(), "runs".into(), "finished".into()];
     for metric in Metric::ALL {
         header.extend([
@@ -32,7 +32,7 @@ pub fn comparison_csv(agg: &Aggregate) -> Table {
 }
 
 /// `tables/differences.csv`: every paired difference with its 95% interval.
-pub fn differences_csv(agg: &Aggregate, differences: &[Difference]) -> Table {
+pub(super) fn differences_csv(agg: &Aggregate, differences: &[Difference]) -> Table {
     let mut table = Table::new(
         "differences",
         [
@@ -70,7 +70,7 @@ fn run_metrics() -> impl Iterator<Item = Metric> {
 }
 
 /// `tables/runs.csv`: every planned run, its standing and its own metrics.
-pub fn runs_csv(agg: &Aggregate) -> Table {
+pub(super) fn runs_csv(agg: &Aggregate) -> Table {
     let mut header: Vec<String> = [
         "id",
         "label",
@@ -112,7 +112,7 @@ pub fn runs_csv(agg: &Aggregate) -> Table {
 }
 
 /// `tables/curves.csv`: the per-epoch mean and std of every loss component by variant.
-pub fn curves_csv(agg: &Aggregate) -> Table {
+pub(super) fn curves_csv(agg: &Aggregate) -> Table {
     let mut table = Table::new(
         "curves",
         ["variant", "split", "component", "epoch", "mean", "std", "n"],
@@ -144,7 +144,7 @@ pub fn curves_csv(agg: &Aggregate) -> Table {
 }
 
 /// The comparison as people read it: `mean ± std` to about four significant digits.
-pub fn comparison(agg: &Aggregate) -> Table {
+pub(super) fn comparison(agg: &Aggregate) -> Table {
     let mut header = vec!["variant".to_string(), "n".to_string()];
     header.extend(Metric::ALL.iter().map(|m| m.title().to_string()));
     let mut table = Table::new("comparison", header);
@@ -173,7 +173,7 @@ pub fn comparison(agg: &Aggregate) -> Table {
 }
 
 /// The paired differences as people read them.
-pub fn differences(agg: &Aggregate, differences: &[Difference]) -> Table {
+pub(super) fn differences(agg: &Aggregate, differences: &[Difference]) -> Table {
     let mut table = Table::new(
         "differences",
         ["variant", "baseline", "metric", "difference", "95% CI", "n"],
@@ -197,7 +197,7 @@ pub fn differences(agg: &Aggregate, differences: &[Difference]) -> Table {
 }
 
 /// Every planned run with its standing, as people read it.
-pub fn runs(agg: &Aggregate) -> Table {
+pub(super) fn runs(agg: &Aggregate) -> Table {
     let mut table = Table::new(
         "runs",
         [

@@ -9,13 +9,13 @@ use crate::experiment::slug;
 use crate::store::{EvaluationPicture, SampleKind};
 
 /// One kind of picture across the variants.
-pub struct Visual {
+pub(super) struct Visual {
     pub title: &'static str,
     pub caption: String,
     pub cells: Vec<GalleryCell>,
 }
 
-pub fn visuals(agg: &Aggregate) -> Vec<Visual> {
+pub(super) fn visuals(agg: &Aggregate) -> Vec<Visual> {
     let attribute = agg
         .runs
         .iter()

@@ -1,0 +1,492 @@
+//! The epoch loop of one run: training steps, validation, sample pictures, checkpoints
+//! (mid-epoch on request), resume from the newest checkpoint, and the end-of-run
+//! evaluation.
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::Utc;
+use tch::{Device, Kind, Tensor, nn};
+
+use super::{Placement, TrainError, step};
+use crate::data::png;
+use crate::data::{self, Dataset};
+use crate::evaluate::{self, EvalContext, EvalData};
+use crate::experiment::config::{Precision, RunConfig};
+use crate::model::adam::{Adam, AdamConfig};
+use crate::model::device::{self};
+use crate::model::{self, Vae};
+use crate::progress::{EpochSummary, Reporter};
+use crate::rng::{self, Stream};
+use crate::store::{
+    CheckpointRef, EpochMetrics, MODEL_FILE, OPTIMIZER_FILE, PROGRESS_FILE, Progress, RunDir,
+    RunState, SampleKind, write_atomic,
+};
+
+/// Where an epoch starts: steps already done (after a mid-epoch checkpoint) and the
+/// running loss sums over them.
+#[derive(Debug, Clone, Copy, Default)]
+struct EpochStart {
+    step: u32,
+    sums: [f64; 3],
+}
+
+/// Mean loss terms per image over an epoch's images.
+#[derive(Debug, Clone, Copy)]
+struct LossMeans {
+    loss: f64,
+    recon: f64,
+    kl: f64,
+}
+
+impl LossMeans {
+    /// From host values in the order the trainer stacks them: loss, recon, kl.
+    fn from_host(values: &[f64]) -> Self {
+        Self {
+            loss: values[0],
+            recon: values[1],
+            kl: values[2],
+        }
+    }
+}
+
+struct TrainedEpoch {
+    losses: LossMeans,
+    images_per_second: f64,
+}
+
+struct Validation {
+    losses: LossMeans,
+    psnr: f64,
+}
+
+pub(super) struct Trainer<'a> {
+    run: &'a RunDir,
+    config: &'a RunConfig,
+    label: &'a str,
+    placement: &'a Placement,
+    reporter: &'a dyn Reporter,
+    vs: nn::VarStore,
+    model: Vae,
+    optimizer: Adam,
+    train_images: Tensor,
+    val_images: Tensor,
+    val_attributes: Tensor,
+    attribute_names: Vec<String>,
+    fixed_noise: Tensor,
+    metrics: Vec<EpochMetrics>,
+    start: CheckpointRef,
+    start_sums: [f64; 3],
+}
+
+impl<'a> Trainer<'a> {
+    pub(super) fn new(
+        run: &'a RunDir,
+        config: &'a RunConfig,
+        label: &'a str,
+        placement: &'a Placement,
+        reporter: &'a dyn Reporter,
+    ) -> Result<Self, TrainError> {
+        let device = placement.device;
+        let dataset: Dataset = data::load(&config.data, reporter)?;
+        let (mut vs, mut model) = model::build(
+            &config.model,
+            config.data.image_size as i64,
+            device,
+            rng::torch_seed(config.seed, Stream::Init, &[]),
+        );
+        let precision = config.train.precision;
+        model.set_compute(model::Compute {
+            precision,
+            channels_last: false,
+        });
+        if precision == Precision::Bf16 && device == Device::Cpu && !device::cpu_has_bf16() {
+            reporter.warn(&format!(
+                "{label}: train.precision bf16 on a CPU without avx512_bf16 or amx_bf16 is emulated and many times slower than fp32; use fp32 here, or a GPU"
+            ));
+        }
+        if device.is_cuda() {
+            // Fixed shapes every step: let cuDNN time its algorithms once and keep the best.
+            tch::Cuda::cudnn_set_benchmark(true);
+        }
+        let mut optimizer = Adam::new(&vs, AdamConfig::from(&config.train));
+        let (start, start_sums) = restore_checkpoint(run, &mut vs, &mut optimizer, reporter)?;
+        let start_epoch = start.epoch;
+        let mut metrics = run.read_metrics()?;
+        metrics.retain(|m| m.epoch <= start_epoch);
+        if metrics.len() != start_epoch as usize {
+            reporter.warn(&format!(
+                "{}: metrics hold {} of {start_epoch} epochs; the missing rows stay missing",
+                run.metrics_path().display(),
+                metrics.len()
+            ));
+        }
+        tch::manual_seed(rng::torch_seed(config.seed, Stream::SampleNoise, &[]));
+        let fixed_noise =
+            Tensor::randn([16, model.latent_dim()], (Kind::Float, Device::Cpu)).to_device(device);
+        Ok(Self {
+            run,
+            config,
+            label,
+            placement,
+            reporter,
+            vs,
+            model,
+            optimizer,
+            train_images: dataset.train.to_device(device),
+            val_images: dataset.val.to_device(device),
+            val_attributes: dataset.val_attributes,
+            attribute_names: dataset.attribute_names,
+            fixed_noise,
+            metrics,
+            start,
+            start_sums,
+        })
+    }
+
+    /// Runs the remaining epochs; returns the epoch it started from.
+    pub(super) fn train(&mut self, state: &mut RunState) -> Result<u32, TrainError> {
+        state.parameters = Some(model::parameter_count(&self.vs));
+        let target = self.config.train.epochs;
+        let start_epoch = self.start.epoch;
+        if start_epoch >= target {
+            self.reporter.note(&format!(
+                "{}: trained to epoch {start_epoch}; evaluating its final weights ({})",
+                self.label,
+                self.run.path().display()
+            ));
+        } else if start_epoch > 0 || self.start.step > 0 {
+            self.reporter.note(&format!(
+                "{}: resuming from epoch {start_epoch} of {target}{} ({})",
+                self.label,
+                if self.start.step > 0 {
+                    format!(" plus {} steps", self.start.step)
+                } else {
+                    String::new()
+                },
+                self.run.path().display()
+            ));
+        }
+        for epoch in start_epoch + 1..=target {
+            if self.placement.stop.is_requested() {
+                return Err(TrainError::Interrupted {
+                    run: self.run.path().to_path_buf(),
+                    epoch: epoch - 1,
+                    step: 0,
+                });
+            }
+            let started = Instant::now();
+            let resume = if epoch == start_epoch + 1 {
+                EpochStart {
+                    step: self.start.step,
+                    sums: self.start_sums,
+                }
+            } else {
+                EpochStart::default()
+            };
+            let trained = self.train_epoch(epoch, resume)?;
+            let validation = self.validate(epoch)?;
+            self.write_samples(epoch)?;
+            let seconds = started.elapsed().as_secs_f64();
+            self.metrics.push(EpochMetrics {
+                epoch,
+                train_loss: trained.losses.loss,
+                train_recon: trained.losses.recon,
+                train_kl: trained.losses.kl,
+                val_loss: validation.losses.loss,
+                val_recon: validation.losses.recon,
+                val_kl: validation.losses.kl,
+                beta: self.config.train.beta,
+                lr: self.config.train.lr,
+                epoch_seconds: seconds,
+                images_per_second: trained.images_per_second,
+                val_psnr: validation.psnr,
+                finished_at: Utc::now(),
+            });
+            // Metrics first, checkpoint second: the checkpoint is the commit point, and rows
+            // past the newest checkpoint are dropped on resume.
+            self.run.write_metrics(&self.metrics)?;
+            self.save_checkpoint(CheckpointRef { epoch, step: 0 }, [0.0; 3])?;
+            self.run
+                .prune_checkpoints(self.placement.keep_checkpoints)?;
+            state.epochs_done = epoch;
+            state.updated_at = Utc::now();
+            self.run.write_state(state)?;
+            self.reporter.epoch(&EpochSummary {
+                label: self.label.to_string(),
+                epoch,
+                epochs: target,
+                train_loss: trained.losses.loss,
+                val_loss: validation.losses.loss,
+                val_recon: validation.losses.recon,
+                val_kl: validation.losses.kl,
+                seconds,
+                images_per_second: trained.images_per_second,
+            });
+        }
+        let final_epoch = state.epochs_done.max(start_epoch);
+        if !self
+            .run
+            .evaluation_is_current(&self.config.eval, final_epoch)
+        {
+            self.final_evaluation(final_epoch)?;
+        }
+        Ok(start_epoch)
+    }
+
+    /// Evaluates in fp32 whatever the training precision: the weights are fp32, and the
+    /// bounds in bits/dim are differences of large sums that bf16 would blur.
+    fn final_evaluation(&mut self, epoch: u32) -> Result<(), TrainError> {
+        let trained_with = self.model.compute();
+        self.model.set_compute(model::Compute::default());
+        let result = self.evaluate_final_weights(epoch);
+        self.model.set_compute(trained_with);
+        result
+    }
+
+    fn evaluate_final_weights(&self, epoch: u32) -> Result<(), TrainError> {
+        let held_out = EvalData {
+            images: &self.val_images,
+            attributes: (!self.attribute_names.is_empty())
+                .then_some((&self.val_attributes, self.attribute_names.as_slice())),
+        };
+        let context = EvalContext {
+            run: self.run,
+            reporter: self.reporter,
+            label: self.label,
+        };
+        let (result, _) = evaluate::evaluate(&self.model, self.config, epoch, &held_out, &context)
+            .map_err(|source| TrainError::Eval {
+                run: self.run.path().to_path_buf(),
+                source,
+            })?;
+        self.reporter.note(&format!(
+            "{}: evaluated epoch {epoch} on {} {} images: PSNR {:.2} dB, SSIM {:.3}, {} of {} units active, -ELBO {:.4} bits/dim, -IWAE({}) {:.4} bits/dim",
+            self.label,
+            result.images,
+            result.split,
+            result.psnr,
+            result.ssim,
+            result.active_units,
+            result.latent_dim,
+            result.elbo_bpd,
+            result.iwae_samples,
+            result.iwae_bpd,
+        ));
+        Ok(())
+    }
+
+    /// Copies a small tensor of running sums back to the host.
+    fn host_values(&self, tensor: &Tensor) -> Result<Vec<f64>, TrainError> {
+        tensor
+            .to_device(Device::Cpu)
+            .try_into()
+            .map_err(|source: tch::TchError| TrainError::Torch {
+                run: self.run.path().to_path_buf(),
+                source,
+            })
+    }
+
+    fn non_finite(&self, epoch: u32, value: f64) -> TrainError {
+        TrainError::NonFinite {
+            run: self.run.path().to_path_buf(),
+            epoch,
+            value,
+        }
+    }
+
+    /// Trains one epoch from `resume`; returns its mean losses and the images per second
+    /// of the steps run here.
+    fn train_epoch(&mut self, epoch: u32, resume: EpochStart) -> Result<TrainedEpoch, TrainError> {
+        let device = self.placement.device;
+        let seed = self.config.seed;
+        let n = self.train_images.size()[0];
+        let batch = self.config.train.batch_size as i64;
+        let order = Tensor::from_slice(&rng::epoch_permutation(seed, epoch as u64, n as usize))
+            .to_device(device);
+        let steps = (n + batch - 1) / batch;
+        let latent = self.model.latent_dim();
+        let beta = self.config.train.beta;
+        let mut sums = Tensor::from_slice(&resume.sums).to_device(device);
+        let first_step = i64::from(resume.step);
+        let started = Instant::now();
+        self.reporter.start(
+            &format!("{} epoch {epoch}/{}", self.label, self.config.train.epochs),
+            n as u64,
+            "img",
+        );
+        for step in first_step..steps {
+            let start = step * batch;
+            let len = batch.min(n - start);
+            let mut x = step::gather_batch(&self.train_images, &order, start, len);
+            if self.config.data.hflip {
+                x = data::random_hflip(&x, seed, epoch as u64, step as u64);
+            }
+            tch::manual_seed(rng::torch_seed(
+                seed,
+                Stream::TrainNoise,
+                &[epoch as u64, step as u64],
+            ));
+            let eps = Tensor::randn([len, latent], (Kind::Float, device));
+            let terms = step::train_step(&self.model, &mut self.optimizer, &x, &eps, beta);
+            let batch_terms = Tensor::stack(&[&terms.loss, &terms.recon, &terms.kl], 0)
+                .detach()
+                .to_kind(Kind::Double);
+            sums += batch_terms * len as f64;
+            let last = step + 1 == steps;
+            if last || (step as usize + 1).is_multiple_of(self.placement.log_every.max(1)) {
+                let seen = start + len;
+                let mean_loss = sums.double_value(&[0]) / seen as f64;
+                if !mean_loss.is_finite() {
+                    self.reporter.finish();
+                    return Err(self.non_finite(epoch, mean_loss));
+                }
+                self.reporter
+                    .advance(seen as u64, &format!("loss {mean_loss:.2}"));
+            }
+            if self.placement.stop.is_requested() && !last {
+                self.reporter.finish();
+                let at = CheckpointRef {
+                    epoch: epoch - 1,
+                    step: step as u32 + 1,
+                };
+                let partial = self.host_values(&sums)?;
+                self.save_checkpoint(at, [partial[0], partial[1], partial[2]])?;
+                return Err(TrainError::Interrupted {
+                    run: self.run.path().to_path_buf(),
+                    epoch: at.epoch,
+                    step: at.step,
+                });
+            }
+        }
+        self.reporter.finish();
+        let seconds = started.elapsed().as_secs_f64();
+        let images_here = (n - (first_step * batch).min(n)) as f64;
+        let means: Vec<f64> = self.host_values(&(sums / n as f64))?;
+        Ok(TrainedEpoch {
+            losses: LossMeans::from_host(&means),
+            images_per_second: images_here / seconds.max(1e-9),
+        })
+    }
+
+    /// Mean validation losses and PSNR with the sampled z the loss sees.
+    fn validate(&self, epoch: u32) -> Result<Validation, TrainError> {
+        let device = self.placement.device;
+        let n = self.val_images.size()[0];
+        if n == 0 {
+            return Ok(Validation {
+                losses: LossMeans::from_host(&[f64::NAN; 3]),
+                psnr: f64::NAN,
+            });
+        }
+        let batch = self.config.train.batch_size as i64;
+        let latent = self.model.latent_dim();
+        let mut sums = Tensor::zeros([4], (Kind::Double, device));
+        tch::no_grad(|| {
+            for (i, start) in (0..n).step_by(batch as usize).enumerate() {
+                let len = batch.min(n - start);
+                let x = data::to_unit_float(&self.val_images.narrow(0, start, len));
+                tch::manual_seed(rng::torch_seed(
+                    self.config.seed,
+                    Stream::EvalNoise,
+                    &[epoch as u64, i as u64],
+                ));
+                let eps = Tensor::randn([len, latent], (Kind::Float, device));
+                let (recon, mu, logvar) = self.model.forward_with_noise(&x, &eps);
+                let terms = model::vae_loss(&recon, &x, &mu, &logvar, self.config.train.beta);
+                let psnr = evaluate::psnr_per_image(&recon, &x).mean(Kind::Float);
+                sums += Tensor::stack(&[&terms.loss, &terms.recon, &terms.kl, &psnr], 0)
+                    .to_kind(Kind::Double)
+                    * len as f64;
+            }
+        });
+        let means: Vec<f64> = self.host_values(&(sums / n as f64))?;
+        if !means[0].is_finite() {
+            return Err(self.non_finite(epoch, means[0]));
+        }
+        Ok(Validation {
+            losses: LossMeans::from_host(&means),
+            psnr: means[3],
+        })
+    }
+
+    fn write_samples(&self, epoch: u32) -> Result<(), TrainError> {
+        tch::no_grad(|| -> Result<(), TrainError> {
+            let prior = self.model.decode(&self.fixed_noise);
+            png::write_grid(&prior, 4, &self.run.sample_path(epoch, SampleKind::Prior))?;
+            let shown = self.val_images.size()[0].min(8);
+            if shown > 0 {
+                let originals = data::to_unit_float(&self.val_images.narrow(0, 0, shown));
+                let (mu, _) = self.model.encode(&originals);
+                let recon = self.model.decode(&mu);
+                let grid = Tensor::cat(&[originals, recon], 0);
+                png::write_grid(
+                    &grid,
+                    shown as usize,
+                    &self.run.sample_path(epoch, SampleKind::Reconstruction),
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn save_checkpoint(&self, at: CheckpointRef, partial_sums: [f64; 3]) -> Result<(), TrainError> {
+        let progress = Progress {
+            run_id: self.run.id().full().to_string(),
+            epoch: at.epoch,
+            step: at.step,
+            partial_sums,
+            optimizer_steps: self.optimizer.step_count(),
+            saved_at: Utc::now(),
+        };
+        self.run
+            .write_checkpoint(at, |dir: &Path| -> Result<(), TrainError> {
+                model::save_weights(&self.vs, &dir.join(MODEL_FILE))?;
+                self.optimizer.save(&dir.join(OPTIMIZER_FILE))?;
+                let json =
+                    serde_json::to_vec_pretty(&progress).expect("Progress always serializes");
+                write_atomic(&dir.join(PROGRESS_FILE), &json)?;
+                Ok(())
+            })
+    }
+}
+
+/// Loads the newest checkpoint into the model and optimizer; returns where it stands and
+/// the running loss sums of a mid-epoch checkpoint.
+fn restore_checkpoint(
+    run: &RunDir,
+    vs: &mut nn::VarStore,
+    optimizer: &mut Adam,
+    reporter: &dyn Reporter,
+) -> Result<(CheckpointRef, [f64; 3]), TrainError> {
+    let Some(checkpoint) = run.latest_checkpoint()? else {
+        return Ok((CheckpointRef { epoch: 0, step: 0 }, [0.0; 3]));
+    };
+    let corrupt = |path: PathBuf, detail: String| TrainError::Checkpoint { path, detail };
+    let progress = run.read_progress(checkpoint).map_err(|e| {
+        corrupt(
+            run.checkpoint_file(checkpoint, PROGRESS_FILE),
+            e.to_string(),
+        )
+    })?;
+    let model_path = run.checkpoint_file(checkpoint, MODEL_FILE);
+    model::load_weights(vs, &model_path).map_err(|e| corrupt(model_path.clone(), e.to_string()))?;
+    let optimizer_path = run.checkpoint_file(checkpoint, OPTIMIZER_FILE);
+    optimizer
+        .load(&optimizer_path)
+        .map_err(|e| corrupt(optimizer_path.clone(), e.to_string()))?;
+    if optimizer.step_count() != progress.optimizer_steps {
+        return Err(corrupt(
+            optimizer_path,
+            format!(
+                "step {} but progress says {}",
+                optimizer.step_count(),
+                progress.optimizer_steps
+            ),
+        ));
+    }
+    reporter.note(&format!(
+        "loaded checkpoint {}",
+        run.checkpoint_path(checkpoint).display()
+    ));
+    Ok((checkpoint, progress.partial_sums))
+}
