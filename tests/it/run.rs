@@ -298,3 +298,88 @@ fn an_unknown_precision_names_the_field_and_the_choices() {
         .stderr(contains("fp16"))
         .stderr(contains("`fp32` or `bf16`"));
 }
+
+/// The trainer records the model's parameter count in `state.json` when it builds the
+/// model; it equals the number of values in the saved weights.
+#[test]
+fn the_parameter_count_is_recorded_when_the_model_is_built() {
+    let ws = Workspace::new();
+    let spec = ws.write("p.yaml", &tiny_spec("p", 1));
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success();
+    let run = ws.single_run_dir();
+    let weights =
+        tch::Tensor::read_safetensors(run.join("checkpoints/epoch-0001/model.safetensors"))
+            .unwrap();
+    let stored: i64 = weights.iter().map(|(_, t)| t.numel() as i64).sum();
+    assert!(stored > 1000, "{stored}");
+    assert_eq!(read_state(&run)["parameters"], stored);
+}
+
+/// After `eval:` changes, a trained run is "trained, not evaluated" for `plan`, still work
+/// for `vaelab slurm` (which used to call it done), and `run` evaluates it without training.
+#[test]
+fn a_changed_evaluation_leaves_work_that_plan_slurm_and_run_all_see() {
+    let ws = Workspace::new();
+    let spec = ws.write("e.yaml", &tiny_spec("e", 1));
+    let spec = spec.to_str().unwrap();
+    ws.vaelab(&["run", spec, "--device", "cpu"])
+        .assert()
+        .success();
+    let id = ws
+        .single_run_dir()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    ws.vaelab(&["slurm", spec])
+        .assert()
+        .success()
+        .stderr(contains("every selected run is done; nothing to submit"));
+
+    let changed = format!("{}eval:\n  iwae_samples: 3\n", tiny_spec("e", 1));
+    std::fs::write(spec, changed).unwrap();
+    ws.vaelab(&["plan", spec])
+        .assert()
+        .success()
+        .stdout(contains("trained, not evaluated"))
+        .stdout(contains("1 trained but not evaluated"));
+    let script = ws.vaelab(&["slurm", spec]).assert().success();
+    let script = String::from_utf8_lossy(&script.get_output().stdout)
+        .trim()
+        .to_string();
+    let manifest = std::path::Path::new(&script).with_file_name("manifest.json");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    let tasks = manifest["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 1);
+    assert!(tasks[0]["id"].as_str().unwrap().starts_with(&id));
+
+    ws.vaelab(&["run", spec, "--device", "cpu"])
+        .assert()
+        .success()
+        .stderr(contains("already trained (1 epochs); evaluation made"));
+    ws.vaelab(&["slurm", spec])
+        .assert()
+        .success()
+        .stderr(contains("nothing to submit"));
+}
+
+#[test]
+fn a_cuda_device_that_is_not_there_is_a_usage_error() {
+    let ws = Workspace::new();
+    let spec = ws.write("c.yaml", &tiny_spec("c", 1));
+    let visible = tch::Cuda::device_count();
+    let missing = format!("cuda:{}", visible + 7);
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", &missing])
+        .assert()
+        .code(2)
+        .stderr(contains(format!("--device {missing}:")))
+        .stderr(contains("see `vaelab info`"));
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "gpu"])
+        .assert()
+        .code(2)
+        .stderr(contains("expected auto, cpu, cuda or cuda:N"));
+    assert!(!ws.runs().exists() || std::fs::read_dir(ws.runs()).unwrap().next().is_none());
+}
