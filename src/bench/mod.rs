@@ -371,6 +371,7 @@ pub fn report_speed(
             libtorch_version: crate::model::device::libtorch_version().into(),
             device: "cpu".into(),
             error: None,
+            device_changes: Vec::new(),
             parameters: None,
             slurm: None,
         })?;

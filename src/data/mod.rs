@@ -175,18 +175,22 @@ pub fn celeba_root(config: &DataConfig) -> std::path::PathBuf {
 
 /// Flips each image of a batch left-right with probability 1/2, a function of
 /// (seed, epoch, step) so resumed runs flip exactly the same images.
-pub fn random_hflip(batch: &Tensor, seed: u64, epoch: u64, step: u64) -> Tensor {
-    let n = batch.size()[0] as usize;
+/// Which of the `n` images of training step `step` are flipped: a function of (seed,
+/// epoch, step) only.
+pub fn flip_mask(seed: u64, epoch: u64, step: u64, n: usize) -> Vec<bool> {
     let mut rng = crate::rng::SplitMix::new(crate::rng::derive_seed(
         seed,
         crate::rng::Stream::Flip,
         &[epoch, step],
     ));
-    let mask: Vec<bool> = (0..n).map(|_| rng.chance(0.5)).collect();
-    let mask = Tensor::from_slice(&mask)
-        .to_device(batch.device())
-        .view([n as i64, 1, 1, 1]);
-    batch.flip([3]).where_self(&mask, batch)
+    (0..n).map(|_| rng.chance(0.5)).collect()
+}
+
+/// Flips the images of `batch` (N, C, H, W) left to right where `mask` (N, bool, on the
+/// batch's device) is true.
+pub fn apply_flips(batch: &Tensor, mask: &Tensor) -> Tensor {
+    let n = batch.size()[0];
+    batch.flip([3]).where_self(&mask.view([n, 1, 1, 1]), batch)
 }
 
 /// uint8 images → float in [0, 1], the range the sigmoid decoder can reach.

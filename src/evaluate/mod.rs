@@ -92,12 +92,8 @@ fn reconstruction_pass(
         let x = data::to_unit_float(&images.narrow(0, start, len));
         let (mu, logvar) = model.encode(&x);
         let recon = model.decode(&mu);
-        tch::manual_seed(rng::torch_seed(
-            config.seed,
-            Stream::Evaluation,
-            &[i as u64],
-        ));
-        let eps = Tensor::randn([len, latent], (Kind::Float, device));
+        let eps = rng::cpu_normal(config.seed, Stream::Evaluation, &[i as u64], &[len, latent])
+            .to_device(device);
         let sampled = model.decode(&(&mu + eps * (&logvar * 0.5).exp()));
         let kl_dims = (mu.square() + logvar.exp() - &logvar - 1.0) * 0.5;
         let kl = kl_dims.sum_dim_intlist(&[1i64][..], false, Kind::Float);
@@ -173,12 +169,14 @@ fn iwae_pass(
     for start in (0..count).step_by(batch as usize) {
         let len = batch.min(count - start);
         let x = data::to_unit_float(&images.narrow(0, start, len));
-        tch::manual_seed(rng::torch_seed(
+        let at = [u64::MAX, start as u64];
+        let eps = rng::cpu_normal(
             config.seed,
             Stream::Evaluation,
-            &[u64::MAX, start as u64],
-        ));
-        let eps = Tensor::randn([len, samples, latent], (Kind::Float, device));
+            &at,
+            &[len, samples, latent],
+        )
+        .to_device(device);
         let log_px = iwae_log_likelihood(model, &x, &eps);
         sum += host(&log_px.sum(Kind::Double))?[0];
         reporter.advance((shown + start + len) as u64, "");

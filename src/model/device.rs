@@ -27,20 +27,67 @@ fn cpu_flags() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Names of visible GPUs; libtorch does not expose them, so ask the driver's tool if present.
-fn cuda_device_names() -> Vec<String> {
-    std::process::Command::new("nvidia-smi")
-        .args(["--query-gpu=name,memory.total", "--format=csv,noheader"])
+/// Names of the GPUs this process sees, in CUDA's order (`cuda:0` first). libtorch does
+/// not expose names, so ask the driver's tool, and keep only the GPUs that
+/// `CUDA_VISIBLE_DEVICES` lets through, in its order.
+pub fn cuda_device_names() -> Vec<String> {
+    let listed = std::process::Command::new("nvidia-smi")
+        .args([
+            "--query-gpu=index,uuid,name,memory.total",
+            "--format=csv,noheader",
+        ])
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .map(|l| l.trim().to_string())
-                .collect()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    visible_gpus(
+        &listed,
+        std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref(),
+    )
+}
+
+/// From `nvidia-smi`'s `index, uuid, name, memory` lines, the `name, memory` of the GPUs
+/// `visible` (CUDA_VISIBLE_DEVICES: indices or UUID prefixes, comma-separated) selects, in
+/// its order; every GPU when it is unset. Like CUDA, stops at the first entry that names
+/// no GPU.
+fn visible_gpus(listed: &str, visible: Option<&str>) -> Vec<String> {
+    let gpus: Vec<(String, String, String)> = listed
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, ',').map(str::trim);
+            let (index, uuid, rest) = (fields.next()?, fields.next()?, fields.next()?);
+            Some((index.to_string(), uuid.to_string(), rest.to_string()))
         })
-        .unwrap_or_default()
+        .collect();
+    let Some(visible) = visible else {
+        return gpus.into_iter().map(|(_, _, name)| name).collect();
+    };
+    let mut out = Vec::new();
+    for entry in visible.split(',').map(str::trim) {
+        let found = gpus.iter().find(|(index, uuid, _)| {
+            index == entry
+                || (!entry.is_empty() && entry.starts_with("GPU-") && uuid.starts_with(entry))
+        });
+        match found {
+            Some((_, _, name)) => out.push(name.clone()),
+            None => break,
+        }
+    }
+    out
+}
+
+/// `cpu` or `cuda`: what a checkpoint records, so a resume on the other kind is noticed.
+pub fn device_kind(device: Device) -> &'static str {
+    if device.is_cuda() { "cuda" } else { "cpu" }
+}
+
+/// The model of the GPU behind `device`, when it is one and the driver's tool says.
+pub fn gpu_name(device: Device) -> Option<String> {
+    match device {
+        Device::Cuda(index) => cuda_device_names().into_iter().nth(index),
+        _ => None,
+    }
 }
 
 /// Whether this CPU has bf16 arithmetic units (without them libtorch emulates bf16 slowly).
@@ -83,4 +130,30 @@ pub fn device_name(device: Device) -> String {
 /// The libtorch this binary was built against (read from the wheel by `build.rs`).
 pub fn libtorch_version() -> &'static str {
     env!("VAELAB_LIBTORCH_VERSION")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LISTED: &str = "0, GPU-aaaa1111, NVIDIA H100 80GB HBM3, 81559 MiB\n1, GPU-bbbb2222, NVIDIA H100 80GB HBM3, 81559 MiB\n2, GPU-cccc3333, NVIDIA A100-SXM4-40GB, 40960 MiB\n";
+
+    #[test]
+    fn cuda_visible_devices_selects_and_orders_the_gpus() {
+        assert_eq!(visible_gpus(LISTED, None).len(), 3);
+        assert_eq!(
+            visible_gpus(LISTED, Some("2,0")),
+            vec![
+                "NVIDIA A100-SXM4-40GB, 40960 MiB",
+                "NVIDIA H100 80GB HBM3, 81559 MiB"
+            ]
+        );
+        assert_eq!(
+            visible_gpus(LISTED, Some("GPU-bbbb")),
+            vec!["NVIDIA H100 80GB HBM3, 81559 MiB"]
+        );
+        assert!(visible_gpus(LISTED, Some("")).is_empty());
+        // CUDA stops at the first entry that names no device.
+        assert_eq!(visible_gpus(LISTED, Some("1,7,0")).len(), 1);
+    }
 }

@@ -265,7 +265,10 @@ pub fn parameter_count(vs: &nn::VarStore) -> i64 {
         .sum()
 }
 
-/// Builds a VarStore and model on `device` with initialisation drawn from `init_seed`.
+/// Builds a VarStore and model with initialisation drawn from `init_seed` on the CPU's
+/// generator, then moves it to `device`: libtorch initialises on the device it is given,
+/// and CUDA's generator draws other numbers than the CPU's, so building on the device
+/// would make a run's weights depend on where it trains.
 pub fn build(
     config: &ModelConfig,
     image_size: i64,
@@ -273,8 +276,11 @@ pub fn build(
     init_seed: i64,
 ) -> (nn::VarStore, Vae) {
     tch::manual_seed(init_seed);
-    let vs = nn::VarStore::new(device);
+    let mut vs = nn::VarStore::new(Device::Cpu);
     let model = Vae::new(&vs.root(), config, image_size);
+    if device != Device::Cpu {
+        vs.set_device(device);
+    }
     (vs, model)
 }
 
@@ -316,6 +322,42 @@ mod tests {
     fn count(residual: bool, size: i64) -> i64 {
         let (vs, _) = build(&seed_config(residual), size, Device::Cpu, 0);
         parameter_count(&vs)
+    }
+
+    /// Weights come from the CPU generator seeded by the run, whatever device is asked for
+    /// and whatever was drawn before: every device this machine has starts a run from the
+    /// same bits (`scripts/gpu-check.sh` runs this on a GPU too).
+    #[test]
+    fn the_model_is_built_on_the_cpu_from_its_seed_whatever_the_device() {
+        let config = ModelConfig {
+            residual: true,
+            latent_dim: 8,
+            channels: vec![8, 16],
+        };
+        let weights = |device: Device| {
+            let (vs, _) = build(&config, 16, device, 42);
+            let mut named: Vec<(String, Tensor)> = vs
+                .variables()
+                .into_iter()
+                .map(|(name, t)| (name, t.to_device(Device::Cpu)))
+                .collect();
+            named.sort_by(|a, b| a.0.cmp(&b.0));
+            named
+        };
+        let reference = weights(Device::Cpu);
+        let mut devices = vec![Device::Cpu];
+        if tch::Cuda::is_available() {
+            devices.push(Device::Cuda(0));
+        }
+        for device in devices {
+            // Draw from every generator first: the build must not depend on their state.
+            let _ = Tensor::randn([1000], (Kind::Float, device));
+            let built = weights(device);
+            assert_eq!(built.len(), reference.len());
+            for ((name, a), (_, b)) in built.iter().zip(&reference) {
+                assert!(a.equal(b), "{name} differs on {device:?}");
+            }
+        }
     }
 
     #[test]

@@ -40,6 +40,14 @@ pub fn torch_seed(seed: u64, stream: Stream, coords: &[u64]) -> i64 {
     (derive_seed(seed, stream, coords) >> 1) as i64
 }
 
+/// Standard-normal draws of `shape` from libtorch's CPU generator, seeded from (seed,
+/// stream, coordinates). Drawn on the CPU whatever device they are used on, so a run sees
+/// the same numbers on a CPU and on a GPU (whose own generator draws different ones).
+pub fn cpu_normal(seed: u64, stream: Stream, coords: &[u64], shape: &[i64]) -> tch::Tensor {
+    tch::manual_seed(torch_seed(seed, stream, coords));
+    tch::Tensor::randn(shape, (tch::Kind::Float, tch::Device::Cpu))
+}
+
 /// A small, fast generator for host-side draws (shuffles, synthetic data).
 #[derive(Debug, Clone)]
 pub struct SplitMix {

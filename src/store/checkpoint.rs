@@ -60,6 +60,13 @@ pub struct Progress {
     pub partial_sums: [f64; 3],
     pub optimizer_steps: i64,
     pub saved_at: DateTime<Utc>,
+    /// The kind of device that trained up to here (`cpu`, `cuda`); absent in checkpoints
+    /// written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_kind: Option<String>,
+    /// The GPU's model when `device_kind` is `cuda`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<String>,
 }
 
 impl RunDir {

@@ -47,6 +47,11 @@ pub struct RunState {
     pub libtorch_version: String,
     pub device: String,
     pub error: Option<String>,
+    /// Each time the run resumed on another kind of device than the one that wrote its
+    /// checkpoint, e.g. `epoch 3 step 0: cpu → cuda`: the trajectory continues, its bits do
+    /// not match a run trained on one device throughout.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_changes: Vec<String>,
     /// Trainable parameters of the run's model, recorded when it is built.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<i64>,

@@ -3,6 +3,7 @@
 //! Resume is exact: a checkpoint holds the weights, Adam's moments and step, and the epoch;
 //! every random draw is a function of (seed, epoch, step), so a run killed at any instant
 //! and resumed replays the interrupted epoch and ends where an uninterrupted run ends.
+mod draws;
 pub mod step;
 mod trainer;
 
@@ -144,6 +145,7 @@ fn fresh_state(run: &RunDir, label: &str, config: &RunConfig, device: Device) ->
         libtorch_version: libtorch_version().to_string(),
         device: device_name(device),
         error: None,
+        device_changes: Vec::new(),
         parameters: None,
         slurm: SlurmIds::from_env(),
     }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use chrono::Utc;
 use tch::{Device, Kind, Tensor, nn};
 
+use super::draws::{self, EpochDraws, EpochShape};
 use super::{Placement, TrainError, step};
 use crate::data::png;
 use crate::data::{self, Dataset};
@@ -76,6 +77,10 @@ pub(super) struct Trainer<'a> {
     metrics: Vec<EpochMetrics>,
     start: CheckpointRef,
     start_sums: [f64; 3],
+    /// The GPU model, recorded in checkpoints.
+    gpu: Option<String>,
+    /// Set when this resume crossed device kinds; recorded in the run's state.
+    device_change: Option<String>,
 }
 
 impl<'a> Trainer<'a> {
@@ -109,7 +114,14 @@ impl<'a> Trainer<'a> {
             tch::Cuda::cudnn_set_benchmark(true);
         }
         let mut optimizer = Adam::new(&vs, AdamConfig::from(&config.train));
-        let (start, start_sums) = restore_checkpoint(run, &mut vs, &mut optimizer, reporter)?;
+        let restored = restore_checkpoint(run, &mut vs, &mut optimizer, reporter)?;
+        let device_change = device_change(&restored, device);
+        if let Some(change) = &device_change {
+            reporter.warn(&format!(
+                "{label}: resuming on another kind of device ({change}); the run continues its trajectory, but its numbers will not match a run trained on one device bit for bit"
+            ));
+        }
+        let (start, start_sums) = (restored.at, restored.sums);
         let start_epoch = start.epoch;
         let mut metrics = run.read_metrics()?;
         metrics.retain(|m| m.epoch <= start_epoch);
@@ -140,12 +152,17 @@ impl<'a> Trainer<'a> {
             metrics,
             start,
             start_sums,
+            gpu: device::gpu_name(device),
+            device_change,
         })
     }
 
     /// Runs the remaining epochs; returns the epoch it started from.
     pub(super) fn train(&mut self, state: &mut RunState) -> Result<u32, TrainError> {
         state.parameters = Some(model::parameter_count(&self.vs));
+        if let Some(change) = self.device_change.take() {
+            state.device_changes.push(change);
+        }
         let target = self.config.train.epochs;
         let start_epoch = self.start.epoch;
         if start_epoch >= target {
@@ -300,14 +317,17 @@ impl<'a> Trainer<'a> {
         let device = self.placement.device;
         let seed = self.config.seed;
         let n = self.train_images.size()[0];
-        let batch = self.config.train.batch_size as i64;
-        let order = Tensor::from_slice(&rng::epoch_permutation(seed, epoch as u64, n as usize))
-            .to_device(device);
-        let steps = (n + batch - 1) / batch;
-        let latent = self.model.latent_dim();
+        let shape = EpochShape {
+            images: n,
+            batch: self.config.train.batch_size as i64,
+            first_step: i64::from(resume.step),
+            latent: self.model.latent_dim(),
+        };
+        let steps = shape.steps();
+        let draws = EpochDraws::new(seed, epoch, shape, self.config.data.hflip, device);
         let beta = self.config.train.beta;
         let mut sums = Tensor::from_slice(&resume.sums).to_device(device);
-        let first_step = i64::from(resume.step);
+        let first_step = shape.first_step;
         let started = Instant::now();
         self.reporter.start(
             &format!("{} epoch {epoch}/{}", self.label, self.config.train.epochs),
@@ -315,18 +335,8 @@ impl<'a> Trainer<'a> {
             "img",
         );
         for step in first_step..steps {
-            let start = step * batch;
-            let len = batch.min(n - start);
-            let mut x = step::gather_batch(&self.train_images, &order, start, len);
-            if self.config.data.hflip {
-                x = data::random_hflip(&x, seed, epoch as u64, step as u64);
-            }
-            tch::manual_seed(rng::torch_seed(
-                seed,
-                Stream::TrainNoise,
-                &[epoch as u64, step as u64],
-            ));
-            let eps = Tensor::randn([len, latent], (Kind::Float, device));
+            let (start, len) = shape.span(step);
+            let (x, eps) = draws.batch(&self.train_images, start, len);
             let terms = step::train_step(&self.model, &mut self.optimizer, &x, &eps, beta);
             let batch_terms = Tensor::stack(&[&terms.loss, &terms.recon, &terms.kl], 0)
                 .detach()
@@ -360,7 +370,7 @@ impl<'a> Trainer<'a> {
         }
         self.reporter.finish();
         let seconds = started.elapsed().as_secs_f64();
-        let images_here = (n - (first_step * batch).min(n)) as f64;
+        let images_here = (n - (first_step * shape.batch).min(n)) as f64;
         let means: Vec<f64> = self.host_values(&(sums / n as f64))?;
         Ok(TrainedEpoch {
             losses: LossMeans::from_host(&means),
@@ -379,18 +389,20 @@ impl<'a> Trainer<'a> {
             });
         }
         let batch = self.config.train.batch_size as i64;
-        let latent = self.model.latent_dim();
+        let noise = draws::validation_noise(
+            self.config.seed,
+            epoch,
+            n,
+            batch,
+            self.model.latent_dim(),
+            device,
+        );
         let mut sums = Tensor::zeros([4], (Kind::Double, device));
         tch::no_grad(|| {
-            for (i, start) in (0..n).step_by(batch as usize).enumerate() {
+            for start in (0..n).step_by(batch as usize) {
                 let len = batch.min(n - start);
                 let x = data::to_unit_float(&self.val_images.narrow(0, start, len));
-                tch::manual_seed(rng::torch_seed(
-                    self.config.seed,
-                    Stream::EvalNoise,
-                    &[epoch as u64, i as u64],
-                ));
-                let eps = Tensor::randn([len, latent], (Kind::Float, device));
+                let eps = noise.narrow(0, start, len);
                 let (recon, mu, logvar) = self.model.forward_with_noise(&x, &eps);
                 let terms = model::vae_loss(&recon, &x, &mu, &logvar, self.config.train.beta);
                 let psnr = evaluate::psnr_per_image(&recon, &x).mean(Kind::Float);
@@ -437,6 +449,8 @@ impl<'a> Trainer<'a> {
             partial_sums,
             optimizer_steps: self.optimizer.step_count(),
             saved_at: Utc::now(),
+            device_kind: Some(device::device_kind(self.placement.device).to_string()),
+            gpu: self.gpu.clone(),
         };
         self.run
             .write_checkpoint(at, |dir: &Path| -> Result<(), TrainError> {
@@ -457,9 +471,13 @@ fn restore_checkpoint(
     vs: &mut nn::VarStore,
     optimizer: &mut Adam,
     reporter: &dyn Reporter,
-) -> Result<(CheckpointRef, [f64; 3]), TrainError> {
+) -> Result<Restored, TrainError> {
     let Some(checkpoint) = run.latest_checkpoint()? else {
-        return Ok((CheckpointRef { epoch: 0, step: 0 }, [0.0; 3]));
+        return Ok(Restored {
+            at: CheckpointRef { epoch: 0, step: 0 },
+            sums: [0.0; 3],
+            device_kind: None,
+        });
     };
     let corrupt = |path: PathBuf, detail: String| TrainError::Checkpoint { path, detail };
     let progress = run.read_progress(checkpoint).map_err(|e| {
@@ -488,5 +506,29 @@ fn restore_checkpoint(
         "loaded checkpoint {}",
         run.checkpoint_path(checkpoint).display()
     ));
-    Ok((checkpoint, progress.partial_sums))
+    Ok(Restored {
+        at: checkpoint,
+        sums: progress.partial_sums,
+        device_kind: progress.device_kind,
+    })
+}
+
+/// Where a restored checkpoint stands and what trained it.
+struct Restored {
+    at: CheckpointRef,
+    /// Running loss sums of a mid-epoch checkpoint.
+    sums: [f64; 3],
+    device_kind: Option<String>,
+}
+
+/// `epoch 3 step 0: cpu → cuda` when the checkpoint was written on another kind of device.
+fn device_change(restored: &Restored, now: Device) -> Option<String> {
+    let before = restored.device_kind.as_deref()?;
+    let now = device::device_kind(now);
+    (before != now).then(|| {
+        format!(
+            "epoch {} step {}: {before} → {now}",
+            restored.at.epoch, restored.at.step
+        )
+    })
 }

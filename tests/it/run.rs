@@ -383,3 +383,40 @@ fn a_cuda_device_that_is_not_there_is_a_usage_error() {
         .stderr(contains("expected auto, cpu, cuda or cuda:N"));
     assert!(!ws.runs().exists() || std::fs::read_dir(ws.runs()).unwrap().next().is_none());
 }
+
+/// A checkpoint records the kind of device that wrote it; resuming on another kind warns
+/// once and the run's state keeps the change.
+#[test]
+fn resuming_on_another_kind_of_device_warns_and_is_recorded() {
+    let ws = Workspace::new();
+    let spec = ws.write("d.yaml", &tiny_spec("d", 1));
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success();
+    let run = ws.single_run_dir();
+    let progress_path = run.join("checkpoints/epoch-0001/progress.json");
+    let mut progress: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&progress_path).unwrap()).unwrap();
+    assert_eq!(progress["device_kind"], "cpu");
+    assert!(read_state(&run).get("device_changes").is_none());
+
+    // As if a GPU had trained the first epoch.
+    progress["device_kind"] = "cuda".into();
+    std::fs::write(&progress_path, serde_json::to_vec(&progress).unwrap()).unwrap();
+    std::fs::write(&spec, tiny_spec("d", 2)).unwrap();
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success()
+        .stderr(contains(
+            "resuming on another kind of device (epoch 1 step 0: cuda → cpu)",
+        ));
+    assert_eq!(
+        read_state(&run)["device_changes"],
+        serde_json::json!(["epoch 1 step 0: cuda → cpu"])
+    );
+    let resumed: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(run.join("checkpoints/epoch-0002/progress.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(resumed["device_kind"], "cpu");
+}
