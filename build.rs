@@ -3,7 +3,8 @@
 //! tch's build links `libtorch_cuda.so`, but the linker's `--as-needed` drops it because
 //! no symbol of it is referenced directly; CUDA then silently stays unavailable at run
 //! time. Linking it with `--no-as-needed` and adding an rpath to libtorch's directory
-//! fixes both.
+//! fixes both. It also compiles the small C++ shim of numerics switches
+//! (`src/model/switches.cpp`).
 use std::path::Path;
 
 fn main() {
@@ -12,6 +13,7 @@ fn main() {
         return;
     };
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
+    compile_switches(Path::new(&lib_dir));
     if Path::new(&lib_dir).join("libtorch_cuda.so").exists() {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
     }
@@ -27,4 +29,25 @@ fn main() {
         })
         .unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=VAELAB_LIBTORCH_VERSION={version}");
+}
+
+/// Compiles `src/model/switches.cpp` (libtorch's numerics switches that tch does not
+/// expose) against the headers of the libtorch that tch links.
+fn compile_switches(lib_dir: &Path) {
+    println!("cargo:rerun-if-changed=src/model/switches.cpp");
+    let include = lib_dir.parent().unwrap_or(lib_dir).join("include");
+    cc::Build::new()
+        .cpp(true)
+        .file("src/model/switches.cpp")
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        // The torch wheels are built with the C++11 ABI.
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .warnings(false)
+        .compile("vaelab_switches");
+    // The shim calls into these; listed after it so the linker resolves them.
+    println!("cargo:rustc-link-search=native={}", lib_dir.display());
+    println!("cargo:rustc-link-lib=dylib=torch_cpu");
+    println!("cargo:rustc-link-lib=dylib=c10");
 }

@@ -84,7 +84,7 @@ pub fn plan_speed(runs: usize) -> Result<PlanBenchResult, crate::experiment::spe
 /// The benchmarked model with PyTorch's default Adam settings, initialised from seed 0.
 fn bench_model(config: &BenchConfig) -> (tch::nn::VarStore, model::Vae, Adam) {
     if config.device.is_cuda() {
-        tch::Cuda::cudnn_set_benchmark(config.cudnn_benchmark);
+        model::switches::set_benchmark(config.cudnn_benchmark);
     }
     let (vs, mut vae) = model::build(&config.model, config.image_size, config.device, 0);
     vae.set_compute(config.compute);

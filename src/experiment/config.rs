@@ -64,6 +64,14 @@ fn is_false(value: &bool) -> bool {
     !*value
 }
 
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
+fn yes() -> bool {
+    true
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
@@ -162,6 +170,14 @@ pub struct TrainConfig {
     /// made before precision existed stay theirs.
     #[serde(default, skip_serializing_if = "Precision::is_fp32")]
     pub precision: Precision,
+    /// Placement, not identity: on CUDA, deterministic cuDNN algorithms, no benchmark mode
+    /// and no TF32, so a run killed and resumed on the same GPU model ends bit-identical.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deterministic: bool,
+    /// Placement, not identity: fp32 convolutions and matmuls may run as TF32 on Ampere
+    /// and later GPUs (libtorch's default for convolutions). Ignored on the CPU.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub tf32: bool,
 }
 
 /// PyTorch's Adam defaults, the seed's learning rate, β = 1, fp32.
@@ -176,6 +192,8 @@ impl Default for TrainConfig {
             adam_beta2: 0.999,
             adam_eps: 1e-8,
             precision: Precision::Fp32,
+            deterministic: false,
+            tf32: true,
         }
     }
 }
@@ -255,7 +273,10 @@ impl RunConfig {
     pub fn canonical_identity(&self) -> String {
         let mut value = serde_json::to_value(self).expect("RunConfig always serializes");
         if let Some(train) = value.get_mut("train").and_then(|t| t.as_object_mut()) {
-            train.remove("epochs");
+            // Budget and placement: they change where or how long, not what is learned.
+            for key in ["epochs", "deterministic", "tf32"] {
+                train.remove(key);
+            }
         }
         if let Some(data) = value.get_mut("data").and_then(|d| d.as_object_mut()) {
             data.remove("root");
@@ -337,6 +358,20 @@ pub(crate) mod tests {
         let read: RunConfig = serde_yaml::from_str(&old).unwrap();
         assert_eq!(read.train.precision, Precision::Fp32);
         assert_eq!(read.id().full(), PINNED_TINY_ID);
+    }
+
+    #[test]
+    fn cuda_numerics_are_placement_not_identity() {
+        let mut exact = tiny_config();
+        exact.train.deterministic = true;
+        exact.train.tf32 = false;
+        assert_eq!(exact.id(), tiny_config().id());
+        // Their defaults leave config.yaml as it was; set, they are kept there.
+        let default_text = serde_yaml::to_string(&tiny_config()).unwrap();
+        assert!(!default_text.contains("deterministic") && !default_text.contains("tf32"));
+        let text = serde_yaml::to_string(&exact).unwrap();
+        let read: RunConfig = serde_yaml::from_str(&text).unwrap();
+        assert!(read.train.deterministic && !read.train.tf32);
     }
 
     #[test]

@@ -215,6 +215,8 @@ fn resolve_train(loaded: &LoadedSpec, defaults: &TrainConfig) -> Result<TrainCon
             |v| v > 0.0,
         )?,
         precision: t.precision.unwrap_or_default(),
+        deterministic: t.deterministic.unwrap_or(defaults.deterministic),
+        tf32: t.tf32.unwrap_or(defaults.tf32),
     })
 }
 

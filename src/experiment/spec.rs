@@ -55,6 +55,8 @@ pub struct TrainSpec {
     pub adam_beta2: Option<f64>,
     pub adam_eps: Option<f64>,
     pub precision: Option<Precision>,
+    pub deterministic: Option<bool>,
+    pub tf32: Option<bool>,
 }
 
 /// The end-of-run evaluation: measurement settings, never part of a run's identity.
@@ -100,7 +102,7 @@ pub struct ExperimentSpec {
 }
 
 /// Every field a grid axis or a variant may set.
-pub const OVERRIDABLE: [&str; 24] = [
+pub const OVERRIDABLE: [&str; 26] = [
     "seed",
     "data.source",
     "data.image_size",
@@ -125,6 +127,8 @@ pub const OVERRIDABLE: [&str; 24] = [
     "train.adam_beta2",
     "train.adam_eps",
     "train.precision",
+    "train.deterministic",
+    "train.tf32",
 ];
 
 /// " (did you mean `x`?)" when a known name is close to `unknown`.

@@ -6,6 +6,7 @@
 pub mod adam;
 mod compute;
 pub mod device;
+pub mod switches;
 
 pub use compute::Compute;
 

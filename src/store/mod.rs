@@ -199,9 +199,9 @@ impl RunDir {
                     expected: self.id.full().into(),
                 });
             }
-            if stored.config.train.epochs == config.train.epochs
-                && stored.config.eval == config.eval
-            {
+            // Same id, so only budget, measurement or placement can differ: keep the
+            // file current with them.
+            if stored.config == *config {
                 return Ok(());
             }
         }

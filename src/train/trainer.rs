@@ -12,10 +12,9 @@ use super::{Placement, TrainError, step};
 use crate::data::png;
 use crate::data::{self, Dataset};
 use crate::evaluate::{self, EvalContext, EvalData};
-use crate::experiment::config::{Precision, RunConfig};
+use crate::experiment::config::{Precision, RunConfig, TrainConfig};
 use crate::model::adam::{Adam, AdamConfig};
-use crate::model::device::{self};
-use crate::model::{self, Vae};
+use crate::model::{self, Vae, device, switches};
 use crate::progress::{EpochSummary, Reporter};
 use crate::rng::{self, Stream};
 use crate::store::{
@@ -110,8 +109,7 @@ impl<'a> Trainer<'a> {
             ));
         }
         if device.is_cuda() {
-            // Fixed shapes every step: let cuDNN time its algorithms once and keep the best.
-            tch::Cuda::cudnn_set_benchmark(true);
+            set_cuda_numerics(&config.train);
         }
         let mut optimizer = Adam::new(&vs, AdamConfig::from(&config.train));
         let restored = restore_checkpoint(run, &mut vs, &mut optimizer, reporter)?;
@@ -511,6 +509,16 @@ fn restore_checkpoint(
         sums: progress.partial_sums,
         device_kind: progress.device_kind,
     })
+}
+
+/// On CUDA: fixed shapes every step, so cuDNN may time its algorithms once and keep the
+/// fastest, and TF32 as asked; unless the run must be exact (`train.deterministic`), which
+/// takes deterministic algorithms, no benchmark mode and no TF32.
+fn set_cuda_numerics(train: &TrainConfig) {
+    let exact = train.deterministic;
+    switches::set_deterministic(exact);
+    switches::set_benchmark(!exact);
+    switches::set_tf32(train.tf32 && !exact);
 }
 
 /// Where a restored checkpoint stands and what trained it.

@@ -420,3 +420,39 @@ fn resuming_on_another_kind_of_device_warns_and_is_recorded() {
     .unwrap();
     assert_eq!(resumed["device_kind"], "cpu");
 }
+
+/// `train.deterministic` and `train.tf32` are placement: the run's id does not change, and
+/// `config.yaml` keeps what the last training used.
+#[test]
+fn cuda_numerics_switches_change_no_run_id_and_are_recorded() {
+    let ws = Workspace::new();
+    let plain = ws.write("n.yaml", &tiny_spec("n", 1));
+    let exact = ws.write(
+        "x.yaml",
+        &tiny_spec("n", 1).replace(
+            "  lr: 0.002\n",
+            "  lr: 0.002\n  deterministic: true\n  tf32: false\n",
+        ),
+    );
+    let id = |spec: &std::path::Path| {
+        let out = ws
+            .vaelab(&["plan", spec.to_str().unwrap(), "--json"])
+            .assert()
+            .success();
+        let view: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+        view["runs"][0]["id"].as_str().unwrap().to_string()
+    };
+    assert_eq!(id(&plain), id(&exact));
+    ws.vaelab(&["run", exact.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success();
+    let config = std::fs::read_to_string(ws.single_run_dir().join("config.yaml")).unwrap();
+    assert!(
+        config.contains("deterministic: true") && config.contains("tf32: false"),
+        "{config}"
+    );
+    ws.vaelab(&["run", plain.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success()
+        .stderr(contains("nothing to do"));
+}
