@@ -68,9 +68,36 @@ pub fn bits_per_dim(nats: f64, dims: f64) -> f64 {
 /// Importance-weighted bound on log p(x) per image, in nats, from `samples` standard
 /// normal draws per image in `eps` (shape (N, K, latent)).
 pub fn iwae_log_likelihood(model: &Vae, x: &Tensor, eps: &Tensor) -> Tensor {
-    let (n, k, latent) = (eps.size()[0], eps.size()[1], eps.size()[2]);
+    iwae_log_likelihood_chunked(model, x, eps, i64::MAX)
+}
+
+/// [`iwae_log_likelihood`], decoding at most `max_decodes` images at a time: the samples
+/// are split into chunks whose log-weights are joined before the log-sum-exp, so
+/// thousands of samples per image fit in a GPU's memory. Without a split it is the same
+/// computation.
+pub fn iwae_log_likelihood_chunked(
+    model: &Vae,
+    x: &Tensor,
+    eps: &Tensor,
+    max_decodes: i64,
+) -> Tensor {
+    let (n, k) = (eps.size()[0], eps.size()[1]);
     let (mu, logvar) = model.encode(x);
-    let std = (&logvar * 0.5).exp();
+    let chunk = (max_decodes / n.max(1)).clamp(1, k);
+    let log_weights: Vec<Tensor> = (0..k)
+        .step_by(chunk as usize)
+        .map(|start| {
+            let eps = eps.narrow(1, start, chunk.min(k - start));
+            iwae_log_weights(model, x, &mu, &logvar, &eps)
+        })
+        .collect();
+    Tensor::cat(&log_weights, 1).logsumexp(&[1i64][..], false) - (k as f64).ln()
+}
+
+/// log p(x|z) + log p(z) − log q(z|x) for each image and sample of `eps` (N, K, latent).
+fn iwae_log_weights(model: &Vae, x: &Tensor, mu: &Tensor, logvar: &Tensor, eps: &Tensor) -> Tensor {
+    let (n, k, latent) = (eps.size()[0], eps.size()[1], eps.size()[2]);
+    let std = (logvar * 0.5).exp();
     let z = mu.unsqueeze(1) + std.unsqueeze(1) * eps;
     let recon = model.decode(&z.view([n * k, latent]));
     let repeated = x
@@ -86,7 +113,7 @@ pub fn iwae_log_likelihood(model: &Vae, x: &Tensor, eps: &Tensor) -> Tensor {
         false,
         Kind::Float,
     );
-    (log_px_z + log_pz - log_qz).logsumexp(&[1i64][..], false) - (k as f64).ln()
+    log_px_z + log_pz - log_qz
 }
 
 #[cfg(test)]
@@ -144,6 +171,12 @@ mod tests {
         let x = Tensor::rand([3, 3, 32, 32], (Kind::Float, Device::Cpu));
         let eps = Tensor::randn([3, 4, 8], (Kind::Float, Device::Cpu));
         let bound = tch::no_grad(|| iwae_log_likelihood(&model, &x, &eps));
+        // Split into chunks of 3 decodes (one sample per image at a time), the same bound.
+        let chunked = tch::no_grad(|| iwae_log_likelihood_chunked(&model, &x, &eps, 3));
+        assert!(
+            bound.allclose(&chunked, 1e-5, 1e-4, false),
+            "{bound} vs {chunked}"
+        );
         // Directly, one sample at a time.
         let (mu, logvar) = tch::no_grad(|| model.encode(&x));
         for i in 0..3 {

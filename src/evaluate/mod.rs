@@ -8,7 +8,8 @@ mod metrics;
 mod pictures;
 
 pub use metrics::{
-    bits_per_dim, gaussian_nll, iwae_log_likelihood, mse_per_image, psnr_per_image, ssim_per_image,
+    bits_per_dim, gaussian_nll, iwae_log_likelihood, iwae_log_likelihood_chunked, mse_per_image,
+    psnr_per_image, ssim_per_image,
 };
 use pictures::write_visuals;
 pub use pictures::{ATTRIBUTE_STRENGTHS, SHOWN_IMAGES};
@@ -146,6 +147,8 @@ struct IwaeSettings {
     images: i64,
     samples: i64,
     batch: i64,
+    /// Images decoded at once: more samples per image than this are split into chunks.
+    max_decodes: i64,
 }
 
 /// The importance-weighted bound, log p(x) in nats summed over the images. Progress
@@ -162,6 +165,7 @@ fn iwae_pass(
         images: count,
         samples,
         batch,
+        max_decodes,
     } = *settings;
     let device = images.device();
     let latent = model.latent_dim();
@@ -177,7 +181,7 @@ fn iwae_pass(
             &[len, samples, latent],
         )
         .to_device(device);
-        let log_px = iwae_log_likelihood(model, &x, &eps);
+        let log_px = iwae_log_likelihood_chunked(model, &x, &eps, max_decodes);
         sum += host(&log_px.sum(Kind::Double))?[0];
         reporter.advance((shown + start + len) as u64, "");
     }
@@ -224,6 +228,9 @@ pub fn evaluate(
             images: iwae_images,
             samples: k,
             batch: (batch * 4 / k).clamp(1, batch),
+            // Four training batches of decodes at once: `eval.iwae_samples: 5000` at
+            // 128×128 decodes 256 at a time instead of all 5000.
+            max_decodes: batch * 4,
         };
         let iwae_sum = iwae_pass(model, config, held_out.images, &iwae, reporter, n)?;
         let attribute = write_visuals(model, config, held_out, &pass.means, run)?;
