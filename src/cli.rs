@@ -149,6 +149,13 @@ pub struct RunArgs {
     /// and requeue this job so that it resumes later.
     #[arg(long)]
     pub slurm_requeue: bool,
+    /// Train with this many worker processes at once, under the run locks, spread over
+    /// `--devices` (or sharing the CPU's threads). Several workers may share one GPU.
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// The devices the workers take in turn, e.g. `cuda:0,cuda:1` (default: `--device`).
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<DeviceChoice>,
     #[command(flatten)]
     pub placement: PlacementArgs,
 }

@@ -6,6 +6,7 @@ pub mod report;
 pub mod run;
 pub mod slurm;
 pub mod status;
+mod workers;
 
 use anyhow::Result;
 use tch::Device;
@@ -35,7 +36,12 @@ pub fn placement_device(args: &PlacementArgs) -> Result<Device> {
         }
         tch::set_num_threads(threads);
     }
-    Ok(match args.device {
+    resolve_device(args.device)
+}
+
+/// A `--device` choice as a libtorch device, refusing a GPU that is not visible.
+pub fn resolve_device(choice: DeviceChoice) -> Result<Device> {
+    Ok(match choice {
         DeviceChoice::Auto => Device::cuda_if_available(),
         DeviceChoice::Cpu => Device::Cpu,
         DeviceChoice::Cuda(index) => {

@@ -20,6 +20,14 @@ pub fn execute(args: &RunArgs, store: &RunStore, reporter: &dyn Reporter) -> Res
         reporter.warn(warning);
     }
     let selected = super::select(&plan.runs, &args.only)?;
+    if args.jobs > 1 || !args.devices.is_empty() {
+        return super::workers::execute(args, store, reporter, &plan, &selected);
+    }
+    if args.jobs == 0 {
+        return Err(super::usage(
+            "--jobs: expected a positive integer, got 0".into(),
+        ));
+    }
     let device = super::placement_device(&args.placement)?;
     let stop = StopFlag::new();
     for signal in [

@@ -178,6 +178,85 @@ fn concurrent_processes_split_a_sweep_and_never_train_a_run_twice() {
     }
 }
 
+/// `--jobs 2`: two worker processes share a 4-run sweep under the run locks; every run is
+/// trained exactly once, both workers report, and one summary closes.
+#[test]
+fn jobs_split_a_sweep_between_workers_with_one_summary() {
+    let ws = Workspace::new();
+    let spec = ws.write("jobs.yaml", &tiny_sweep("jobs", 2));
+    let spec = spec.to_str().unwrap();
+    let out = ws
+        .vaelab(&["run", spec, "--jobs", "2", "--device", "cpu"])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let mut trained = trained_labels(stderr.as_bytes())
+        .into_iter()
+        .map(|l| l.rsplit("] ").next().unwrap_or(&l).to_string())
+        .collect::<Vec<_>>();
+    trained.sort();
+    assert_eq!(
+        trained,
+        [
+            "plain/seed=0",
+            "plain/seed=1",
+            "residual/seed=0",
+            "residual/seed=1"
+        ],
+        "{stderr}"
+    );
+    for worker in ["[w1 cpu] jobs:", "[w2 cpu] jobs:"] {
+        assert!(
+            stderr.contains(worker),
+            "no summary from {worker}\n{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains(
+            "jobs: 4 runs over 2 workers: 4 trained now, 4 complete, 0 failed, 0 not finished"
+        ),
+        "{stderr}"
+    );
+    for dir in std::fs::read_dir(ws.runs()).unwrap() {
+        let dir = dir.unwrap().path();
+        assert_eq!(read_state(&dir)["status"], "done");
+        let rows = vaelab::store::read_metrics_file(&dir.join("metrics.parquet")).unwrap();
+        assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), [1, 2]);
+    }
+    // Run again: nothing left, and the workers say so.
+    ws.vaelab(&["run", spec, "--jobs", "2", "--device", "cpu"])
+        .assert()
+        .success()
+        .stderr(contains("0 trained now, 4 complete"));
+}
+
+#[test]
+fn jobs_refuse_what_they_cannot_honour() {
+    let ws = Workspace::new();
+    let spec = ws.write("jr.yaml", &tiny_sweep("jr", 1));
+    let spec = spec.to_str().unwrap();
+    ws.vaelab(&["run", spec, "--jobs", "2", "--max-runs", "1"])
+        .assert()
+        .code(2)
+        .stderr(contains("--jobs: cannot be combined with --max-runs"));
+    ws.vaelab(&["run", spec, "--jobs", "0"])
+        .assert()
+        .code(2)
+        .stderr(contains("--jobs: expected a positive integer, got 0"));
+    let missing = format!("cuda:{}", tch::Cuda::device_count() + 3);
+    ws.vaelab(&[
+        "run",
+        spec,
+        "--jobs",
+        "2",
+        "--devices",
+        &format!("cpu,{missing}"),
+    ])
+    .assert()
+    .code(2)
+    .stderr(contains(format!("--device {missing}:")));
+}
+
 #[test]
 fn a_run_whose_worker_was_killed_is_taken_over() {
     let ws = Workspace::new();
