@@ -35,6 +35,9 @@ pub struct BenchResult {
     pub cudnn_benchmark: bool,
     pub threads: i32,
     pub parameters: i64,
+    /// sha256 of the initial weights (names and values in name order, read back on the
+    /// CPU): equal on every device, since models are built on the CPU from their seed.
+    pub init_digest: String,
     pub median_step_seconds: f64,
     pub median_images_per_second: f64,
     pub step_seconds: Vec<f64>,
@@ -92,6 +95,31 @@ fn bench_model(config: &BenchConfig) -> (tch::nn::VarStore, model::Vae, Adam) {
     (vs, vae, optimizer)
 }
 
+/// sha256 of every weight's name and little-endian f32 values, in name order.
+fn weights_digest(vs: &tch::nn::VarStore) -> String {
+    use sha2::{Digest, Sha256};
+    let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut hasher = Sha256::new();
+    for (name, tensor) in named {
+        hasher.update(name.as_bytes());
+        let values: Vec<f32> = tensor
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Float)
+            .reshape([-1])
+            .try_into()
+            .unwrap_or_default();
+        for value in values {
+            hasher.update(value.to_le_bytes());
+        }
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// One training step on `x` with fresh noise and β = 1; returns the loss, still on the
 /// device.
 fn train_step(vae: &model::Vae, optimizer: &mut Adam, x: &Tensor) -> Tensor {
@@ -102,6 +130,7 @@ fn train_step(vae: &model::Vae, optimizer: &mut Adam, x: &Tensor) -> Tensor {
 pub fn run(config: &BenchConfig) -> BenchResult {
     let device = config.device;
     let (vs, vae, mut optimizer) = bench_model(config);
+    let init_digest = weights_digest(&vs);
     let x = Tensor::rand(
         [config.batch_size, 3, config.image_size, config.image_size],
         (Kind::Float, device),
@@ -145,6 +174,7 @@ pub fn run(config: &BenchConfig) -> BenchResult {
         cudnn_benchmark: device.is_cuda() && config.cudnn_benchmark,
         threads: tch::get_num_threads(),
         parameters: model::parameter_count(&vs),
+        init_digest,
         median_step_seconds: median,
         median_images_per_second: config.batch_size as f64 / median,
         step_seconds,

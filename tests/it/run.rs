@@ -456,3 +456,50 @@ fn cuda_numerics_switches_change_no_run_id_and_are_recorded() {
         .success()
         .stderr(contains("nothing to do"));
 }
+
+/// `scripts/gpu-check.sh --dry-run` runs every CPU-safe part of the GPU check on the CPU and
+/// writes its three files; every check passes (first-step loss and initial weights compared
+/// CPU against CPU, the deterministic kill-and-resume for real).
+#[test]
+fn the_gpu_check_script_runs_its_cpu_safe_parts() {
+    let ws = Workspace::new();
+    let out = ws.path().join("gpu-check");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gpu-check.sh");
+    let run = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(assert_cmd::cargo::cargo_bin("vaelab"))
+        .arg("--dry-run")
+        .env("OUT", &out)
+        .output()
+        .expect("bash runs the script");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("11 passed, 0 failed"), "{stdout}");
+    let mut files: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["log-tail.txt", "summary.json", "summary.md"]);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let checks: Vec<&str> = summary["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    for check in [
+        "init-weights",
+        "first-step",
+        "exact-resume",
+        "jobs-1",
+        "jobs-2",
+    ] {
+        assert!(checks.contains(&check), "{checks:?}");
+    }
+}

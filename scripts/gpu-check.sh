@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# One-call GPU check: everything vaelab promises about CUDA, measured on a machine with one
+# GPU and PyTorch's torch 2.11 wheel (its python3 has torch), in under 8 minutes.
+#
+#   make build-release && cp target/release/vaelab gpu/ && strip gpu/vaelab
+#   scripts/gpu-check.sh gpu/vaelab              # on the GPU machine; results in $OUT
+#   scripts/gpu-check.sh target/debug/vaelab --dry-run   # the CPU-safe parts, on the CPU
+#
+# Checks and figures, each one row of the summary:
+#   info            `vaelab info` runs and sees the device
+#   init-weights    the initial weights built for CUDA equal the CPU's, bit for bit
+#   first-step      a tiny run's first-step loss on CUDA is the CPU's to 1e-3 relative
+#   exact-resume    with train.deterministic, a run SIGKILLed after its first checkpoint and
+#                   resumed ends with the same weights as an uninterrupted one, bit for bit
+#   bench-*         vaelab's train step, residual 64x64, fp32/bf16, batch 256/1024, NCHW/NHWC
+#   epoch-162770    one bf16 epoch over 162,770 uint8 images held on the device
+#   pytorch-*       PyTorch eager on the same card (cudnn.benchmark on), random tensors on
+#                   the device and a DataLoader with persistent workers
+#   jobs-1, jobs-4  a sweep on one GPU with one worker and with four (runs per minute)
+# Writes at most three files into $OUT (default ./gpu-check): summary.json (every figure),
+# summary.md (the table, also printed) and log-tail.txt. Needs bash, the binary and the
+# wheel's python (for PyTorch and to write the JSON); no GNU time.
+set -uo pipefail
+bin=$(realpath "${1:?usage: gpu-check.sh PATH/TO/vaelab [--dry-run]}")
+dry=0
+[[ "${2:-}" == "--dry-run" ]] && dry=1
+here=$(cd "$(dirname "$0")/.." && pwd)
+out=$(realpath -m "${OUT:-gpu-check}")
+mkdir -p "$out"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+log="$work/log.txt"
+rows="$work/rows.jsonl"
+: > "$rows"
+py="${VAELAB_TORCH_PYTHON:-python3}"
+if ((dry)); then
+  device=cpu
+else
+  device=cuda
+  # A binary built on another machine finds libtorch through the wheel here.
+  torch_lib=$("$py" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+  export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+# record NAME OK(0|1) VALUE UNIT NOTE
+record() {
+  printf '{"check":"%s","ok":%s,"value":"%s","unit":"%s","note":"%s"}\n' \
+    "$1" "$([[ $2 == 1 ]] && echo true || echo false)" "$3" "$4" "${5//\"/\'}" >> "$rows"
+}
+vaelab() { "$bin" "$@" >> "$log" 2>&1; }
+json_field() { "$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval("d"+sys.argv[2]))' "$@"; }
+
+# Sizes: real on a GPU, tiny for the dry run on two CPU cores.
+if ((dry)); then
+  size=16; channels="[8, 16]"; latent=8; images=64; batches=(8); precisions=(fp32); steps=(1 2)
+  epoch_images=64; resume_epochs=6; sweep_images=64; sweep_epochs=1; jobs=2; py_images=64
+else
+  size=32; channels="[32, 64, 128, 256]"; latent=32; images=2048; batches=(256 1024)
+  precisions=(fp32 bf16); epoch_images=162770; resume_epochs=30; sweep_images=2048
+  sweep_epochs=3; jobs=4; py_images=32768; steps=(3 10)
+fi
+spec() { # NAME EPOCHS IMAGES BATCH EXTRA-TRAIN-LINES
+  printf 'name: %s\nseed: 1\ndata: {source: synthetic, image_size: %s, train_images: %s, val_images: 16}\nmodel: {latent_dim: %s, channels: %s}\ntrain:\n  epochs: %s\n  batch_size: %s\n%s' \
+    "$1" "$size" "$3" "$latent" "$channels" "$2" "$4" "${5:-}"
+}
+
+echo "== vaelab gpu-check ($([[ $dry == 1 ]] && echo dry run on the CPU || echo CUDA))" | tee -a "$log"
+if vaelab info; then record info 1 "" "" "$(grep -m1 -i 'cuda' "$log" | tr -s ' ')"; else record info 0 "" "" "vaelab info failed"; fi
+
+# Initial weights: the same seed builds the same bits on the CPU and on the device.
+digest() { "$bin" bench --device "$1" --model residual --image-size $((size * 2)) --latent-dim "$latent" \
+  --batch-size 2 --warmup 0 --steps 1 --json 2> /dev/null | "$py" -c 'import json,sys; print(json.load(sys.stdin)["init_digest"])'; }
+cpu_digest=$(digest cpu); dev_digest=$(digest "$device")
+[[ -n $cpu_digest && $cpu_digest == "$dev_digest" ]] && ok=1 || ok=0
+record init-weights "$ok" "${dev_digest:0:16}" sha256 "cpu ${cpu_digest:0:16}"
+
+# First-step loss: one step per epoch, so epoch 1's train loss is the first step's.
+spec first 1 64 64 > "$work/first.yaml"
+first_loss() {
+  vaelab --runs-dir "$work/first-$1" run "$work/first.yaml" --device "$1"
+  "$bin" --runs-dir "$work/first-$1" status --json 2> /dev/null |
+    "$py" -c 'import json,sys; print(json.load(sys.stdin)[0]["last"]["train_loss"])'
+}
+cpu_loss=$(first_loss cpu); dev_loss=$(first_loss "$device")
+rel=$("$py" -c "a,b=$cpu_loss,$dev_loss; print(abs(a-b)/abs(a))" 2> /dev/null || echo nan)
+ok=$("$py" -c "print(1 if $rel <= 1e-3 else 0)" 2> /dev/null || echo 0)
+record first-step "$ok" "$rel" "relative" "cpu $cpu_loss, $device $dev_loss"
+
+# Exact resume with train.deterministic: SIGKILL after the first checkpoint, then resume.
+spec resume "$resume_epochs" "$images" 64 "  deterministic: true
+" > "$work/resume.yaml"
+vaelab --runs-dir "$work/straight" run "$work/resume.yaml" --device "$device"
+"$bin" --runs-dir "$work/killed" run "$work/resume.yaml" --device "$device" >> "$log" 2>&1 &
+victim=$!
+note="killed after epoch 1"
+until compgen -G "$work/killed/*/checkpoints/epoch-*" > /dev/null; do
+  if ! kill -0 "$victim" 2> /dev/null; then note="finished before the kill: raise the epochs"; break; fi
+  sleep 0.05
+done
+kill -9 "$victim" 2> /dev/null; wait "$victim" 2> /dev/null
+vaelab --runs-dir "$work/killed" run "$work/resume.yaml" --device "$device"
+last=$(printf 'epoch-%04d' "$resume_epochs")
+a=$(compgen -G "$work/straight/*/checkpoints/$last/model.safetensors")
+b=$(compgen -G "$work/killed/*/checkpoints/$last/model.safetensors")
+[[ -n $a && -n $b && $note == "killed after epoch 1" ]] && cmp -s "$a" "$b" && ok=1 || ok=0
+record exact-resume "$ok" "$ok" "bit-identical" "$note"
+
+# vaelab's train step and a full epoch on device-resident data.
+for batch in "${batches[@]}"; do
+  for precision in "${precisions[@]}"; do
+    for layout in nchw nhwc; do
+      name="bench-$precision-$batch-$layout"
+      extra=(); [[ $layout == nhwc ]] && extra=(--channels-last)
+      if "$bin" bench --device "$device" --model residual --image-size $((size * 2)) \
+        --batch-size "$batch" --precision "$precision" --warmup "${steps[0]}" --steps "${steps[1]}" --json "${extra[@]}" \
+        > "$work/$name.json" 2>> "$log"; then
+        record "$name" 1 "$(json_field "$work/$name.json" '["median_images_per_second"]')" img/s ""
+      else
+        record "$name" 0 "" img/s "failed (see log tail)"
+      fi
+    done
+  done
+done
+epoch_precision=${precisions[-1]}
+if "$bin" bench --device "$device" --model residual --image-size $((size * 2)) \
+  --batch-size "${batches[-1]}" --precision "$epoch_precision" --warmup 1 --steps 1 \
+  --epoch-images "$epoch_images" --json > "$work/epoch.json" 2>> "$log"; then
+  record "epoch-$epoch_images" 1 "$(json_field "$work/epoch.json" '["epoch"]["seconds"]')" s \
+    "$epoch_precision, batch ${batches[-1]}"
+else
+  record "epoch-$epoch_images" 0 "" s "failed (see log tail)"
+fi
+
+# PyTorch eager on the same device, the same model and loss.
+for batch in "${batches[@]}"; do
+  for precision in "${precisions[@]}"; do
+    for feed in tensors dataloader; do
+      name="pytorch-$precision-$batch-$feed"
+      extra=(); [[ $feed == dataloader ]] && extra=(--dataloader --images "$py_images")
+      if "$py" "$here/benches/pytorch_eager.py" --device "$device" --model residual \
+        --image-size $((size * 2)) --batch-size "$batch" --precision "$precision" \
+        --warmup "${steps[0]}" --steps "${steps[1]}" "${extra[@]}" > "$work/$name.json" 2>> "$log"; then
+        record "$name" 1 "$(json_field "$work/$name.json" '["median_images_per_second"]')" img/s ""
+      else
+        record "$name" 0 "" img/s "failed (see log tail)"
+      fi
+    done
+  done
+done
+
+# Sweep throughput on one device: one worker against several.
+printf 'name: sweep\nseeds: [0, 1, 2, 3]\ndata: {source: synthetic, image_size: %s, train_images: %s, val_images: 16}\nmodel: {latent_dim: %s, channels: %s}\ntrain: {epochs: %s, batch_size: 64}\nvariants:\n  - {name: residual, model.residual: true}\n  - {name: plain, model.residual: false}\n' \
+  "$size" "$sweep_images" "$latent" "$channels" "$sweep_epochs" > "$work/sweep.yaml"
+for n in 1 "$jobs"; do
+  started=$(now)
+  if vaelab --runs-dir "$work/sweep-$n" run "$work/sweep.yaml" --jobs "$n" --devices "$device"; then
+    seconds=$(since "$started")
+    record "jobs-$n" 1 "$("$py" -c "print(round(8 * 60 / $seconds, 2))")" runs/min "8 runs in $seconds s"
+  else
+    record "jobs-$n" 0 "" runs/min "failed (see log tail)"
+  fi
+done
+
+tail -n 60 "$log" > "$out/log-tail.txt"
+"$py" - "$rows" "$out" "$dry" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+out, dry = sys.argv[2], sys.argv[3] == "1"
+json.dump({"dry_run": dry, "checks": rows}, open(f"{out}/summary.json", "w"), indent=2)
+lines = ["| check | result | value | unit | note |", "|---|---|---|---|---|"]
+for r in rows:
+    lines.append(f"| {r['check']} | {'ok' if r['ok'] else 'FAILED'} | {r['value']} | {r['unit']} | {r['note']} |")
+failed = [r["check"] for r in rows if not r["ok"]]
+lines.append("")
+lines.append(f"{len(rows) - len(failed)} passed, {len(failed)} failed")
+text = "\n".join(lines) + "\n"
+open(f"{out}/summary.md", "w").write(text)
+print(text, end="")
+sys.exit(1 if failed else 0)
+PY
