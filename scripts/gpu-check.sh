@@ -2,7 +2,8 @@
 # One-call GPU check: everything vaelab promises about CUDA, measured on a machine with one
 # GPU and PyTorch's torch 2.11 wheel (its python3 has torch), in under 8 minutes.
 #
-#   make build-release && cp target/release/vaelab gpu/ && strip gpu/vaelab
+#   source scripts/libtorch-env.sh && cargo build --release
+#   mkdir -p gpu && cp target/release/vaelab gpu/ && strip gpu/vaelab
 #   scripts/gpu-check.sh gpu/vaelab              # on the GPU machine; results in $OUT
 #   scripts/gpu-check.sh target/debug/vaelab --dry-run   # the CPU-safe parts, on the CPU
 #
