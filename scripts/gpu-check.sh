@@ -50,6 +50,16 @@ record() {
     "$1" "$([[ $2 == 1 ]] && echo true || echo false)" "$3" "$4" "${5//\"/\'}" >> "$rows"
 }
 vaelab() { "$bin" "$@" >> "$log" 2>&1; }
+# throughput NAME COMMAND...: runs a benchmark that prints JSON and records its img/s.
+throughput() {
+  local name=$1
+  shift
+  if "$@" > "$work/$name.json" 2>> "$log"; then
+    record "$name" 1 "$(json_field "$work/$name.json" '["median_images_per_second"]')" img/s ""
+  else
+    record "$name" 0 "" img/s "failed (see log tail)"
+  fi
+}
 json_field() { "$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval("d"+sys.argv[2]))' "$@"; }
 
 # Sizes: real on a GPU, tiny for the dry run on two CPU cores.
@@ -113,13 +123,9 @@ for batch in "${batches[@]}"; do
     for layout in nchw nhwc; do
       name="bench-$precision-$batch-$layout"
       extra=(); [[ $layout == nhwc ]] && extra=(--channels-last)
-      if "$bin" bench --device "$device" --model residual --image-size $((size * 2)) \
-        --batch-size "$batch" --precision "$precision" --warmup "${steps[0]}" --steps "${steps[1]}" --json "${extra[@]}" \
-        > "$work/$name.json" 2>> "$log"; then
-        record "$name" 1 "$(json_field "$work/$name.json" '["median_images_per_second"]')" img/s ""
-      else
-        record "$name" 0 "" img/s "failed (see log tail)"
-      fi
+      throughput "$name" "$bin" bench --device "$device" --model residual \
+        --image-size $((size * 2)) --batch-size "$batch" --precision "$precision" \
+        --warmup "${steps[0]}" --steps "${steps[1]}" --json "${extra[@]}"
     done
   done
 done
@@ -139,13 +145,9 @@ for batch in "${batches[@]}"; do
     for feed in tensors dataloader; do
       name="pytorch-$precision-$batch-$feed"
       extra=(); [[ $feed == dataloader ]] && extra=(--dataloader --images "$py_images")
-      if "$py" "$here/benches/pytorch_eager.py" --device "$device" --model residual \
-        --image-size $((size * 2)) --batch-size "$batch" --precision "$precision" \
-        --warmup "${steps[0]}" --steps "${steps[1]}" "${extra[@]}" > "$work/$name.json" 2>> "$log"; then
-        record "$name" 1 "$(json_field "$work/$name.json" '["median_images_per_second"]')" img/s ""
-      else
-        record "$name" 0 "" img/s "failed (see log tail)"
-      fi
+      throughput "$name" "$py" "$here/benches/pytorch_eager.py" --device "$device" \
+        --model residual --image-size $((size * 2)) --batch-size "$batch" \
+        --precision "$precision" --warmup "${steps[0]}" --steps "${steps[1]}" "${extra[@]}"
     done
   done
 done

@@ -95,6 +95,14 @@ pub fn read_state(run_dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&bytes).expect("state.json is JSON")
 }
 
+/// The labels of [`tiny_sweep`]'s runs, sorted.
+pub const TINY_SWEEP_LABELS: [&str; 4] = [
+    "plain/seed=0",
+    "plain/seed=1",
+    "residual/seed=0",
+    "residual/seed=1",
+];
+
 /// A 2 variants × 2 seeds sweep of tiny runs.
 pub fn tiny_sweep(name: &str, epochs: u32) -> String {
     format!(

@@ -182,12 +182,7 @@ fn a_sweep_runs_as_a_job_array_with_every_run_trained_once_and_reports() {
     trained.sort();
     assert_eq!(
         trained,
-        [
-            "plain/seed=0",
-            "plain/seed=1",
-            "residual/seed=0",
-            "residual/seed=1"
-        ],
+        crate::common::TINY_SWEEP_LABELS,
         "every run trained exactly once:\n{logs}"
     );
     for dir in run_dirs(&runs) {

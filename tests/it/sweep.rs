@@ -195,16 +195,7 @@ fn jobs_split_a_sweep_between_workers_with_one_summary() {
         .map(|l| l.rsplit("] ").next().unwrap_or(&l).to_string())
         .collect::<Vec<_>>();
     trained.sort();
-    assert_eq!(
-        trained,
-        [
-            "plain/seed=0",
-            "plain/seed=1",
-            "residual/seed=0",
-            "residual/seed=1"
-        ],
-        "{stderr}"
-    );
+    assert_eq!(trained, crate::common::TINY_SWEEP_LABELS, "{stderr}");
     for worker in ["[w1 cpu] jobs:", "[w2 cpu] jobs:"] {
         assert!(
             stderr.contains(worker),
