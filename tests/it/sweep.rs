@@ -221,6 +221,61 @@ fn jobs_split_a_sweep_between_workers_with_one_summary() {
         .stderr(contains("0 trained now, 4 complete"));
 }
 
+/// A stop request to `vaelab run --jobs` alone (as `kill` or a scheduler sends it, not the
+/// terminal's signal to the whole group) reaches every worker: each checkpoints and marks
+/// its run interrupted, and the command exits with 130.
+#[test]
+fn a_stop_request_to_jobs_reaches_every_worker() {
+    let ws = Workspace::new();
+    let spec = ws.write("stop.yaml", &tiny_sweep("stop", 60));
+    let spec = spec.to_str().unwrap();
+    let mut parent = ws.spawn(
+        &["run", spec, "--jobs", "2", "--device", "cpu"],
+        Stdio::piped(),
+    );
+    let started = std::time::Instant::now();
+    let checkpoints = || {
+        std::fs::read_dir(ws.runs())
+            .map(|dirs| {
+                dirs.flatten()
+                    .filter(|d| {
+                        d.path()
+                            .join("checkpoints")
+                            .read_dir()
+                            .is_ok_and(|mut c| c.next().is_some())
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    // Both workers have a run under way once two runs have checkpoints.
+    while checkpoints() < 2 {
+        assert!(started.elapsed().as_secs() < 120, "no checkpoints appeared");
+        assert!(
+            parent.try_wait().unwrap().is_none(),
+            "the sweep ended before the stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(unsafe { libc::kill(parent.id() as i32, libc::SIGTERM) }, 0);
+    let out = parent.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    for worker in ["[w1 cpu]", "[w2 cpu]"] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(worker) && l.contains("stopped on request")),
+            "{worker} did not stop on request:\n{stderr}"
+        );
+    }
+    let interrupted = std::fs::read_dir(ws.runs())
+        .unwrap()
+        .filter(|d| read_state(&d.as_ref().unwrap().path())["status"] == "interrupted")
+        .count();
+    assert_eq!(interrupted, 2, "{stderr}");
+}
+
 #[test]
 fn jobs_refuse_what_they_cannot_honour() {
     let ws = Workspace::new();
