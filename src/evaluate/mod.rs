@@ -11,8 +11,8 @@ pub use metrics::{
     bits_per_dim, gaussian_nll, iwae_log_likelihood, iwae_log_likelihood_chunked, mse_per_image,
     psnr_per_image, ssim_per_image,
 };
+pub use pictures::ATTRIBUTE_STRENGTHS;
 use pictures::write_visuals;
-pub use pictures::{ATTRIBUTE_STRENGTHS, SHOWN_IMAGES};
 
 use chrono::Utc;
 use tch::{Device, Kind, Tensor};

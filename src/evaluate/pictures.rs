@@ -11,7 +11,7 @@ use crate::rng::{self, Stream};
 use crate::store::{EvaluationPicture, RunDir};
 
 /// Images shown in the reconstruction grid; interpolation uses pairs among them.
-pub const SHOWN_IMAGES: i64 = 8;
+const SHOWN_IMAGES: i64 = 8;
 const INTERPOLATION_STEPS: i64 = 8;
 const PRIOR_SAMPLES: i64 = 16;
 const ATTRIBUTE_FACES: i64 = 4;

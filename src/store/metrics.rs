@@ -30,14 +30,14 @@ pub struct EpochMetrics {
 
 /// One floating-point column of `metrics.parquet`: its name, where its value lives in an
 /// [`EpochMetrics`], and whether files written before it existed lack it.
-pub struct MetricsColumn {
-    pub name: &'static str,
-    pub get: fn(&EpochMetrics) -> f64,
+pub(crate) struct MetricsColumn {
+    pub(crate) name: &'static str,
+    pub(crate) get: fn(&EpochMetrics) -> f64,
     set: fn(&mut EpochMetrics, f64),
     /// Added after the first release: absent in older files, read as NaN.
     added_later: bool,
     /// Learned rather than timed: must replay bit for bit on resume.
-    pub learned: bool,
+    pub(crate) learned: bool,
 }
 
 macro_rules! column {
@@ -53,7 +53,7 @@ macro_rules! column {
 }
 
 /// Every floating-point column, in file order (after `epoch`, before `finished_at`).
-pub const COLUMNS: [MetricsColumn; 11] = [
+pub(crate) const COLUMNS: [MetricsColumn; 11] = [
     column!(train_loss, learned: true, added_later: false),
     column!(train_recon, learned: true, added_later: false),
     column!(train_kl, learned: true, added_later: false),

@@ -26,7 +26,7 @@ pub use evaluation::{
 };
 pub use lock::RunLock;
 use metrics::metrics_to_frame;
-pub use metrics::{COLUMNS as METRICS_COLUMNS, EpochMetrics, MetricsColumn, read_metrics_file};
+pub use metrics::{EpochMetrics, read_metrics_file};
 pub use standing::{Standing, Target};
 pub use state::{RunState, RunStatus, SlurmIds, host_name};
 

@@ -19,7 +19,7 @@ use crate::progress::{EpochSummary, Reporter};
 use crate::rng::{self, Stream};
 use crate::store::{
     CheckpointRef, EpochMetrics, MODEL_FILE, OPTIMIZER_FILE, PROGRESS_FILE, Progress, RunDir,
-    RunState, SampleKind, write_atomic,
+    RunState, SampleKind, StoreError, write_atomic,
 };
 
 /// Where an epoch starts: steps already done (after a mid-epoch checkpoint) and the
@@ -478,11 +478,13 @@ fn restore_checkpoint(
         });
     };
     let corrupt = |path: PathBuf, detail: String| TrainError::Checkpoint { path, detail };
-    let progress = run.read_progress(checkpoint).map_err(|e| {
-        corrupt(
+    // The checkpoint error names the file once; keep only the store's detail.
+    let progress = run.read_progress(checkpoint).map_err(|e| match e {
+        StoreError::Corrupt { path, detail } => corrupt(path, detail),
+        other => corrupt(
             run.checkpoint_file(checkpoint, PROGRESS_FILE),
-            e.to_string(),
-        )
+            other.to_string(),
+        ),
     })?;
     let model_path = run.checkpoint_file(checkpoint, MODEL_FILE);
     model::load_weights(vs, &model_path).map_err(|e| corrupt(model_path.clone(), e.to_string()))?;
