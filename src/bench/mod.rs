@@ -7,6 +7,7 @@ use tch::{Device, Kind, Tensor};
 use crate::experiment::config::{ModelConfig, Precision, TrainConfig};
 use crate::model::adam::{Adam, AdamConfig};
 use crate::model::{self, Compute};
+use crate::train::schedule::StepSettings;
 use crate::train::step;
 
 #[derive(Debug, Clone)]
@@ -120,11 +121,16 @@ fn weights_digest(vs: &tch::nn::VarStore) -> String {
         .collect()
 }
 
-/// One training step on `x` with fresh noise and β = 1; returns the loss, still on the
-/// device.
+/// One training step on `x` with fresh noise and the default settings; returns the loss,
+/// still on the device.
 fn train_step(vae: &model::Vae, optimizer: &mut Adam, x: &Tensor) -> Tensor {
     let eps = Tensor::randn([x.size()[0], vae.latent_dim()], (Kind::Float, x.device()));
-    step::train_step(vae, optimizer, x, &eps, 1.0).loss
+    let defaults = TrainConfig::default();
+    let settings = StepSettings {
+        lr: defaults.lr,
+        objective: model::Objective::beta(defaults.beta),
+    };
+    step::train_step(vae, optimizer, x, &eps, settings).loss
 }
 
 pub fn run(config: &BenchConfig) -> BenchResult {

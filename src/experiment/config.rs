@@ -60,6 +60,51 @@ impl Precision {
     }
 }
 
+/// How the learning rate moves over a run's steps (after `train.lr_warmup_steps`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrSchedule {
+    #[default]
+    Constant,
+    /// Half a cosine from `train.lr` down to 0 over the run's `train.epochs`.
+    Cosine,
+}
+
+impl LrSchedule {
+    pub fn is_constant(&self) -> bool {
+        *self == Self::Constant
+    }
+}
+
+/// Which weights the end-of-run evaluation measures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Select {
+    /// The last epoch's weights.
+    #[default]
+    Last,
+    /// The weights of the epoch with the lowest validation loss.
+    Best,
+}
+
+impl Select {
+    pub fn is_last(&self) -> bool {
+        *self == Self::Last
+    }
+}
+
+fn is_zero_u32(value: &u32) -> bool {
+    *value == 0
+}
+
+fn is_zero_u64(value: &u64) -> bool {
+    *value == 0
+}
+
+fn is_zero_f64(value: &f64) -> bool {
+    *value == 0.0
+}
+
 fn is_false(value: &bool) -> bool {
     !*value
 }
@@ -158,7 +203,7 @@ impl Default for ModelConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
-    /// Budget, not identity.
+    /// Budget, not identity (raising it extends a run), except under a cosine schedule.
     pub epochs: u32,
     pub batch_size: usize,
     pub lr: f64,
@@ -178,6 +223,24 @@ pub struct TrainConfig {
     /// and later GPUs (libtorch's default for convolutions). Ignored on the CPU.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub tf32: bool,
+    /// β rises linearly from 0 to `beta` over this many epochs, step by step (0: off).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub kl_warmup_epochs: u32,
+    /// Nats per latent dimension (batch mean) below which KL is not penalised (0: off).
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub free_bits: f64,
+    /// Identity; a cosine schedule also makes `epochs` identity (its horizon).
+    #[serde(default, skip_serializing_if = "LrSchedule::is_constant")]
+    pub lr_schedule: LrSchedule,
+    /// The learning rate rises linearly to `lr` over this many steps (0: off).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub lr_warmup_steps: u64,
+    /// Gradients are scaled so their global 2-norm is at most this (none: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_clip_norm: Option<f64>,
+    /// Measurement, not identity: which epoch's weights the end-of-run evaluation uses.
+    #[serde(default, skip_serializing_if = "Select::is_last")]
+    pub select: Select,
 }
 
 /// PyTorch's Adam defaults, the seed's learning rate, β = 1, fp32.
@@ -194,6 +257,12 @@ impl Default for TrainConfig {
             precision: Precision::Fp32,
             deterministic: false,
             tf32: true,
+            kl_warmup_epochs: 0,
+            free_bits: 0.0,
+            lr_schedule: LrSchedule::Constant,
+            lr_warmup_steps: 0,
+            grad_clip_norm: None,
+            select: Select::Last,
         }
     }
 }
@@ -273,8 +342,13 @@ impl RunConfig {
     pub fn canonical_identity(&self) -> String {
         let mut value = serde_json::to_value(self).expect("RunConfig always serializes");
         if let Some(train) = value.get_mut("train").and_then(|t| t.as_object_mut()) {
-            // Budget and placement: they change where or how long, not what is learned.
-            for key in ["epochs", "deterministic", "tf32"] {
+            // Budget, placement and measurement: they change where, how long or what is
+            // measured, not what is learned. A cosine schedule's horizon is its epochs, so
+            // there they are identity: a 20-epoch cosine run is not a 10-epoch one extended.
+            if self.train.lr_schedule.is_constant() {
+                train.remove("epochs");
+            }
+            for key in ["deterministic", "tf32", "select"] {
                 train.remove(key);
             }
         }
@@ -372,6 +446,52 @@ pub(crate) mod tests {
         let text = serde_yaml::to_string(&exact).unwrap();
         let read: RunConfig = serde_yaml::from_str(&text).unwrap();
         assert!(read.train.deterministic && !read.train.tf32);
+    }
+
+    #[test]
+    fn schedule_and_objective_fields_are_identity_and_left_out_at_their_defaults() {
+        let text = serde_yaml::to_string(&tiny_config()).unwrap();
+        for field in [
+            "kl_warmup_epochs",
+            "free_bits",
+            "lr_schedule",
+            "lr_warmup_steps",
+            "grad_clip_norm",
+            "select",
+        ] {
+            assert!(!text.contains(field), "{field} written at its default");
+        }
+        let edits: [fn(&mut TrainConfig); 5] = [
+            |t| t.kl_warmup_epochs = 2,
+            |t| t.free_bits = 0.25,
+            |t| t.lr_schedule = LrSchedule::Cosine,
+            |t| t.lr_warmup_steps = 100,
+            |t| t.grad_clip_norm = Some(1.0),
+        ];
+        for edit in edits {
+            let mut changed = tiny_config();
+            edit(&mut changed.train);
+            assert_ne!(changed.id(), tiny_config().id());
+            let read: RunConfig =
+                serde_yaml::from_str(&serde_yaml::to_string(&changed).unwrap()).unwrap();
+            assert_eq!(read, changed, "config.yaml keeps the field");
+        }
+    }
+
+    #[test]
+    fn selection_is_measurement_and_a_cosine_horizon_is_identity() {
+        let mut best = tiny_config();
+        best.train.select = Select::Best;
+        assert_eq!(best.id(), tiny_config().id());
+        let mut cosine = tiny_config();
+        cosine.train.lr_schedule = LrSchedule::Cosine;
+        let mut longer = cosine.clone();
+        longer.train.epochs = 50;
+        assert_ne!(
+            cosine.id(),
+            longer.id(),
+            "the cosine decays over its epochs"
+        );
     }
 
     #[test]

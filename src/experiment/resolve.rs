@@ -6,6 +6,23 @@ use crate::experiment::config::{
 };
 use crate::experiment::spec::{LoadedSpec, SpecError, did_you_mean};
 
+/// A count that may be 0 (a switch that is off at 0).
+fn non_negative(
+    loaded: &LoadedSpec,
+    field: &str,
+    value: Option<i64>,
+    limit: u64,
+) -> Result<u64, SpecError> {
+    let v = value.unwrap_or(0);
+    if v < 0 || v as u64 > limit {
+        return Err(loaded.error(
+            field,
+            format!("expected an integer from 0 to {limit}, got {v}"),
+        ));
+    }
+    Ok(v as u64)
+}
+
 pub(super) fn positive(
     loaded: &LoadedSpec,
     field: &str,
@@ -217,6 +234,39 @@ fn resolve_train(loaded: &LoadedSpec, defaults: &TrainConfig) -> Result<TrainCon
         precision: t.precision.unwrap_or_default(),
         deterministic: t.deterministic.unwrap_or(defaults.deterministic),
         tf32: t.tf32.unwrap_or(defaults.tf32),
+        kl_warmup_epochs: non_negative(
+            loaded,
+            "train.kl_warmup_epochs",
+            t.kl_warmup_epochs,
+            u64::from(u32::MAX),
+        )? as u32,
+        free_bits: float_in(
+            loaded,
+            "train.free_bits",
+            t.free_bits,
+            defaults.free_bits,
+            "a number of nats >= 0",
+            |v| v >= 0.0,
+        )?,
+        lr_schedule: t.lr_schedule.unwrap_or(defaults.lr_schedule),
+        lr_warmup_steps: non_negative(
+            loaded,
+            "train.lr_warmup_steps",
+            t.lr_warmup_steps,
+            i64::MAX as u64,
+        )?,
+        grad_clip_norm: match t.grad_clip_norm {
+            None => None,
+            Some(norm) => Some(float_in(
+                loaded,
+                "train.grad_clip_norm",
+                Some(norm),
+                norm,
+                "a positive number (leave it out for no clipping)",
+                |v| v > 0.0,
+            )?),
+        },
+        select: t.select.unwrap_or(defaults.select),
     })
 }
 
@@ -309,10 +359,49 @@ mod tests {
                 "name: a\nmodel:\n  channels: []\n",
                 "e.yaml:3: model.channels: expected 1 to 8 widths, got 0",
             ),
+            (
+                "name: a\ntrain:\n  kl_warmup_epochs: -1\n",
+                "e.yaml:3: train.kl_warmup_epochs: expected an integer from 0 to 4294967295, got -1",
+            ),
+            (
+                "name: a\ntrain:\n  free_bits: -0.5\n",
+                "e.yaml:3: train.free_bits: expected a number of nats >= 0, got -0.5",
+            ),
+            (
+                "name: a\ntrain:\n  lr_warmup_steps: -3\n",
+                "e.yaml:3: train.lr_warmup_steps: expected an integer from 0 to 9223372036854775807, got -3",
+            ),
+            (
+                "name: a\ntrain:\n  grad_clip_norm: 0\n",
+                "e.yaml:3: train.grad_clip_norm: expected a positive number (leave it out for no clipping), got 0",
+            ),
         ];
         for (text, expected) in cases {
             assert_eq!(resolve_text(text).unwrap_err(), expected);
         }
+    }
+
+    #[test]
+    fn choices_are_named_with_what_is_allowed() {
+        let err = resolve_text("name: a\ntrain:\n  lr_schedule: linear\n").unwrap_err();
+        assert!(
+            err.starts_with("e.yaml:3: train.lr_schedule: unknown variant `linear`, expected `constant` or `cosine`"),
+            "{err}"
+        );
+        let err = resolve_text("name: a\ntrain:\n  select: first\n").unwrap_err();
+        assert!(
+            err.starts_with(
+                "e.yaml:3: train.select: unknown variant `first`, expected `last` or `best`"
+            ),
+            "{err}"
+        );
+        let config = resolve_text(
+            "name: a\ntrain:\n  lr_schedule: cosine\n  lr_warmup_steps: 10\n  kl_warmup_epochs: 2\n  free_bits: 0.1\n  grad_clip_norm: 5\n  select: best\n",
+        )
+        .unwrap();
+        assert_eq!(config.train.lr_warmup_steps, 10);
+        assert_eq!(config.train.kl_warmup_epochs, 2);
+        assert_eq!(config.train.grad_clip_norm, Some(5.0));
     }
 
     #[test]

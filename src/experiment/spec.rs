@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::experiment::config::{DataSource, EvalSplit, Precision, ResizeFilter};
+use crate::experiment::config::{
+    DataSource, EvalSplit, LrSchedule, Precision, ResizeFilter, Select,
+};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{}{}: {field}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
@@ -57,6 +59,12 @@ pub struct TrainSpec {
     pub precision: Option<Precision>,
     pub deterministic: Option<bool>,
     pub tf32: Option<bool>,
+    pub kl_warmup_epochs: Option<i64>,
+    pub free_bits: Option<f64>,
+    pub lr_schedule: Option<LrSchedule>,
+    pub lr_warmup_steps: Option<i64>,
+    pub grad_clip_norm: Option<f64>,
+    pub select: Option<Select>,
 }
 
 /// The end-of-run evaluation: measurement settings, never part of a run's identity.
@@ -102,7 +110,7 @@ pub struct ExperimentSpec {
 }
 
 /// Every field a grid axis or a variant may set.
-pub const OVERRIDABLE: [&str; 26] = [
+pub const OVERRIDABLE: [&str; 32] = [
     "seed",
     "data.source",
     "data.image_size",
@@ -129,6 +137,12 @@ pub const OVERRIDABLE: [&str; 26] = [
     "train.precision",
     "train.deterministic",
     "train.tf32",
+    "train.kl_warmup_epochs",
+    "train.free_bits",
+    "train.lr_schedule",
+    "train.lr_warmup_steps",
+    "train.grad_clip_norm",
+    "train.select",
 ];
 
 /// " (did you mean `x`?)" when a known name is close to `unknown`.

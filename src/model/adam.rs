@@ -33,6 +33,8 @@ pub struct AdamConfig {
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
+    /// Gradients are scaled to this global 2-norm at most, as `clip_grad_norm_` does.
+    pub grad_clip_norm: Option<f64>,
 }
 
 impl From<&TrainConfig> for AdamConfig {
@@ -42,8 +44,17 @@ impl From<&TrainConfig> for AdamConfig {
             beta1: train.adam_beta1,
             beta2: train.adam_beta2,
             eps: train.adam_eps,
+            grad_clip_norm: train.grad_clip_norm,
         }
     }
+}
+
+/// `grad` scaled by min(1, max_norm / (‖grad‖₂ + 1e-6)), PyTorch's `clip_grad_norm_`,
+/// without reading the norm back to the host.
+fn clip_to_norm(grad: &Tensor, max_norm: f64) -> Tensor {
+    let norm = grad.norm();
+    let scale = (max_norm / (norm + 1e-6)).clamp_max(1.0);
+    grad * scale
 }
 
 /// One parameter's place in the flat buffers.
@@ -124,6 +135,11 @@ impl Adam {
         self.step
     }
 
+    /// The learning rate of the next steps (a schedule sets it before each step).
+    pub fn set_lr(&mut self, lr: f64) {
+        self.config.lr = lr;
+    }
+
     /// Backpropagates `loss` and takes one step. The gradients come back as fresh tensors
     /// instead of being accumulated into zeroed `.grad` buffers (PyTorch's
     /// `zero_grad(set_to_none=True)`), then are laid into one flat tensor.
@@ -143,7 +159,11 @@ impl Adam {
                     }
                 })
                 .collect();
-            Tensor::cat(&pieces, 0)
+            let flat_grad = Tensor::cat(&pieces, 0);
+            match self.config.grad_clip_norm {
+                Some(max_norm) => clip_to_norm(&flat_grad, max_norm),
+                None => flat_grad,
+            }
         });
         self.update(&flat_grad);
     }
@@ -156,6 +176,7 @@ impl Adam {
             beta1,
             beta2,
             eps,
+            ..
         } = self.config;
         let bias_correction1 = 1.0 - beta1.powi(self.step as i32);
         let bias_correction2_sqrt = (1.0 - beta2.powi(self.step as i32)).sqrt();
@@ -256,6 +277,7 @@ mod tests {
         beta1: 0.9,
         beta2: 0.999,
         eps: 1e-8,
+        grad_clip_norm: None,
     };
 
     /// PyTorch's single-tensor Adam, one parameter tensor at a time: what vaelab ran before
@@ -298,6 +320,41 @@ mod tests {
         }
     }
 
+    #[test]
+    fn clipping_scales_the_global_norm_down_and_never_up() {
+        let grad = Tensor::from_slice(&[3.0f32, 0.0, 4.0]);
+        let clipped: Vec<f32> = clip_to_norm(&grad, 1.0).try_into().unwrap();
+        let scale = 1.0 / (5.0 + 1e-6);
+        for (c, g) in clipped.iter().zip([3.0, 0.0, 4.0]) {
+            assert!((f64::from(*c) - g * scale).abs() < 1e-7, "{clipped:?}");
+        }
+        assert!(clip_to_norm(&grad, 10.0).equal(&grad));
+    }
+
+    #[test]
+    fn a_clipped_step_moves_the_first_moment_by_the_clipped_gradient() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let w = vs.root().var_copy("w", &Tensor::from_slice(&[1.0f32, 1.0]));
+        let mut adam = Adam::new(
+            &vs,
+            AdamConfig {
+                grad_clip_norm: Some(0.5),
+                ..CONFIG
+            },
+        );
+        // d/dw (3 w0 + 4 w1) = (3, 4): norm 5, clipped to 0.5 → (0.3, 0.4).
+        adam.minimize(&(&w * Tensor::from_slice(&[3.0f32, 4.0])).sum(Kind::Float));
+        let m: Vec<f32> = adam.exp_avg.shallow_clone().try_into().unwrap();
+        assert!(
+            (m[0] - 0.03).abs() < 1e-6 && (m[1] - 0.04).abs() < 1e-6,
+            "{m:?}"
+        );
+        adam.set_lr(0.0);
+        let before = w.copy();
+        adam.minimize(&(&w * Tensor::from_slice(&[3.0f32, 4.0])).sum(Kind::Float));
+        assert!(w.equal(&before), "a zero learning rate leaves the weights");
+    }
+
     /// The flat Adam takes the real VAE through ten steps to the same bits as the
     /// per-tensor Adam, weights and both moments.
     #[test]
@@ -318,7 +375,8 @@ mod tests {
             let eps = Tensor::randn([6, 8], (Kind::Float, Device::Cpu));
             let loss = |model: &crate::model::Vae| {
                 let (recon, mu, logvar) = model.forward_with_noise(&x, &eps);
-                crate::model::vae_loss(&recon, &x, &mu, &logvar, 1.0).loss
+                crate::model::vae_loss(&recon, &x, &mu, &logvar, crate::model::Objective::beta(1.0))
+                    .loss
             };
             flat.minimize(&loss(&model_flat));
             reference.minimize(&loss(&model_ref), adam);

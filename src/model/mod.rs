@@ -230,23 +230,56 @@ impl Vae {
     }
 }
 
+/// What a loss weighs beyond the likelihood: β on the KL term, and free bits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Objective {
+    pub beta: f64,
+    /// Nats per latent dimension (batch mean) below which KL is not penalised.
+    pub free_bits: f64,
+}
+
+impl Objective {
+    /// β-weighted KL without free bits: the bound the validation loss reports.
+    pub fn beta(beta: f64) -> Self {
+        Self {
+            beta,
+            free_bits: 0.0,
+        }
+    }
+}
+
 /// Seed loss: per image, sum of squared errors + beta * KL(q(z|x) || N(0, I)), batch mean.
+/// With free bits, the penalised KL is Σ_j max(free_bits, mean over the batch of KL_j)
+/// (Kingma et al. 2016); the reported `kl` is the plain KL either way.
 pub fn vae_loss(
     recon: &Tensor,
     target: &Tensor,
     mu: &Tensor,
     logvar: &Tensor,
-    beta: f64,
+    objective: Objective,
 ) -> LossTerms {
     let recon_per_image =
         (recon - target)
             .square()
             .sum_dim_intlist(&[1i64, 2, 3][..], false, Kind::Float);
-    let kl_per_image = kl_per_image(mu, logvar);
     let recon = recon_per_image.mean(Kind::Float);
-    let kl = kl_per_image.mean(Kind::Float);
-    let loss = &recon + &kl * beta;
+    let kl = kl_per_image(mu, logvar).mean(Kind::Float);
+    let loss = if objective.free_bits > 0.0 {
+        &recon + free_bits_kl(mu, logvar, objective.free_bits) * objective.beta
+    } else {
+        &recon + &kl * objective.beta
+    };
     LossTerms { loss, recon, kl }
+}
+
+/// Σ_j max(floor, batch mean of KL_j): the KL free bits penalise.
+fn free_bits_kl(mu: &Tensor, logvar: &Tensor, floor: f64) -> Tensor {
+    let per_dimension = ((mu.square() + logvar.exp() - logvar - 1.0) * 0.5).mean_dim(
+        &[0i64][..],
+        false,
+        Kind::Float,
+    );
+    per_dimension.clamp_min(floor).sum(Kind::Float)
 }
 
 /// KL(N(mu, exp(logvar)) || N(0, I)) summed over latent dimensions, one value per image.
@@ -418,11 +451,33 @@ mod tests {
         let recon = Tensor::full([2, 3, 2, 2], 0.5, (Kind::Float, Device::Cpu));
         let mu = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 2.0]).view([2, 2]);
         let logvar = Tensor::zeros([2, 2], (Kind::Float, Device::Cpu));
-        let terms = vae_loss(&recon, &target, &mu, &logvar, 4.0);
+        let terms = vae_loss(&recon, &target, &mu, &logvar, Objective::beta(4.0));
         // 12 pixels * 0.25 = 3 per image; KL = 0.5*mu^2 summed: 0.5 and 2.0, mean 1.25.
         assert!((terms.recon.double_value(&[]) - 3.0).abs() < 1e-6);
         assert!((terms.kl.double_value(&[]) - 1.25).abs() < 1e-6);
         assert!((terms.loss.double_value(&[]) - 8.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn free_bits_penalise_each_dimension_at_least_the_floor() {
+        // Two images, three dimensions, logvar 0: KL_ij = mu_ij² / 2.
+        let mu = Tensor::from_slice(&[0.2f32, 2.0, 0.0, 0.4, 0.0, 1.0]).view([2, 3]);
+        let logvar = Tensor::zeros([2, 3], (Kind::Float, Device::Cpu));
+        let zeros = Tensor::zeros([2, 3, 1, 1], (Kind::Float, Device::Cpu));
+        let terms = vae_loss(
+            &zeros,
+            &zeros,
+            &mu,
+            &logvar,
+            Objective {
+                beta: 3.0,
+                free_bits: 0.5,
+            },
+        );
+        // Batch means per dimension: (0.02+0.08)/2 = 0.05, 2/2 = 1, 0.5/2 = 0.25;
+        // floored at 0.5: 0.5 + 1 + 0.5 = 2; the loss is 3 · 2, the plain KL 1.3.
+        assert!((terms.loss.double_value(&[]) - 6.0).abs() < 1e-6);
+        assert!((terms.kl.double_value(&[]) - 1.3).abs() < 1e-6);
     }
 
     /// Loss and every weight's gradient of one step on fixed inputs, computed as `compute` says.
@@ -445,7 +500,7 @@ mod tests {
                 "outputs are fp32 under {compute:?}"
             );
         }
-        let terms = vae_loss(&recon, &x, &mu, &logvar, 1.0);
+        let terms = vae_loss(&recon, &x, &mu, &logvar, Objective::beta(1.0));
         terms.loss.backward();
         let mut grads: Vec<(String, Tensor)> = vs
             .variables()

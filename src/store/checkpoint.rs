@@ -121,6 +121,7 @@ impl RunDir {
             .tempdir_in(&dir)
             .map_err(io_err(&dir, "cannot create temporary directory"))?;
         write(temp.path())?;
+        super::crash_point(|| format!("checkpoint-partial:{}", checkpoint.dir_name()));
         for entry in fs::read_dir(temp.path()).map_err(io_err(temp.path(), "cannot list"))? {
             let entry = entry.map_err(io_err(temp.path(), "cannot list"))?;
             File::open(entry.path())

@@ -240,6 +240,7 @@ pub(super) fn write_evaluation(
     )
     .map_err(corrupt(&latent_path))?;
     write_parquet(&latent_path, &mut latent)?;
+    super::crash_point(|| "evaluation-partial".to_string());
     // The scalar row last: its presence marks the evaluation complete.
     let path = dir.join(EVALUATION_FILE);
     let mut frame = to_frame(e).map_err(corrupt(&path))?;

@@ -13,6 +13,7 @@ use crate::experiment::config::{RunConfig, RunId};
 
 mod atomic;
 mod checkpoint;
+pub mod crash;
 mod evaluation;
 mod lock;
 mod metrics;
@@ -21,6 +22,7 @@ mod state;
 
 pub use atomic::{sync_dir, write_atomic, write_atomic_with};
 pub use checkpoint::{CheckpointRef, MODEL_FILE, OPTIMIZER_FILE, PROGRESS_FILE, Progress};
+pub use crash::crash_point;
 pub use evaluation::{
     ACTIVE_UNIT_THRESHOLD, Evaluation, EvaluationPicture, LIKELIHOOD, LatentStats,
 };

@@ -4,6 +4,7 @@
 //! every random draw is a function of (seed, epoch, step), so a run killed at any instant
 //! and resumed replays the interrupted epoch and ends where an uninterrupted run ends.
 mod draws;
+pub mod schedule;
 pub mod step;
 mod trainer;
 

@@ -2,6 +2,7 @@
 //! times exactly what training runs.
 use tch::Tensor;
 
+use super::schedule::StepSettings;
 use crate::data;
 use crate::model::adam::Adam;
 use crate::model::{self, LossTerms, Vae};
@@ -12,17 +13,19 @@ pub fn gather_batch(images: &Tensor, order: &Tensor, start: i64, len: i64) -> Te
     data::to_unit_float(&images.index_select(0, &order.narrow(0, start, len)))
 }
 
-/// Forward with reparameterisation noise `eps`, the β-weighted loss, backward and one Adam
-/// step. The returned terms stay on the device: reading them is a host sync.
+/// Forward with reparameterisation noise `eps`, the step's loss, backward and one Adam
+/// step at the step's learning rate. The returned terms stay on the device: reading them
+/// is a host sync.
 pub fn train_step(
     model: &Vae,
     optimizer: &mut Adam,
     x: &Tensor,
     eps: &Tensor,
-    beta: f64,
+    settings: StepSettings,
 ) -> LossTerms {
     let (recon, mu, logvar) = model.forward_with_noise(x, eps);
-    let terms = model::vae_loss(&recon, x, &mu, &logvar, beta);
+    let terms = model::vae_loss(&recon, x, &mu, &logvar, settings.objective);
+    optimizer.set_lr(settings.lr);
     optimizer.minimize(&terms.loss);
     terms
 }

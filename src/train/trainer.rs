@@ -8,6 +8,7 @@ use chrono::Utc;
 use tch::{Device, Kind, Tensor, nn};
 
 use super::draws::{self, EpochDraws, EpochShape};
+use super::schedule::Schedule;
 use super::{Placement, TrainError, step};
 use crate::data::png;
 use crate::data::{self, Dataset};
@@ -18,7 +19,7 @@ use crate::model::{self, Vae, device, switches};
 use crate::progress::{EpochSummary, Reporter};
 use crate::rng::{self, Stream};
 use crate::store::{
-    CheckpointRef, EpochMetrics, MODEL_FILE, OPTIMIZER_FILE, PROGRESS_FILE, Progress, RunDir,
+    self, CheckpointRef, EpochMetrics, MODEL_FILE, OPTIMIZER_FILE, PROGRESS_FILE, Progress, RunDir,
     RunState, SampleKind, StoreError, write_atomic,
 };
 
@@ -52,6 +53,9 @@ impl LossMeans {
 struct TrainedEpoch {
     losses: LossMeans,
     images_per_second: f64,
+    /// β and learning rate of the epoch's last step.
+    beta: f64,
+    lr: f64,
 }
 
 struct Validation {
@@ -210,8 +214,8 @@ impl<'a> Trainer<'a> {
                 val_loss: validation.losses.loss,
                 val_recon: validation.losses.recon,
                 val_kl: validation.losses.kl,
-                beta: self.config.train.beta,
-                lr: self.config.train.lr,
+                beta: trained.beta,
+                lr: trained.lr,
                 epoch_seconds: seconds,
                 images_per_second: trained.images_per_second,
                 val_psnr: validation.psnr,
@@ -220,6 +224,7 @@ impl<'a> Trainer<'a> {
             // Metrics first, checkpoint second: the checkpoint is the commit point, and rows
             // past the newest checkpoint are dropped on resume.
             self.run.write_metrics(&self.metrics)?;
+            store::crash_point(|| format!("metrics-written:{epoch}"));
             self.save_checkpoint(CheckpointRef { epoch, step: 0 }, [0.0; 3])?;
             self.run
                 .prune_checkpoints(self.placement.keep_checkpoints)?;
@@ -323,7 +328,7 @@ impl<'a> Trainer<'a> {
         };
         let steps = shape.steps();
         let draws = EpochDraws::new(seed, epoch, shape, self.config.data.hflip, device);
-        let beta = self.config.train.beta;
+        let schedule = Schedule::new(&self.config.train, steps as u64);
         let mut sums = Tensor::from_slice(&resume.sums).to_device(device);
         let first_step = shape.first_step;
         let started = Instant::now();
@@ -335,7 +340,9 @@ impl<'a> Trainer<'a> {
         for step in first_step..steps {
             let (start, len) = shape.span(step);
             let (x, eps) = draws.batch(&self.train_images, start, len);
-            let terms = step::train_step(&self.model, &mut self.optimizer, &x, &eps, beta);
+            let settings = schedule.at(epoch, step as u64);
+            let terms = step::train_step(&self.model, &mut self.optimizer, &x, &eps, settings);
+            store::crash_point(|| format!("step:{epoch}:{step}"));
             let batch_terms = Tensor::stack(&[&terms.loss, &terms.recon, &terms.kl], 0)
                 .detach()
                 .to_kind(Kind::Double);
@@ -370,9 +377,12 @@ impl<'a> Trainer<'a> {
         let seconds = started.elapsed().as_secs_f64();
         let images_here = (n - (first_step * shape.batch).min(n)) as f64;
         let means: Vec<f64> = self.host_values(&(sums / n as f64))?;
+        let logged = schedule.end_of_epoch(epoch);
         Ok(TrainedEpoch {
             losses: LossMeans::from_host(&means),
             images_per_second: images_here / seconds.max(1e-9),
+            beta: logged.objective.beta,
+            lr: logged.lr,
         })
     }
 
@@ -395,6 +405,8 @@ impl<'a> Trainer<'a> {
             self.model.latent_dim(),
             device,
         );
+        // The bound the run aims at: its full β, no free bits, whatever the step's settings.
+        let objective = model::Objective::beta(self.config.train.beta);
         let mut sums = Tensor::zeros([4], (Kind::Double, device));
         tch::no_grad(|| {
             for start in (0..n).step_by(batch as usize) {
@@ -402,7 +414,7 @@ impl<'a> Trainer<'a> {
                 let x = data::to_unit_float(&self.val_images.narrow(0, start, len));
                 let eps = noise.narrow(0, start, len);
                 let (recon, mu, logvar) = self.model.forward_with_noise(&x, &eps);
-                let terms = model::vae_loss(&recon, &x, &mu, &logvar, self.config.train.beta);
+                let terms = model::vae_loss(&recon, &x, &mu, &logvar, objective);
                 let psnr = evaluate::psnr_per_image(&recon, &x).mean(Kind::Float);
                 sums += Tensor::stack(&[&terms.loss, &terms.recon, &terms.kl, &psnr], 0)
                     .to_kind(Kind::Double)

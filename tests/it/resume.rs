@@ -54,14 +54,17 @@ fn learned_metrics(run: &Path) -> Vec<Vec<f64>> {
 }
 
 fn assert_same_run(a: &Path, b: &Path) {
+    assert_same_run_to(a, b, 3);
+}
+
+/// Same final weights, optimizer state and learned metrics after `epochs` epochs.
+fn assert_same_run_to(a: &Path, b: &Path, epochs: u32) {
+    let last = format!("checkpoints/epoch-{epochs:04}");
     for file in ["model.safetensors", "optimizer.safetensors"] {
-        assert_same_tensors(
-            &a.join("checkpoints/epoch-0003").join(file),
-            &b.join("checkpoints/epoch-0003").join(file),
-        );
+        assert_same_tensors(&a.join(&last).join(file), &b.join(&last).join(file));
     }
     let (ma, mb) = (learned_metrics(a), learned_metrics(b));
-    assert_eq!(ma.len(), 3);
+    assert_eq!(ma.len(), epochs as usize);
     // Bit for bit: compare the f64 bit patterns, not approximately.
     let bits = |m: &Vec<Vec<f64>>| {
         m.iter()
@@ -163,4 +166,63 @@ fn a_run_killed_mid_epoch_resumes_bit_for_bit() {
         resumed.stderr(predicates::str::contains("steps ("));
     }
     assert_same_run(&run_dir, &interrupted_run);
+}
+
+/// Every schedule and objective knob at once: 6 steps an epoch, 4 epochs, β warming up
+/// over 3 of them, the learning rate warming up over 4 steps and then following a cosine.
+const SCHEDULED: &str = "name: scheduled\nseed: 5\ndata:\n  image_size: 16\n  train_images: 96\n  val_images: 16\n\
+     model:\n  residual: true\n  latent_dim: 8\n  channels: [8, 16]\ntrain:\n  epochs: 4\n  batch_size: 16\n  lr: 0.002\n\
+     \x20 kl_warmup_epochs: 3\n  free_bits: 0.02\n  lr_schedule: cosine\n  lr_warmup_steps: 4\n  grad_clip_norm: 0.5\n";
+
+#[test]
+fn a_run_killed_mid_warmup_and_mid_schedule_resumes_bit_for_bit() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let reference = Workspace::new();
+    let spec = reference.write("s.yaml", SCHEDULED);
+    let mut args = vec!["run", spec.to_str().unwrap()];
+    args.extend(ARGS);
+    reference.vaelab(&args).assert().success();
+    let run_dir = reference.single_run_dir();
+
+    // β and the learning rate logged per epoch are those of its last step (global step
+    // g = 6e − 1): β = g/18 until step 18; lr = 0.001·(1 + cos(π(g − 4)/20)) after warm-up.
+    let rows = vaelab::store::read_metrics_file(&run_dir.join("metrics.parquet")).unwrap();
+    let logged: Vec<(f64, f64)> = rows.iter().map(|m| (m.beta, m.lr)).collect();
+    let lr = |g: f64| 0.001 * (1.0 + (std::f64::consts::PI * (g - 4.0) / 20.0).cos());
+    let expected = [
+        (5.0 / 18.0, lr(5.0)),
+        (11.0 / 18.0, lr(11.0)),
+        (17.0 / 18.0, lr(17.0)),
+        (1.0, lr(23.0)),
+    ];
+    assert_eq!(logged.len(), expected.len());
+    for ((beta, lr), (want_beta, want_lr)) in logged.iter().zip(expected) {
+        assert!((beta - want_beta).abs() < 1e-12, "β {beta} vs {want_beta}");
+        assert!((lr - want_lr).abs() < 1e-12, "lr {lr} vs {want_lr}");
+    }
+
+    // Killed by SIGKILL inside epoch 2 (β and the cosine both mid-way), then resumed.
+    let killed = Workspace::new();
+    let spec = killed.write("s.yaml", SCHEDULED);
+    let mut args = vec!["run", spec.to_str().unwrap()];
+    args.extend(ARGS);
+    let output = killed
+        .vaelab(&args)
+        .env(vaelab::store::crash::CRASH_AT_ENV, "step:2:3")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.signal(),
+        Some(libc::SIGKILL),
+        "the crash point fired"
+    );
+    let killed_run = killed.single_run_dir();
+    assert_eq!(read_state(&killed_run)["epochs_done"], 1);
+    killed
+        .vaelab(&args)
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("resuming from epoch 1 of 4"));
+    assert_same_run_to(&run_dir, &killed_run, 4);
 }
