@@ -108,10 +108,7 @@ pub fn unfinished<'a>(
 ) -> Result<Vec<&'a PlannedRun>, StoreError> {
     let mut out = Vec::new();
     for run in runs {
-        let standing = store.run_dir(&run.id).standing(Target {
-            epochs: run.config.train.epochs,
-            eval: &run.config.eval,
-        })?;
+        let standing = store.run_dir(&run.id).standing(Target::of(&run.config))?;
         if !standing.is_complete() {
             out.push(*run);
         }

@@ -96,10 +96,7 @@ fn tally(store: &RunStore, runs: &[&PlannedRun]) -> (usize, usize) {
     let mut complete = 0;
     let mut failed = 0;
     for run in runs {
-        let target = Target {
-            epochs: run.config.train.epochs,
-            eval: &run.config.eval,
-        };
+        let target = Target::of(&run.config);
         match store.run_dir(&run.id).standing(target) {
             Ok(standing) if standing.is_complete() => complete += 1,
             Ok(Standing::Failed { .. }) => failed += 1,

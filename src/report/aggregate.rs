@@ -259,10 +259,7 @@ pub fn gather(
     for planned in runs {
         let dir = store.run_dir(&planned.id);
         let mut problems = Vec::new();
-        let target = Target {
-            epochs: planned.config.train.epochs,
-            eval: &planned.config.eval,
-        };
+        let target = Target::of(&planned.config);
         let standing = dir.standing(target).unwrap_or_else(|e| {
             problems.push(e.to_string());
             Standing::New

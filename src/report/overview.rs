@@ -2,7 +2,7 @@
 //! `status`. Reads only; safe while a sweep is training.
 use serde::Serialize;
 
-use crate::experiment::config::{DataSource, EvalConfig};
+use crate::experiment::config::{DataSource, EvalConfig, Select};
 use crate::experiment::plan::Plan;
 use crate::store::{EpochMetrics, RunDir, RunStore, Standing, StoreError, Target};
 
@@ -45,6 +45,7 @@ pub struct PlanView {
 struct StoredTarget {
     epochs: u32,
     eval: EvalConfig,
+    select: Select,
 }
 
 impl StoredTarget {
@@ -52,15 +53,20 @@ impl StoredTarget {
         Target {
             epochs: self.epochs,
             eval: &self.eval,
+            select: self.select,
         }
     }
 }
 
 fn stored_target(dir: &RunDir, epochs_target: u32) -> Result<StoredTarget, StoreError> {
-    let eval = dir.read_config()?.map(|c| c.eval).unwrap_or_default();
+    let (eval, select) = dir
+        .read_config()?
+        .map(|c| (c.eval, c.train.select))
+        .unwrap_or_default();
     Ok(StoredTarget {
         epochs: epochs_target,
         eval,
+        select,
     })
 }
 
@@ -78,10 +84,7 @@ pub fn plan_view(plan: &Plan, store: &RunStore) -> Result<PlanView, StoreError> 
     for run in &plan.runs {
         let dir = store.run_dir(&run.id);
         let epochs = run.config.train.epochs;
-        let standing = dir.standing(Target {
-            epochs,
-            eval: &run.config.eval,
-        })?;
+        let standing = dir.standing(Target::of(&run.config))?;
         let images = match run.config.data.source {
             DataSource::Synthetic => Some(run.config.data.effective_train_images()),
             _ => run.config.data.limit,

@@ -139,11 +139,19 @@ impl RunDir {
         Ok(())
     }
 
-    /// Keeps the newest `keep` checkpoints and removes leftovers of interrupted writes.
-    pub fn prune_checkpoints(&self, keep: usize) -> Result<(), StoreError> {
+    /// Keeps the newest `keep` checkpoints and `also_keep` (the best epoch's, which
+    /// `train.select: best` evaluates), and removes leftovers of interrupted writes.
+    pub fn prune_checkpoints(
+        &self,
+        keep: usize,
+        also_keep: Option<CheckpointRef>,
+    ) -> Result<(), StoreError> {
         let mut all = self.checkpoints()?;
         all.sort_by_key(|c| std::cmp::Reverse(*c));
         for old in all.into_iter().skip(keep) {
+            if Some(old) == also_keep {
+                continue;
+            }
             let path = self.checkpoint_path(old);
             fs::remove_dir_all(&path).map_err(io_err(&path, "cannot remove old checkpoint"))?;
         }

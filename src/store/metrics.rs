@@ -28,6 +28,19 @@ pub struct EpochMetrics {
     pub finished_at: DateTime<Utc>,
 }
 
+/// The epoch up to `up_to` with the lowest validation loss (the earliest of equals;
+/// epochs without a finite one never count).
+pub fn best_epoch(rows: &[EpochMetrics], up_to: u32) -> Option<u32> {
+    rows.iter()
+        .filter(|m| m.epoch <= up_to && m.val_loss.is_finite())
+        .min_by(|a, b| {
+            a.val_loss
+                .total_cmp(&b.val_loss)
+                .then(a.epoch.cmp(&b.epoch))
+        })
+        .map(|m| m.epoch)
+}
+
 /// One floating-point column of `metrics.parquet`: its name, where its value lives in an
 /// [`EpochMetrics`], and whether files written before it existed lack it.
 pub(crate) struct MetricsColumn {
@@ -167,6 +180,28 @@ pub fn read_metrics_file(path: &Path) -> Result<Vec<EpochMetrics>, StoreError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn the_best_epoch_has_the_lowest_finite_validation_loss_and_is_the_earliest_of_equals() {
+        let with_loss = |epoch, val_loss| EpochMetrics {
+            val_loss,
+            ..row(epoch)
+        };
+        let rows = [
+            with_loss(1, 5.0),
+            with_loss(2, 3.0),
+            with_loss(3, f64::NAN),
+            with_loss(4, 3.0),
+            with_loss(5, 1.0),
+        ];
+        assert_eq!(best_epoch(&rows, 5), Some(5));
+        assert_eq!(
+            best_epoch(&rows, 4),
+            Some(2),
+            "ties go to the earlier epoch"
+        );
+        assert_eq!(best_epoch(&rows[2..3], 5), None);
+    }
 
     pub(crate) fn row(epoch: u32) -> EpochMetrics {
         EpochMetrics {

@@ -28,7 +28,7 @@ pub use evaluation::{
 };
 pub use lock::RunLock;
 use metrics::metrics_to_frame;
-pub use metrics::{EpochMetrics, read_metrics_file};
+pub use metrics::{EpochMetrics, best_epoch, read_metrics_file};
 pub use standing::{Standing, Target};
 pub use state::{RunState, RunStatus, SlurmIds, host_name};
 
@@ -365,13 +365,25 @@ mod tests {
             run.latest_checkpoint().unwrap(),
             Some(CheckpointRef { epoch: 3, step: 0 })
         );
-        run.prune_checkpoints(2).unwrap();
+        run.prune_checkpoints(2, None).unwrap();
         let mut left: Vec<_> = fs::read_dir(run.checkpoints_dir())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         left.sort();
         assert_eq!(left, vec!["epoch-0002-step-000007", "epoch-0003"]);
+        let best = CheckpointRef { epoch: 1, step: 0 };
+        run.write_checkpoint(best, |d| {
+            fs::write(d.join("x"), b"1").map_err(io_err(d, "write"))
+        })
+        .unwrap();
+        run.prune_checkpoints(1, Some(best)).unwrap();
+        let mut left: Vec<_> = fs::read_dir(run.checkpoints_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec!["epoch-0001", "epoch-0003"], "the best one stays");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::{RunDir, RunStatus, StoreError};
-use crate::experiment::config::EvalConfig;
+use crate::experiment::config::{EvalConfig, RunConfig, Select};
 
 /// Where a run stands against a target (its epoch budget and evaluation settings). The
 /// lock is checked, so a "running" run whose process died reads as partial.
@@ -40,11 +40,24 @@ pub enum Standing {
     },
 }
 
-/// What a run is measured against: the epochs it should reach and how it is evaluated.
+/// What a run is measured against: the epochs it should reach, how it is evaluated and
+/// which epoch's weights.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
     pub epochs: u32,
     pub eval: &'a EvalConfig,
+    pub select: Select,
+}
+
+impl<'a> Target<'a> {
+    /// The target a resolved config sets.
+    pub fn of(config: &'a RunConfig) -> Self {
+        Self {
+            epochs: config.train.epochs,
+            eval: &config.eval,
+            select: config.train.select,
+        }
+    }
 }
 
 impl Standing {
@@ -92,6 +105,15 @@ impl Standing {
 }
 
 impl RunDir {
+    /// The epoch whose weights the end-of-run evaluation measures, for a run trained to
+    /// `trained`: that epoch, or the one with the lowest validation loss.
+    pub fn selected_epoch(&self, select: Select, trained: u32) -> Result<u32, StoreError> {
+        Ok(match select {
+            Select::Last => trained,
+            Select::Best => super::best_epoch(&self.read_metrics()?, trained).unwrap_or(trained),
+        })
+    }
+
     /// Where this run stands against `target`, from `state.json`, the lock and the stored
     /// evaluation.
     pub fn standing(&self, target: Target) -> Result<Standing, StoreError> {
@@ -101,7 +123,8 @@ impl RunDir {
         let epochs_done = state.epochs_done;
         Ok(match state.status {
             RunStatus::Done if epochs_done >= target.epochs => {
-                if self.evaluation_is_current(target.eval, epochs_done) {
+                let evaluated = self.selected_epoch(target.select, epochs_done)?;
+                if self.evaluation_is_current(target.eval, evaluated) {
                     Standing::Complete { epochs_done }
                 } else {
                     Standing::TrainedNotEvaluated { epochs_done }

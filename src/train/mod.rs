@@ -170,10 +170,7 @@ pub fn train_run(
         .read_state()?
         .unwrap_or_else(|| fresh_state(&run, label, config, placement.device));
     let target = config.train.epochs;
-    let standing = run.standing(Target {
-        epochs: target,
-        eval: &config.eval,
-    })?;
+    let standing = run.standing(Target::of(config))?;
     let trained = standing.is_trained();
     if standing.is_complete() {
         return Ok(RunOutcome::AlreadyDone {

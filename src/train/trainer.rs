@@ -226,8 +226,14 @@ impl<'a> Trainer<'a> {
             self.run.write_metrics(&self.metrics)?;
             store::crash_point(|| format!("metrics-written:{epoch}"));
             self.save_checkpoint(CheckpointRef { epoch, step: 0 }, [0.0; 3])?;
+            // The best epoch's checkpoint stays, so `train.select: best` can measure it,
+            // even when chosen after training.
+            let best = store::best_epoch(&self.metrics, epoch).map(|best| CheckpointRef {
+                epoch: best,
+                step: 0,
+            });
             self.run
-                .prune_checkpoints(self.placement.keep_checkpoints)?;
+                .prune_checkpoints(self.placement.keep_checkpoints, best)?;
             state.epochs_done = epoch;
             state.updated_at = Utc::now();
             self.run.write_state(state)?;
@@ -244,13 +250,37 @@ impl<'a> Trainer<'a> {
             });
         }
         let final_epoch = state.epochs_done.max(start_epoch);
-        if !self
+        let selected = self
             .run
-            .evaluation_is_current(&self.config.eval, final_epoch)
-        {
-            self.final_evaluation(final_epoch)?;
+            .selected_epoch(self.config.train.select, final_epoch)?;
+        if !self.run.evaluation_is_current(&self.config.eval, selected) {
+            if selected != final_epoch {
+                self.load_epoch(selected)?;
+            }
+            self.final_evaluation(selected)?;
         }
         Ok(start_epoch)
+    }
+
+    /// Loads the weights of epoch `epoch`'s checkpoint (for `train.select: best`); training
+    /// is over by then, so the optimizer keeps the last epoch's state.
+    fn load_epoch(&mut self, epoch: u32) -> Result<(), TrainError> {
+        let checkpoint = CheckpointRef { epoch, step: 0 };
+        let path = self.run.checkpoint_file(checkpoint, MODEL_FILE);
+        if !path.exists() {
+            return Err(TrainError::Checkpoint {
+                path,
+                detail: format!(
+                    "train.select: best evaluates epoch {epoch}, but its checkpoint is gone (pruned before best checkpoints were kept); use select: last, or retrain the run in a fresh runs directory"
+                ),
+            });
+        }
+        model::load_weights(&mut self.vs, &path)?;
+        self.reporter.note(&format!(
+            "{}: evaluating epoch {epoch}, the lowest validation loss (train.select: best)",
+            self.label
+        ));
+        Ok(())
     }
 
     /// Evaluates in fp32 whatever the training precision: the weights are fp32, and the

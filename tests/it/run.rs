@@ -503,3 +503,62 @@ fn the_gpu_check_script_runs_its_cpu_safe_parts() {
         assert!(checks.contains(&check), "{checks:?}");
     }
 }
+
+#[test]
+fn select_best_evaluates_the_epoch_with_the_lowest_validation_loss_without_retraining() {
+    let ws = Workspace::new();
+    // lr 0.03 for 6 epochs: the validation loss is lowest at epoch 5, not at the last.
+    let text = tiny_spec("select", 6).replace("lr: 0.002", "lr: 0.03");
+    let spec = ws.write("s.yaml", &text);
+    let args = [
+        "run",
+        spec.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--threads",
+        "2",
+    ];
+    ws.vaelab(&args).assert().success();
+    let store = vaelab::store::RunStore::new(ws.runs());
+    let run = store.list().unwrap().pop().unwrap();
+    let last = run.read_evaluation().unwrap().unwrap();
+    assert_eq!(last.epoch, 6);
+    let metrics = run.read_metrics().unwrap();
+    let lowest = metrics
+        .iter()
+        .min_by(|a, b| a.val_loss.total_cmp(&b.val_loss))
+        .unwrap()
+        .epoch;
+    assert_ne!(lowest, 6, "the spec must make best and last differ");
+
+    // Measurement, not identity: the same run, evaluated again on the best weights only.
+    let spec = ws.write(
+        "s.yaml",
+        &text.replace("lr: 0.03", "lr: 0.03\n  select: best"),
+    );
+    ws.vaelab(&["plan", spec.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(contains("trained, not evaluated"));
+    ws.vaelab(&args)
+        .assert()
+        .success()
+        .stderr(contains(format!(
+            "evaluating epoch {lowest}, the lowest validation loss"
+        )))
+        .stderr(predicates::prelude::PredicateBooleanExt::not(contains(
+            "epoch 1/6",
+        )));
+    let best = run.read_evaluation().unwrap().unwrap();
+    assert_eq!(best.epoch, lowest);
+    assert_ne!(best.psnr, last.psnr, "measured on other weights");
+    assert_eq!(
+        run.read_metrics().unwrap(),
+        metrics,
+        "nothing was retrained"
+    );
+    ws.vaelab(&args)
+        .assert()
+        .success()
+        .stderr(contains("already done (6 epochs), nothing to do"));
+}
