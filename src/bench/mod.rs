@@ -92,6 +92,7 @@ fn bench_model(config: &BenchConfig) -> (tch::nn::VarStore, model::Vae, Adam) {
     }
     let (vs, mut vae) = model::build(&config.model, config.image_size, config.device, 0);
     vae.set_compute(config.compute);
+    vae.set_training(true);
     let optimizer = Adam::new(&vs, AdamConfig::from(&TrainConfig::default()));
     (vs, vae, optimizer)
 }

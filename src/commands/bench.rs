@@ -63,6 +63,7 @@ pub fn execute(args: &BenchArgs) -> Result<()> {
             residual: args.model == ModelChoice::Residual,
             latent_dim: args.latent_dim,
             channels: DEFAULT_CHANNELS.to_vec(),
+            ..Default::default()
         },
         image_size: args.image_size,
         batch_size: args.batch_size,

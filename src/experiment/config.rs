@@ -178,6 +178,42 @@ impl Default for DataConfig {
     }
 }
 
+/// Normalisation after each convolution of the down/up stages and residual blocks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Norm {
+    /// None, as in the seed.
+    #[default]
+    None,
+    /// Batch norm: running statistics in evaluation mode, saved with the weights.
+    Batch,
+    /// Group norm with the largest divisor of the width that is at most 32 as groups.
+    Group,
+}
+
+impl Norm {
+    pub fn is_none(&self) -> bool {
+        *self == Self::None
+    }
+}
+
+/// The decoder's likelihood p(x | z) on pixels in [0, 1].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Likelihood {
+    /// N(x̂, ½·I): the seed's sum of squared errors.
+    #[default]
+    Fixed,
+    /// N(x̂, σ_c²·I) with a learned log σ per colour channel (σ-VAE, Rybkin et al. 2021).
+    Learned,
+}
+
+impl Likelihood {
+    pub fn is_fixed(&self) -> bool {
+        *self == Self::Fixed
+    }
+}
+
 /// The seed model's widths: five down-sampling stages.
 pub const DEFAULT_CHANNELS: [usize; 5] = [32, 64, 128, 256, 512];
 
@@ -187,6 +223,12 @@ pub struct ModelConfig {
     pub residual: bool,
     pub latent_dim: usize,
     pub channels: Vec<usize>,
+    /// Left out at `none`, so the ids of runs made before it existed stay theirs.
+    #[serde(default, skip_serializing_if = "Norm::is_none")]
+    pub norm: Norm,
+    /// Left out at `fixed`, likewise.
+    #[serde(default, skip_serializing_if = "Likelihood::is_fixed")]
+    pub likelihood: Likelihood,
 }
 
 /// The seed's model: residual blocks, latent 128, widths 32 to 512.
@@ -196,6 +238,8 @@ impl Default for ModelConfig {
             residual: true,
             latent_dim: 128,
             channels: DEFAULT_CHANNELS.to_vec(),
+            norm: Norm::None,
+            likelihood: Likelihood::Fixed,
         }
     }
 }
@@ -388,6 +432,7 @@ pub(crate) mod tests {
                 residual: true,
                 latent_dim: 8,
                 channels: vec![8, 16],
+                ..ModelConfig::default()
             },
             train: TrainConfig {
                 epochs: 2,
@@ -461,6 +506,17 @@ pub(crate) mod tests {
         ] {
             assert!(!text.contains(field), "{field} written at its default");
         }
+        let mut grouped = tiny_config();
+        grouped.model.norm = Norm::Group;
+        let mut learned = tiny_config();
+        learned.model.likelihood = Likelihood::Learned;
+        for changed in [grouped, learned] {
+            assert_ne!(changed.id(), tiny_config().id());
+            let read: RunConfig =
+                serde_yaml::from_str(&serde_yaml::to_string(&changed).unwrap()).unwrap();
+            assert_eq!(read, changed, "config.yaml keeps the field");
+        }
+        assert!(!text.contains("norm") && !text.contains("likelihood"));
         let edits: [fn(&mut TrainConfig); 5] = [
             |t| t.kl_warmup_epochs = 2,
             |t| t.free_bits = 0.25,

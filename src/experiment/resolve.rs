@@ -67,6 +67,8 @@ pub fn resolve(loaded: &LoadedSpec) -> Result<RunConfig, SpecError> {
             defaults.model.latent_dim as i64,
         )?,
         channels,
+        norm: spec.model.norm.unwrap_or(defaults.model.norm),
+        likelihood: spec.model.likelihood.unwrap_or(defaults.model.likelihood),
     };
     let train = resolve_train(loaded, &defaults.train)?;
     let eval = resolve_eval(loaded, &defaults.eval, source)?;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::experiment::config::{
-    DataSource, EvalSplit, LrSchedule, Precision, ResizeFilter, Select,
+    DataSource, EvalSplit, Likelihood, LrSchedule, Norm, Precision, ResizeFilter, Select,
 };
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -44,6 +44,8 @@ pub struct ModelSpec {
     pub residual: Option<bool>,
     pub latent_dim: Option<i64>,
     pub channels: Option<Vec<i64>>,
+    pub norm: Option<Norm>,
+    pub likelihood: Option<Likelihood>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -110,7 +112,7 @@ pub struct ExperimentSpec {
 }
 
 /// Every field a grid axis or a variant may set.
-pub const OVERRIDABLE: [&str; 32] = [
+pub const OVERRIDABLE: [&str; 34] = [
     "seed",
     "data.source",
     "data.image_size",
@@ -127,6 +129,8 @@ pub const OVERRIDABLE: [&str; 32] = [
     "model.residual",
     "model.latent_dim",
     "model.channels",
+    "model.norm",
+    "model.likelihood",
     "train.epochs",
     "train.batch_size",
     "train.lr",

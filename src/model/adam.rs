@@ -363,6 +363,7 @@ mod tests {
             residual: true,
             latent_dim: 8,
             channels: vec![8, 16],
+            ..Default::default()
         };
         let adam = AdamConfig { lr: 3e-3, ..CONFIG };
         let (vs_flat, model_flat) = crate::model::build(&config, 16, Device::Cpu, 7);

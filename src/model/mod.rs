@@ -6,6 +6,7 @@
 pub mod adam;
 mod compute;
 pub mod device;
+mod norm;
 pub mod switches;
 
 pub use compute::Compute;
@@ -15,7 +16,8 @@ use std::path::{Path, PathBuf};
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
-use crate::experiment::config::ModelConfig;
+use crate::experiment::config::{Likelihood, ModelConfig};
+use norm::NormLayer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -38,46 +40,84 @@ const DOWN_PADDING: i64 = 1;
 const UP_STRIDE: i64 = 2;
 const UP_PADDING: i64 = 1;
 
-/// `conv3x3 → ReLU → conv3x3`, output `relu(x + block(x))`, as in the seed.
+/// `conv3x3 → [norm] → ReLU → conv3x3 → [norm]`, output `relu(x + block(x))`, as in the
+/// seed (which has no norms).
 #[derive(Debug)]
 struct ResidualBlock {
     first: nn::Conv2D,
+    first_norm: Option<NormLayer>,
     second: nn::Conv2D,
+    second_norm: Option<NormLayer>,
 }
 
 impl ResidualBlock {
-    fn new(path: &nn::Path, channels: i64) -> Self {
-        let config = nn::ConvConfig {
+    fn new(path: &nn::Path, channels: i64, config: &ModelConfig) -> Self {
+        let conv = nn::ConvConfig {
             padding: 1,
             ..Default::default()
         };
         let block = path / "block";
+        // Sequential indices: conv, [norm], ReLU, conv, [norm].
+        let has_norm = usize::from(!config.norm.is_none());
+        let second = 2 + has_norm;
         Self {
-            first: nn::conv2d(&block / 0, channels, channels, 3, config),
-            second: nn::conv2d(&block / 2, channels, channels, 3, config),
+            first: nn::conv2d(&block / 0, channels, channels, 3, conv),
+            first_norm: NormLayer::new(&block / 1, config.norm, channels),
+            second: nn::conv2d(&block / second, channels, channels, 3, conv),
+            second_norm: NormLayer::new(&block / (second + 1), config.norm, channels),
         }
     }
 
-    fn forward(&self, x: &Tensor, compute: Compute) -> Tensor {
-        let inner = compute.conv(x, &self.first, 1, 1).relu();
-        (x + compute.conv(&inner, &self.second, 1, 1)).relu()
+    fn forward(&self, x: &Tensor, compute: Compute, training: bool) -> Tensor {
+        let inner = compute.conv(x, &self.first, 1, 1);
+        let inner = norm::apply(&self.first_norm, inner, compute, training).relu();
+        let outer = compute.conv(&inner, &self.second, 1, 1);
+        (x + norm::apply(&self.second_norm, outer, compute, training)).relu()
     }
 }
 
 #[derive(Debug)]
 struct DownStage {
     conv: nn::Conv2D,
+    norm: Option<NormLayer>,
     residual: Option<ResidualBlock>,
 }
 
 #[derive(Debug)]
 struct UpStage {
     deconv: nn::ConvTranspose2D,
+    norm: Option<NormLayer>,
     residual: Option<ResidualBlock>,
 }
 
-/// Encoder: strided convs (k=4, s=2, p=1) + ReLU (+ residual block) per width, then
-/// `fc_mu` / `fc_logvar`. Decoder mirrors it and ends in a sigmoid.
+/// Where the layers of one stage sit in the seed's `nn.Sequential`: the (transposed)
+/// convolution, then its norm, the ReLU and the residual block.
+#[derive(Debug, Clone, Copy)]
+struct StageLayout {
+    has_norm: usize,
+    len: usize,
+}
+
+impl StageLayout {
+    fn of(config: &ModelConfig) -> Self {
+        let has_norm = usize::from(!config.norm.is_none());
+        Self {
+            has_norm,
+            len: 2 + has_norm + usize::from(config.residual),
+        }
+    }
+
+    fn norm(self, stage: usize) -> usize {
+        stage * self.len + 1
+    }
+
+    fn residual(self, stage: usize) -> usize {
+        stage * self.len + 2 + self.has_norm
+    }
+}
+
+/// Encoder: strided convs (k=4, s=2, p=1) [+ norm] + ReLU (+ residual block) per width,
+/// then `fc_mu` / `fc_logvar`. Decoder mirrors it and ends in a sigmoid.
 #[derive(Debug)]
 pub struct Vae {
     down: Vec<DownStage>,
@@ -86,10 +126,14 @@ pub struct Vae {
     decoder_fc: nn::Linear,
     up: Vec<UpStage>,
     to_rgb: nn::ConvTranspose2D,
+    /// `decoder.log_sigma`, one per colour channel, when the likelihood is learned.
+    log_sigma: Option<Tensor>,
     bottleneck_channels: i64,
     bottleneck_size: i64,
     latent_dim: i64,
     compute: Compute,
+    /// Batch norm uses batch statistics and updates its running ones only when training.
+    training: bool,
 }
 
 /// Per-image loss terms of one batch, each a scalar tensor averaged over the batch.
@@ -103,7 +147,7 @@ impl Vae {
     /// Builds the model under `root`, which must be a VarStore's root path.
     pub fn new(root: &nn::Path, config: &ModelConfig, image_size: i64) -> Self {
         let channels: Vec<i64> = config.channels.iter().map(|&c| c as i64).collect();
-        let stages_per_block = if config.residual { 3 } else { 2 };
+        let layout = StageLayout::of(config);
         let down_config = nn::ConvConfig {
             stride: DOWN_STRIDE,
             padding: DOWN_PADDING,
@@ -114,18 +158,27 @@ impl Vae {
             padding: UP_PADDING,
             ..Default::default()
         };
+        let residual = |path: &nn::Path, i: usize, width: i64| {
+            config
+                .residual
+                .then(|| ResidualBlock::new(&(path / layout.residual(i)), width, config))
+        };
 
         let encoder = root / "encoder";
         let down_path = &encoder / "down";
         let mut down = Vec::with_capacity(channels.len());
         let mut in_channels = 3;
         for (i, &out) in channels.iter().enumerate() {
-            let base = i * stages_per_block;
             down.push(DownStage {
-                conv: nn::conv2d(&down_path / base, in_channels, out, 4, down_config),
-                residual: config
-                    .residual
-                    .then(|| ResidualBlock::new(&(&down_path / (base + 2)), out)),
+                conv: nn::conv2d(
+                    &down_path / (i * layout.len),
+                    in_channels,
+                    out,
+                    4,
+                    down_config,
+                ),
+                norm: NormLayer::new(&down_path / layout.norm(i), config.norm, out),
+                residual: residual(&down_path, i, out),
             });
             in_channels = out;
         }
@@ -142,16 +195,17 @@ impl Vae {
         let mut up = Vec::with_capacity(channels.len() - 1);
         for (i, pair) in channels.windows(2).rev().enumerate() {
             let (out, inp) = (pair[0], pair[1]);
-            let base = i * stages_per_block;
             up.push(UpStage {
-                deconv: nn::conv_transpose2d(&up_path / base, inp, out, 4, up_config),
-                residual: config
-                    .residual
-                    .then(|| ResidualBlock::new(&(&up_path / (base + 2)), out)),
+                deconv: nn::conv_transpose2d(&up_path / (i * layout.len), inp, out, 4, up_config),
+                norm: NormLayer::new(&up_path / layout.norm(i), config.norm, out),
+                residual: residual(&up_path, i, out),
             });
         }
-        let last = (channels.len() - 1) * stages_per_block;
+        let last = (channels.len() - 1) * layout.len;
         let to_rgb = nn::conv_transpose2d(&up_path / last, channels[0], 3, 4, up_config);
+        // Drawn after every weight, so a fixed-likelihood model's weights are the seed's.
+        let log_sigma =
+            (config.likelihood == Likelihood::Learned).then(|| decoder.zeros("log_sigma", &[3]));
         Self {
             down,
             fc_mu,
@@ -159,11 +213,18 @@ impl Vae {
             decoder_fc,
             up,
             to_rgb,
+            log_sigma,
             bottleneck_channels,
             bottleneck_size,
             latent_dim: latent,
             compute: Compute::default(),
+            training: false,
         }
+    }
+
+    /// Training mode (batch statistics, running statistics updated) or evaluation mode.
+    pub fn set_training(&mut self, training: bool) {
+        self.training = training;
     }
 
     /// Sets how later forward passes compute; outputs are fp32 either way.
@@ -181,14 +242,13 @@ impl Vae {
 
     /// Returns (mu, logvar) for images in [0, 1].
     pub fn encode(&self, x: &Tensor) -> (Tensor, Tensor) {
-        let compute = self.compute;
+        let (compute, training) = (self.compute, self.training);
         let mut h = compute.cast(x);
         for stage in &self.down {
-            h = compute
-                .conv(&h, &stage.conv, DOWN_STRIDE, DOWN_PADDING)
-                .relu();
+            h = compute.conv(&h, &stage.conv, DOWN_STRIDE, DOWN_PADDING);
+            h = norm::apply(&stage.norm, h, compute, training).relu();
             if let Some(block) = &stage.residual {
-                h = block.forward(&h, compute);
+                h = block.forward(&h, compute, training);
             }
         }
         let h = h.flatten(1, -1);
@@ -198,7 +258,7 @@ impl Vae {
     }
 
     pub fn decode(&self, z: &Tensor) -> Tensor {
-        let compute = self.compute;
+        let (compute, training) = (self.compute, self.training);
         let z = compute.cast(z);
         let mut h = compute.linear(&z, &self.decoder_fc).view([
             -1,
@@ -210,9 +270,10 @@ impl Vae {
             h = compute.cast(&h);
         }
         for stage in &self.up {
-            h = compute.conv_transpose(&h, &stage.deconv).relu();
+            h = compute.conv_transpose(&h, &stage.deconv);
+            h = norm::apply(&stage.norm, h, compute, training).relu();
             if let Some(block) = &stage.residual {
-                h = block.forward(&h, compute);
+                h = block.forward(&h, compute, training);
             }
         }
         // The sigmoid and the loss after it run in fp32, as autocast would have them.
@@ -220,6 +281,35 @@ impl Vae {
             .conv_transpose(&h, &self.to_rgb)
             .to_kind(Kind::Float)
             .sigmoid()
+    }
+
+    /// The decoder's log σ per colour channel: learned, or the seed's fixed σ² = ½.
+    pub fn log_sigma(&self) -> Tensor {
+        match &self.log_sigma {
+            Some(learned) => learned.shallow_clone(),
+            None => Tensor::full([3], FIXED_LOG_SIGMA, (Kind::Float, self.fc_mu.ws.device())),
+        }
+    }
+
+    /// The loss of a batch under the model's likelihood: the seed's sum of squared errors
+    /// for `fixed`, the full Gaussian negative log-likelihood with the learned σ otherwise.
+    pub fn loss(
+        &self,
+        recon: &Tensor,
+        target: &Tensor,
+        mu: &Tensor,
+        logvar: &Tensor,
+        objective: Objective,
+    ) -> LossTerms {
+        match &self.log_sigma {
+            None => vae_loss(recon, target, mu, logvar, objective),
+            Some(log_sigma) => loss_from(
+                gaussian_nll(recon, target, log_sigma),
+                mu,
+                logvar,
+                objective,
+            ),
+        }
     }
 
     /// Encodes, draws z with `eps` (standard normal, the caller owns randomness), decodes.
@@ -248,6 +338,9 @@ impl Objective {
     }
 }
 
+/// log σ of the seed's fixed decoder variance σ² = ½.
+pub const FIXED_LOG_SIGMA: f64 = -0.5 * std::f64::consts::LN_2;
+
 /// Seed loss: per image, sum of squared errors + beta * KL(q(z|x) || N(0, I)), batch mean.
 /// With free bits, the penalised KL is Σ_j max(free_bits, mean over the batch of KL_j)
 /// (Kingma et al. 2016); the reported `kl` is the plain KL either way.
@@ -262,6 +355,26 @@ pub fn vae_loss(
         (recon - target)
             .square()
             .sum_dim_intlist(&[1i64, 2, 3][..], false, Kind::Float);
+    loss_from(recon_per_image, mu, logvar, objective)
+}
+
+/// −log N(target; recon, σ_c²) in nats per image, summed over pixels, with `log_sigma`
+/// holding log σ for each of the 3 channels (a density on [0, 1]^D).
+pub fn gaussian_nll(recon: &Tensor, target: &Tensor, log_sigma: &Tensor) -> Tensor {
+    let log_sigma = log_sigma.view([1, 3, 1, 1]);
+    let scaled = (recon - target).square() * (&log_sigma * -2.0).exp() * 0.5;
+    let half_log_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
+    (scaled + log_sigma + half_log_2pi).sum_dim_intlist(&[1i64, 2, 3][..], false, Kind::Float)
+}
+
+/// The batch means of the reconstruction term and the KL, and the loss `objective` makes
+/// of them.
+fn loss_from(
+    recon_per_image: Tensor,
+    mu: &Tensor,
+    logvar: &Tensor,
+    objective: Objective,
+) -> LossTerms {
     let recon = recon_per_image.mean(Kind::Float);
     let kl = kl_per_image(mu, logvar).mean(Kind::Float);
     let loss = if objective.free_bits > 0.0 {
@@ -342,6 +455,8 @@ impl Module for Vae {
 
 #[cfg(test)]
 mod tests {
+    use std::f64::consts::PI;
+
     use super::*;
     use crate::experiment::config::{ModelConfig, Precision};
 
@@ -350,6 +465,7 @@ mod tests {
             residual,
             latent_dim: 128,
             channels: vec![32, 64, 128, 256, 512],
+            ..Default::default()
         }
     }
 
@@ -367,6 +483,7 @@ mod tests {
             residual: true,
             latent_dim: 8,
             channels: vec![8, 16],
+            ..Default::default()
         };
         let weights = |device: Device| {
             let (vs, _) = build(&config, 16, device, 42);
@@ -434,6 +551,7 @@ mod tests {
             residual: true,
             latent_dim: 8,
             channels: vec![4, 8],
+            ..Default::default()
         };
         let (_vs, model) = build(&config, 16, Device::Cpu, 1);
         let x = Tensor::rand([2, 3, 16, 16], (Kind::Float, Device::Cpu));
@@ -456,6 +574,62 @@ mod tests {
         assert!((terms.recon.double_value(&[]) - 3.0).abs() < 1e-6);
         assert!((terms.kl.double_value(&[]) - 1.25).abs() < 1e-6);
         assert!((terms.loss.double_value(&[]) - 8.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn batch_norm_tracks_statistics_only_in_training_mode() {
+        let config = ModelConfig {
+            latent_dim: 4,
+            channels: vec![4],
+            norm: crate::experiment::config::Norm::Batch,
+            ..ModelConfig::default()
+        };
+        let (vs, mut model) = build(&config, 8, Device::Cpu, 1);
+        let variables = vs.variables();
+        let (mean, count) = (
+            &variables["encoder.down.1.running_mean"],
+            &variables["encoder.down.1.num_batches_tracked"],
+        );
+        let x = Tensor::rand([5, 3, 8, 8], (Kind::Float, Device::Cpu));
+        let one = x.narrow(0, 0, 1);
+        let evaluated = |model: &Vae| tch::no_grad(|| model.encode(&one).0);
+        let before = evaluated(&model);
+        model.set_training(true);
+        let _ = tch::no_grad(|| model.encode(&x));
+        assert_eq!(count.int64_value(&[]), 1);
+        assert!(
+            mean.abs().sum(Kind::Float).double_value(&[]) > 0.0,
+            "stats moved"
+        );
+        model.set_training(false);
+        let after = evaluated(&model);
+        assert!(
+            !before.equal(&after),
+            "evaluation uses the running statistics"
+        );
+        let frozen = mean.copy();
+        // In evaluation mode an image's code does not depend on its batch.
+        let batched = tch::no_grad(|| model.encode(&x).0.narrow(0, 0, 1));
+        assert!((batched - &after).abs().max().double_value(&[]) < 1e-6);
+        assert!(mean.equal(&frozen) && count.int64_value(&[]) == 1);
+    }
+
+    #[test]
+    fn the_learned_likelihood_is_the_full_gaussian_nll_and_fixed_is_the_seeds_sse() {
+        let target = Tensor::zeros([1, 3, 1, 2], (Kind::Float, Device::Cpu));
+        let recon = Tensor::full([1, 3, 1, 2], 0.5, (Kind::Float, Device::Cpu));
+        let log_sigma = Tensor::from_slice(&[0.0f32, -1.0, 1.0]);
+        // Per pixel: 0.25 / (2σ²) + log σ + ½ ln 2π, two pixels per channel.
+        let expected: f64 = [0.0f64, -1.0, 1.0]
+            .iter()
+            .map(|ls| 2.0 * (0.125 * (-2.0 * ls).exp() + ls + 0.5 * (2.0 * PI).ln()))
+            .sum();
+        let nll = gaussian_nll(&recon, &target, &log_sigma).double_value(&[0]);
+        assert!((nll - expected).abs() < 1e-5, "{nll} vs {expected}");
+        // Under the fixed σ² = ½ it is the sum of squares plus D/2 · ln π.
+        let fixed = Tensor::full([3], FIXED_LOG_SIGMA, (Kind::Float, Device::Cpu));
+        let nll = gaussian_nll(&recon, &target, &fixed).double_value(&[0]);
+        assert!((nll - (6.0 * 0.25 + 3.0 * PI.ln())).abs() < 1e-5, "{nll}");
     }
 
     #[test]
@@ -486,6 +660,7 @@ mod tests {
             residual: true,
             latent_dim: 8,
             channels: vec![8, 16],
+            ..Default::default()
         };
         let (vs, mut model) = build(&config, 16, Device::Cpu, 3);
         model.set_compute(compute);
@@ -567,6 +742,7 @@ mod tests {
             residual: false,
             latent_dim: 4,
             channels: vec![4],
+            ..Default::default()
         };
         let (a, _) = build(&config, 8, Device::Cpu, 5);
         let (b, _) = build(&config, 8, Device::Cpu, 5);

@@ -5,7 +5,7 @@ use tch::Tensor;
 use super::schedule::StepSettings;
 use crate::data;
 use crate::model::adam::Adam;
-use crate::model::{self, LossTerms, Vae};
+use crate::model::{LossTerms, Vae};
 
 /// Images `order[start .. start + len]` of a uint8 dataset (N, 3, S, S), as floats in
 /// [0, 1] on the dataset's device.
@@ -24,7 +24,7 @@ pub fn train_step(
     settings: StepSettings,
 ) -> LossTerms {
     let (recon, mu, logvar) = model.forward_with_noise(x, eps);
-    let terms = model::vae_loss(&recon, x, &mu, &logvar, settings.objective);
+    let terms = model.loss(&recon, x, &mu, &logvar, settings.objective);
     optimizer.set_lr(settings.lr);
     optimizer.minimize(&terms.loss);
     terms

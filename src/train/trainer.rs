@@ -202,7 +202,12 @@ impl<'a> Trainer<'a> {
             } else {
                 EpochStart::default()
             };
-            let trained = self.train_epoch(epoch, resume)?;
+            // Batch norm: batch statistics while training, running ones for validation,
+            // samples and evaluation.
+            self.model.set_training(true);
+            let trained = self.train_epoch(epoch, resume);
+            self.model.set_training(false);
+            let trained = trained?;
             let validation = self.validate(epoch)?;
             self.write_samples(epoch)?;
             let seconds = started.elapsed().as_secs_f64();
@@ -444,7 +449,7 @@ impl<'a> Trainer<'a> {
                 let x = data::to_unit_float(&self.val_images.narrow(0, start, len));
                 let eps = noise.narrow(0, start, len);
                 let (recon, mu, logvar) = self.model.forward_with_noise(&x, &eps);
-                let terms = model::vae_loss(&recon, &x, &mu, &logvar, objective);
+                let terms = self.model.loss(&recon, &x, &mu, &logvar, objective);
                 let psnr = evaluate::psnr_per_image(&recon, &x).mean(Kind::Float);
                 sums += Tensor::stack(&[&terms.loss, &terms.recon, &terms.kl, &psnr], 0)
                     .to_kind(Kind::Double)

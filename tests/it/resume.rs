@@ -169,9 +169,10 @@ fn a_run_killed_mid_epoch_resumes_bit_for_bit() {
 }
 
 /// Every schedule and objective knob at once: 6 steps an epoch, 4 epochs, β warming up
-/// over 3 of them, the learning rate warming up over 4 steps and then following a cosine.
+/// over 3 of them, the learning rate warming up over 4 steps and then following a cosine;
+/// batch norm (its running statistics must resume exactly) and a learned decoder σ.
 const SCHEDULED: &str = "name: scheduled\nseed: 5\ndata:\n  image_size: 16\n  train_images: 96\n  val_images: 16\n\
-     model:\n  residual: true\n  latent_dim: 8\n  channels: [8, 16]\ntrain:\n  epochs: 4\n  batch_size: 16\n  lr: 0.002\n\
+     model:\n  residual: true\n  latent_dim: 8\n  channels: [8, 16]\n  norm: batch\n  likelihood: learned\ntrain:\n  epochs: 4\n  batch_size: 16\n  lr: 0.002\n\
      \x20 kl_warmup_epochs: 3\n  free_bits: 0.02\n  lr_schedule: cosine\n  lr_warmup_steps: 4\n  grad_clip_norm: 0.5\n";
 
 #[test]
@@ -225,4 +226,12 @@ fn a_run_killed_mid_warmup_and_mid_schedule_resumes_bit_for_bit() {
         .success()
         .stderr(predicates::str::contains("resuming from epoch 1 of 4"));
     assert_same_run_to(&run_dir, &killed_run, 4);
+    let weights = tensors(&killed_run.join("checkpoints/epoch-0004/model.safetensors"));
+    for name in [
+        "encoder.down.1.running_mean",
+        "encoder.down.3.block.4.running_var",
+        "decoder.log_sigma",
+    ] {
+        assert!(weights.contains_key(name), "{name} is checkpointed");
+    }
 }
