@@ -1,8 +1,9 @@
-//! The metric math of the evaluation, on image tensors in [0, 1]: MSE, PSNR, SSIM, the
-//! decoder's negative log-likelihood, bits per dimension and the importance-weighted bound.
+//! The metric math of the evaluation, on image tensors in [0, 1]: MSE, PSNR, SSIM, bits
+//! per dimension and the importance-weighted bound (the decoder's negative log-likelihood
+//! is the model's [`gaussian_nll`]).
 use tch::{Kind, Tensor};
 
-use crate::model::Vae;
+use crate::model::{Vae, gaussian_nll};
 
 /// Mean squared error per image over all pixels and channels.
 pub fn mse_per_image(a: &Tensor, b: &Tensor) -> Tensor {
@@ -51,51 +52,61 @@ pub fn ssim_per_image(a: &Tensor, b: &Tensor) -> Tensor {
     (numerator / denominator).mean_dim(&[1i64, 2, 3][..], false, Kind::Float)
 }
 
-/// −log p(x | z) in nats per image under [`LIKELIHOOD`] (density on [0, 1]^D).
-pub fn gaussian_nll(recon: &Tensor, target: &Tensor) -> Tensor {
-    let dims = (target.numel() / target.size()[0] as usize) as f64;
-    (recon - target)
-        .square()
-        .sum_dim_intlist(&[1i64, 2, 3][..], false, Kind::Float)
-        + dims * 0.5 * std::f64::consts::PI.ln()
-}
-
 /// Converts −log density in nats per image to bits per dimension of the 8-bit pixels.
 pub fn bits_per_dim(nats: f64, dims: f64) -> f64 {
     nats / (dims * std::f64::consts::LN_2) + 255f64.log2()
 }
 
 /// Importance-weighted bound on log p(x) per image, in nats, from `samples` standard
-/// normal draws per image in `eps` (shape (N, K, latent)).
-pub fn iwae_log_likelihood(model: &Vae, x: &Tensor, eps: &Tensor) -> Tensor {
-    iwae_log_likelihood_chunked(model, x, eps, i64::MAX)
+/// normal draws per image in `eps` (shape (N, K, latent)), under the decoder likelihood
+/// with log σ per channel `log_sigma`.
+pub fn iwae_log_likelihood(model: &Vae, x: &Tensor, eps: &Tensor, log_sigma: &Tensor) -> Tensor {
+    let bounds =
+        iwae_log_likelihood_chunked(model, x, eps, std::slice::from_ref(log_sigma), i64::MAX);
+    bounds
+        .into_iter()
+        .next()
+        .expect("one likelihood in, one bound out")
 }
 
-/// [`iwae_log_likelihood`], decoding at most `max_decodes` images at a time: the samples
-/// are split into chunks whose log-weights are joined before the log-sum-exp, so
-/// thousands of samples per image fit in a GPU's memory. Without a split it is the same
-/// computation.
+/// [`iwae_log_likelihood`] under each decoder log σ of `log_sigmas` from the same decodes,
+/// decoding at most `max_decodes` images at a time: the samples are split into chunks
+/// whose log-weights are joined before the log-sum-exp, so thousands of samples per image
+/// fit in a GPU's memory. Without a split it is the same computation.
 pub fn iwae_log_likelihood_chunked(
     model: &Vae,
     x: &Tensor,
     eps: &Tensor,
+    log_sigmas: &[Tensor],
     max_decodes: i64,
-) -> Tensor {
+) -> Vec<Tensor> {
     let (n, k) = (eps.size()[0], eps.size()[1]);
     let (mu, logvar) = model.encode(x);
     let chunk = (max_decodes / n.max(1)).clamp(1, k);
-    let log_weights: Vec<Tensor> = (0..k)
-        .step_by(chunk as usize)
-        .map(|start| {
-            let eps = eps.narrow(1, start, chunk.min(k - start));
-            iwae_log_weights(model, x, &mu, &logvar, &eps)
-        })
-        .collect();
-    Tensor::cat(&log_weights, 1).logsumexp(&[1i64][..], false) - (k as f64).ln()
+    let mut per_likelihood: Vec<Vec<Tensor>> = log_sigmas.iter().map(|_| Vec::new()).collect();
+    for start in (0..k).step_by(chunk as usize) {
+        let eps = eps.narrow(1, start, chunk.min(k - start));
+        let weights = iwae_log_weights(model, x, &mu, &logvar, &eps, log_sigmas);
+        for (all, chunk) in per_likelihood.iter_mut().zip(weights) {
+            all.push(chunk);
+        }
+    }
+    per_likelihood
+        .iter()
+        .map(|w| Tensor::cat(w, 1).logsumexp(&[1i64][..], false) - (k as f64).ln())
+        .collect()
 }
 
-/// log p(x|z) + log p(z) − log q(z|x) for each image and sample of `eps` (N, K, latent).
-fn iwae_log_weights(model: &Vae, x: &Tensor, mu: &Tensor, logvar: &Tensor, eps: &Tensor) -> Tensor {
+/// log p(x|z) + log p(z) − log q(z|x) for each image and sample of `eps` (N, K, latent),
+/// once per decoder log σ of `log_sigmas`.
+fn iwae_log_weights(
+    model: &Vae,
+    x: &Tensor,
+    mu: &Tensor,
+    logvar: &Tensor,
+    eps: &Tensor,
+    log_sigmas: &[Tensor],
+) -> Vec<Tensor> {
     let (n, k, latent) = (eps.size()[0], eps.size()[1], eps.size()[2]);
     let std = (logvar * 0.5).exp();
     let z = mu.unsqueeze(1) + std.unsqueeze(1) * eps;
@@ -104,7 +115,6 @@ fn iwae_log_weights(model: &Vae, x: &Tensor, mu: &Tensor, logvar: &Tensor, eps: 
         .unsqueeze(1)
         .expand([n, k, x.size()[1], x.size()[2], x.size()[3]], false)
         .reshape([n * k, x.size()[1], x.size()[2], x.size()[3]]);
-    let log_px_z = -gaussian_nll(&recon, &repeated).view([n, k]);
     let half_log_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
     let log_pz =
         (z.square() * -0.5 - half_log_2pi).sum_dim_intlist(&[2i64][..], false, Kind::Float);
@@ -113,7 +123,11 @@ fn iwae_log_weights(model: &Vae, x: &Tensor, mu: &Tensor, logvar: &Tensor, eps: 
         false,
         Kind::Float,
     );
-    log_px_z + log_pz - log_qz
+    let prior_terms = log_pz - log_qz;
+    log_sigmas
+        .iter()
+        .map(|log_sigma| -gaussian_nll(&recon, &repeated, log_sigma).view([n, k]) + &prior_terms)
+        .collect()
 }
 
 #[cfg(test)]
@@ -153,10 +167,14 @@ mod tests {
         assert!((ssim_per_image(&small, &small).double_value(&[0]) - 1.0).abs() < 1e-5);
     }
 
+    fn fixed() -> Tensor {
+        Tensor::full([3], model::FIXED_LOG_SIGMA, (Kind::Float, Device::Cpu))
+    }
+
     #[test]
     fn bits_per_dim_of_a_perfect_fit_is_the_likelihood_constant() {
         let dims = 3.0 * 16.0 * 16.0;
-        let nll = gaussian_nll(&constant(0.5), &constant(0.5)).double_value(&[0]);
+        let nll = gaussian_nll(&constant(0.5), &constant(0.5), &fixed()).double_value(&[0]);
         assert!((nll - dims * 0.5 * std::f64::consts::PI.ln()).abs() < 1e-2);
         let bpd = bits_per_dim(nll, dims);
         let expected = 0.5 * std::f64::consts::PI.log2() + 255f64.log2();
@@ -170,13 +188,21 @@ mod tests {
         tch::manual_seed(11);
         let x = Tensor::rand([3, 3, 32, 32], (Kind::Float, Device::Cpu));
         let eps = Tensor::randn([3, 4, 8], (Kind::Float, Device::Cpu));
-        let bound = tch::no_grad(|| iwae_log_likelihood(&model, &x, &eps));
-        // Split into chunks of 3 decodes (one sample per image at a time), the same bound.
-        let chunked = tch::no_grad(|| iwae_log_likelihood_chunked(&model, &x, &eps, 3));
+        // A calibrated-looking σ per channel, so a dropped log σ term shows.
+        let log_sigma = Tensor::from_slice(&[-1.5f32, -2.0, -1.0]);
+        let bound = tch::no_grad(|| iwae_log_likelihood(&model, &x, &eps, &log_sigma));
+        // Split into chunks of 3 decodes (one sample per image at a time), the same bound,
+        // and the fixed likelihood's bound from the same decodes.
+        let chunked = tch::no_grad(|| {
+            iwae_log_likelihood_chunked(&model, &x, &eps, &[fixed(), log_sigma.copy()], 3)
+        });
         assert!(
-            bound.allclose(&chunked, 1e-5, 1e-4, false),
-            "{bound} vs {chunked}"
+            bound.allclose(&chunked[1], 1e-5, 1e-4, false),
+            "{bound} vs {}",
+            chunked[1]
         );
+        let fixed_bound = tch::no_grad(|| iwae_log_likelihood(&model, &x, &eps, &fixed()));
+        assert!(fixed_bound.allclose(&chunked[0], 1e-5, 1e-4, false));
         // Directly, one sample at a time.
         let (mu, logvar) = tch::no_grad(|| model.encode(&x));
         for i in 0..3 {
@@ -185,7 +211,8 @@ mod tests {
                 let e = eps.get(i).get(k);
                 let z = mu.get(i) + &e * (logvar.get(i) * 0.5).exp();
                 let recon = tch::no_grad(|| model.decode(&z.unsqueeze(0)));
-                let log_px = -gaussian_nll(&recon, &x.narrow(0, i, 1)).double_value(&[0]);
+                let log_px =
+                    -gaussian_nll(&recon, &x.narrow(0, i, 1), &log_sigma).double_value(&[0]);
                 let log_pz: f64 = (0..8)
                     .map(|d| {
                         let v = z.double_value(&[d]);
@@ -206,10 +233,8 @@ mod tests {
             let direct =
                 max + (log_weights.iter().map(|w| (w - max).exp()).sum::<f64>() / 4.0).ln();
             let got = bound.double_value(&[i]);
-            assert!(
-                (got - direct).abs() < 1e-2 * direct.abs().max(1.0),
-                "{got} vs {direct}"
-            );
+            // 0.05 nats absolute: a missing −ln K (1.39) or log σ term fails.
+            assert!((got - direct).abs() < 0.05, "{got} vs {direct}");
             // Jensen: the mean of the log weights (an ELBO estimate) is below the bound.
             let elbo = log_weights.iter().sum::<f64>() / 4.0;
             assert!(elbo <= got + 1e-6, "{elbo} > {got}");

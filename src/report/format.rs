@@ -32,7 +32,7 @@ fn metric_decimals(metric: Metric, value: f64) -> usize {
     match metric {
         Metric::Parameters | Metric::Epochs => 0,
         Metric::ActiveUnits => 1,
-        Metric::ElboBpd | Metric::IwaeBpd => 4,
+        Metric::ElboBpd | Metric::IwaeBpd | Metric::CalibratedIwaeBpd => 4,
         _ => decimals(value),
     }
 }

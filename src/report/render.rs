@@ -9,6 +9,7 @@ use super::figures::Figure;
 use super::format::reading;
 use super::visuals::{Visual, visuals};
 use super::{ReportError, ReportFiles, html, markdown, plots, tables};
+use crate::experiment::config::Likelihood;
 use crate::experiment::slug;
 use crate::store;
 
@@ -90,11 +91,8 @@ fn document(agg: &Aggregate, description: Option<&str>, content: &Content) -> Do
     doc.paragraph("Variant minus baseline, matched by seed, with a 95% Student-t interval.");
     doc.push(Block::Table(tables::differences(agg, &content.differences)));
     doc.heading(2, "Likelihood and evaluation");
-    doc.paragraph(format!(
-        "{}. {}",
-        store::LIKELIHOOD,
-        evaluation_settings(agg)
-    ));
+    doc.paragraph(likelihood_text(agg));
+    doc.paragraph(evaluation_settings(agg));
     doc.heading(2, "Figures");
     for figure in &content.figures {
         doc.push(Block::Figure {
@@ -167,6 +165,42 @@ fn answer(doc: &mut Document, agg: &Aggregate, differences: &[Difference]) {
     } else {
         doc.push(Block::List { items: readings });
     }
+}
+
+/// Which likelihood each bits/dim column assumes.
+fn likelihood_text(agg: &Aggregate) -> String {
+    let evaluated_with = |likelihood: Likelihood| {
+        agg.runs.iter().any(|r| {
+            r.evaluation
+                .as_ref()
+                .is_some_and(|e| e.likelihood == likelihood)
+        })
+    };
+    let own: Vec<Likelihood> = [Likelihood::Fixed, Likelihood::Learned]
+        .into_iter()
+        .filter(|&l| evaluated_with(l))
+        .collect();
+    let described: Vec<String> = own
+        .iter()
+        .map(|&l| {
+            let which = if l == Likelihood::Fixed {
+                "fixed"
+            } else {
+                "learned"
+            };
+            format!("{which} runs, a {}", store::likelihood_description(l))
+        })
+        .collect();
+    format!(
+        "−ELBO and −IWAE use each run's own decoder likelihood ({}). −IWAE calibrated uses {}; it is the number to place next to published VAE results. In all of them {}.",
+        if described.is_empty() {
+            "no run evaluated yet".to_string()
+        } else {
+            described.join("; ")
+        },
+        store::CALIBRATED_LIKELIHOOD,
+        store::DISCRETISATION
+    )
 }
 
 fn evaluation_settings(agg: &Aggregate) -> String {

@@ -24,7 +24,8 @@ pub use atomic::{sync_dir, write_atomic, write_atomic_with};
 pub use checkpoint::{CheckpointRef, MODEL_FILE, OPTIMIZER_FILE, PROGRESS_FILE, Progress};
 pub use crash::crash_point;
 pub use evaluation::{
-    ACTIVE_UNIT_THRESHOLD, Evaluation, EvaluationPicture, LIKELIHOOD, LatentStats,
+    ACTIVE_UNIT_THRESHOLD, CALIBRATED_LIKELIHOOD, DISCRETISATION, Evaluation, EvaluationPicture,
+    LatentStats, likelihood_description,
 };
 pub use lock::RunLock;
 use metrics::metrics_to_frame;

@@ -301,6 +301,7 @@ impl<'a> Trainer<'a> {
     fn evaluate_final_weights(&self, epoch: u32) -> Result<(), TrainError> {
         let held_out = EvalData {
             images: &self.val_images,
+            train_images: &self.train_images,
             attributes: (!self.attribute_names.is_empty())
                 .then_some((&self.val_attributes, self.attribute_names.as_slice())),
         };
