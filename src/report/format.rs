@@ -97,7 +97,13 @@ pub fn reading(agg: &Aggregate, d: &Difference) -> String {
             if better { "better" } else { "worse" }
         )
     } else {
-        " — no detectable difference: the 95% interval includes zero".into()
+        let power = match x.seeds_to_resolve() {
+            Some(n) => format!(
+                "; at the observed spread about {n} seeds would resolve a difference this size"
+            ),
+            None => "; at the observed spread no feasible number of seeds would resolve it".into(),
+        };
+        format!(" — no detectable difference: the 95% interval includes zero{power}")
     };
     let basis = if x.half_width.is_finite() {
         format!("95% CI over seeds, n = {}", x.n)

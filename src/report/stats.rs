@@ -84,11 +84,50 @@ impl PairedDifference {
     pub fn excludes_zero(&self) -> bool {
         self.half_width.is_finite() && (self.low() > 0.0 || self.high() < 0.0)
     }
+
+    /// Seeds needed for the 95% interval to exclude zero if the mean difference and the
+    /// seed-to-seed spread stayed as observed: the smallest n ≥ 2 with
+    /// t(0.975, n − 1) · sd / √n < |mean|. None without a spread (n < 2), a zero mean,
+    /// or beyond [`MAX_SEEDS_ESTIMATED`].
+    pub fn seeds_to_resolve(&self) -> Option<usize> {
+        if self.n < 2 || !self.std.is_finite() || self.mean == 0.0 || !self.mean.is_finite() {
+            return None;
+        }
+        (2..=MAX_SEEDS_ESTIMATED)
+            .find(|&n| t_factor(0.95, n - 1) * self.std / (n as f64).sqrt() < self.mean.abs())
+    }
 }
+
+/// The most seeds a power estimate names; beyond, the difference is negligible next to
+/// the spread.
+pub const MAX_SEEDS_ESTIMATED: usize = 1000;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seeds_to_resolve_follows_the_t_interval() {
+        // Mean 1, sd 1: t(0.975, 5)/√6 = 2.571/2.449 = 1.050 ≥ 1, t(0.975, 6)/√7 = 0.925.
+        let d = PairedDifference {
+            mean: -1.0,
+            std: 1.0,
+            n: 3,
+            half_width: f64::NAN,
+        };
+        assert_eq!(d.seeds_to_resolve(), Some(7));
+        // The textbook one-sample case: sd 2, mean 1 needs 18 (t(0.975, 17)·2/√18 = 0.9946).
+        let wide = PairedDifference {
+            mean: 1.0,
+            std: 2.0,
+            ..d
+        };
+        assert_eq!(wide.seeds_to_resolve(), Some(18));
+        let flat = PairedDifference { mean: 0.0, ..d };
+        assert_eq!(flat.seeds_to_resolve(), None);
+        let tiny = PairedDifference { mean: 1e-6, ..d };
+        assert_eq!(tiny.seeds_to_resolve(), None);
+    }
 
     #[test]
     fn summary_uses_the_sample_standard_deviation_and_skips_missing_values() {
