@@ -1,23 +1,36 @@
 #!/usr/bin/env bash
 # Copies the quickstart report's loss figure and comparison into readme/ and the README,
-# so the README shows what `make quickstart` produces. Run through `make readme-report`.
+# and the residual-norm experiment's answer and comparison into the README, so the README
+# shows what `make quickstart` and `vaelab run/report experiments/residual-norm.yaml`
+# produce. Run through `make readme-report` (which runs the quickstart first); the
+# residual-norm block is updated when its report exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 report=report/quickstart
 cp "$report/figures/curves-loss.png" readme/quickstart-loss.png
 cp "$report/figures/final-metrics.png" readme/quickstart-final-metrics.png
 cp "$report/tables/comparison.csv" readme/quickstart-comparison.csv
-python3 - "$report/report.md" README.md <<'PY'
+
+# Replaces the README block between <!-- NAME-report:start/end --> with the answer and
+# comparison table of report/NAME/report.md.
+embed() {
+python3 - "report/$1/report.md" README.md "$1" <<'PY'
 import re, sys
-report, readme = (open(p, encoding="utf-8").read() for p in sys.argv[1:3])
+path, readme_path, name = sys.argv[1:4]
+report, readme = (open(p, encoding="utf-8").read() for p in (path, readme_path))
 answer = report.split("## Answer\n\n", 1)[1].split("\n## ", 1)[0].strip()
 table = report.split("## Comparison\n\n", 1)[1].split("\n## ", 1)[0].strip()
-block = f"<!-- quickstart-report:start -->\n{answer}\n\n{table}\n<!-- quickstart-report:end -->"
-updated, count = re.subn(
-    r"<!-- quickstart-report:start -->.*?<!-- quickstart-report:end -->",
-    lambda _: block, readme, flags=re.S)
+start, end = f"<!-- {name}-report:start -->", f"<!-- {name}-report:end -->"
+block = f"{start}\n{answer}\n\n{table}\n{end}"
+updated, count = re.subn(re.escape(start) + ".*?" + re.escape(end),
+                         lambda _: block, readme, flags=re.S)
 if count != 1:
-    sys.exit("README.md: expected one <!-- quickstart-report:start/end --> block")
-open(sys.argv[2], "w", encoding="utf-8").write(updated)
+    sys.exit(f"README.md: expected one {start} ... {end} block")
+open(readme_path, "w", encoding="utf-8").write(updated)
 PY
-echo "readme/ and README.md updated from $report"
+}
+embed quickstart
+if [ -f report/residual-norm/report.md ]; then
+  embed residual-norm
+fi
+echo "readme/ and README.md updated from report/"
