@@ -444,6 +444,7 @@ pub fn report_speed(
             (EvaluationPicture::Prior, 16, 8),
             (EvaluationPicture::Interpolation, 40, 10),
             (EvaluationPicture::Attribute, 28, 7),
+            (EvaluationPicture::Traversal, 56, 7),
         ] {
             picture(&dir.evaluation_picture(kind), count, columns)?;
         }

@@ -12,8 +12,8 @@ pub use metrics::{
     bits_per_dim, iwae_log_likelihood, iwae_log_likelihood_chunked, mse_per_image, psnr_per_image,
     ssim_per_image,
 };
-pub use pictures::ATTRIBUTE_STRENGTHS;
 use pictures::write_visuals;
+pub use pictures::{ATTRIBUTE_STRENGTHS, TRAVERSAL_OFFSETS, TRAVERSED_DIMENSIONS};
 
 use chrono::Utc;
 use tch::{Device, Kind, Tensor};
@@ -322,7 +322,7 @@ pub fn evaluate(
             let values = host(&log_sigma.exp())?;
             Ok([values[0], values[1], values[2]])
         };
-        let attribute = write_visuals(model, config, held_out, &pass.means, run)?;
+        let attribute = write_visuals(model, config, held_out, &pass.means, &pass.stats.kl, run)?;
         let evaluation = Evaluation {
             epoch,
             split: split.into(),

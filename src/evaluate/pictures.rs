@@ -1,5 +1,6 @@
-//! The evaluation's pictures: reconstructions, prior samples, latent interpolations and an
-//! attribute direction, each written into the run's `evaluation/` directory.
+//! The evaluation's pictures: reconstructions, prior samples, latent interpolations, latent
+//! traversals and an attribute direction, each written into the run's `evaluation/`
+//! directory.
 use tch::{Device, Kind, Tensor};
 
 use super::{EvalData, EvalError};
@@ -16,13 +17,50 @@ const INTERPOLATION_STEPS: i64 = 8;
 const PRIOR_SAMPLES: i64 = 16;
 const ATTRIBUTE_FACES: i64 = 4;
 pub const ATTRIBUTE_STRENGTHS: [f64; 6] = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5];
+/// Latent dimensions a traversal shows: those with the highest KL.
+pub const TRAVERSED_DIMENSIONS: usize = 8;
+/// Offsets from the posterior mean a traversal decodes, in prior standard deviations.
+pub const TRAVERSAL_OFFSETS: [f64; 7] = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0];
 
-/// Writes the pictures; returns the attribute drawn, if the dataset has it.
+/// The `count` dimensions with the highest KL, highest first (the lower index on ties).
+pub(super) fn highest_kl_dimensions(kl: &[f64], count: usize) -> Vec<i64> {
+    let mut order: Vec<usize> = (0..kl.len()).collect();
+    order.sort_by(|&a, &b| kl[b].total_cmp(&kl[a]).then(a.cmp(&b)));
+    order.into_iter().take(count).map(|d| d as i64).collect()
+}
+
+/// One row per dimension of `dimensions`: `mean` with that coordinate moved by each of
+/// [`TRAVERSAL_OFFSETS`], decoded.
+fn write_traversal(
+    model: &Vae,
+    mean: &Tensor,
+    dimensions: &[i64],
+    run: &RunDir,
+) -> Result<(), EvalError> {
+    let mut codes = Vec::with_capacity(dimensions.len() * TRAVERSAL_OFFSETS.len());
+    for &dimension in dimensions {
+        for offset in TRAVERSAL_OFFSETS {
+            let code = mean.copy();
+            let _ = code.get(dimension).g_add_scalar_(offset);
+            codes.push(code);
+        }
+    }
+    png::write_grid(
+        &model.decode(&Tensor::stack(&codes, 0)),
+        TRAVERSAL_OFFSETS.len(),
+        &run.evaluation_picture(EvaluationPicture::Traversal),
+    )?;
+    Ok(())
+}
+
+/// Writes the pictures; returns the attribute drawn, if the dataset has it. `kl` is the
+/// mean KL of each latent dimension, which picks the traversed ones.
 pub(super) fn write_visuals(
     model: &Vae,
     config: &RunConfig,
     held_out: &EvalData,
     means: &Tensor,
+    kl: &[f64],
     run: &RunDir,
 ) -> Result<Option<String>, EvalError> {
     let device = means.device();
@@ -83,6 +121,9 @@ pub(super) fn write_visuals(
         )?;
     }
 
+    let dimensions = highest_kl_dimensions(kl, TRAVERSED_DIMENSIONS);
+    write_traversal(model, &means.get(0), &dimensions, run)?;
+
     let Some((attributes, names)) = held_out.attributes else {
         return Ok(None);
     };
@@ -129,4 +170,16 @@ pub(super) fn write_visuals(
         &run.evaluation_picture(EvaluationPicture::Attribute),
     )?;
     Ok(Some(config.eval.attribute.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traversals_show_the_highest_kl_dimensions_first() {
+        let kl = [0.1, 3.0, 0.5, 3.0, 2.0];
+        assert_eq!(highest_kl_dimensions(&kl, 3), vec![1, 3, 4]);
+        assert_eq!(highest_kl_dimensions(&kl, 8), vec![1, 3, 4, 2, 0]);
+    }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::aggregate::Aggregate;
 use super::document::GalleryCell;
-use crate::evaluate::ATTRIBUTE_STRENGTHS;
+use crate::evaluate::{ATTRIBUTE_STRENGTHS, TRAVERSAL_OFFSETS, TRAVERSED_DIMENSIONS};
 use crate::experiment::slug;
 use crate::store::{EvaluationPicture, SampleKind};
 
@@ -20,7 +20,7 @@ pub(super) fn visuals(agg: &Aggregate) -> Vec<Visual> {
         .runs
         .iter()
         .find_map(|r| r.evaluation.as_ref().and_then(|e| e.attribute.clone()));
-    let kinds: [(EvaluationPicture, &'static str, String); 4] = [
+    let kinds: [(EvaluationPicture, &'static str, String); 5] = [
         (
             EvaluationPicture::Reconstructions,
             "Reconstructions",
@@ -35,6 +35,18 @@ pub(super) fn visuals(agg: &Aggregate) -> Vec<Visual> {
             EvaluationPicture::Interpolation,
             "Latent interpolation",
             "Each row: a face, eight decodings along the straight line between the two posterior means, the other face.".into(),
+        ),
+        (
+            EvaluationPicture::Traversal,
+            "Latent traversal",
+            format!(
+                "Each row: one of the {TRAVERSED_DIMENSIONS} latent dimensions with the highest KL (highest first), the first evaluation image's posterior mean with that coordinate moved by {} prior standard deviations, decoded.",
+                TRAVERSAL_OFFSETS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         ),
         (
             EvaluationPicture::Attribute,

@@ -32,6 +32,7 @@ pub const ACTIVE_UNIT_THRESHOLD: f64 = 0.01;
 
 const EVALUATION_FILE: &str = "evaluation.parquet";
 const LATENT_FILE: &str = "latent.parquet";
+const EVALUATION_DIR: &str = "evaluation";
 
 /// The pictures of an evaluation, in `runs/<id>/evaluation/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,14 +45,17 @@ pub enum EvaluationPicture {
     Interpolation,
     /// Faces moved along an attribute's latent direction.
     Attribute,
+    /// The highest-KL latent dimensions, each swept around one image's posterior mean.
+    Traversal,
 }
 
 impl EvaluationPicture {
-    pub const ALL: [EvaluationPicture; 4] = [
+    pub const ALL: [EvaluationPicture; 5] = [
         Self::Reconstructions,
         Self::Prior,
         Self::Interpolation,
         Self::Attribute,
+        Self::Traversal,
     ];
 
     pub fn file_name(self) -> &'static str {
@@ -60,6 +64,7 @@ impl EvaluationPicture {
             Self::Prior => "prior.png",
             Self::Interpolation => "interpolation.png",
             Self::Attribute => "attribute.png",
+            Self::Traversal => "traversal.png",
         }
     }
 }
@@ -112,7 +117,7 @@ pub struct LatentStats {
 impl RunDir {
     /// Pictures of the end-of-run evaluation (its numbers sit beside `metrics.parquet`).
     pub fn evaluation_dir(&self) -> PathBuf {
-        self.path.join("evaluation")
+        self.path.join(EVALUATION_DIR)
     }
 
     pub fn evaluation_picture(&self, picture: EvaluationPicture) -> PathBuf {
@@ -141,7 +146,8 @@ impl RunDir {
     }
 }
 
-/// Whether `run` holds an evaluation of `epoch` made with `settings`.
+/// Whether `run` holds an evaluation of `epoch` made with `settings`, with every number
+/// and picture that evaluations make now (older ones are made again).
 fn is_current(dir: &Path, settings: &EvalConfig, epoch: u32) -> bool {
     matches!(
         read_evaluation(dir),
@@ -151,7 +157,10 @@ fn is_current(dir: &Path, settings: &EvalConfig, epoch: u32) -> bool {
                 == settings.iwae_images.min(e.images as usize)
             && (e.attribute.is_none() || e.attribute.as_deref() == Some(settings.attribute.as_str()))
             && e.calibrated_iwae_bpd.is_finite()
-    )
+    ) && dir
+        .join(EVALUATION_DIR)
+        .join(EvaluationPicture::Traversal.file_name())
+        .is_file()
 }
 
 /// The `likelihood` column's value.

@@ -41,12 +41,13 @@ fn mean_std(values: &[f64]) -> (f64, f64) {
 }
 
 /// Columns of `evaluation.parquet` that the comparison table summarises.
-const EVALUATED: [&str; 7] = [
+const EVALUATED: [&str; 8] = [
     "psnr",
     "ssim",
     "kl",
     "elbo_bpd",
     "iwae_bpd",
+    "calibrated_iwae_bpd",
     "recon_mse",
     "active_units",
 ];
@@ -198,9 +199,16 @@ fn report_tables_equal_numbers_recomputed_from_parquet_and_all_formats_agree() {
         "visuals/plain/attribute.png",
         "visuals/residual/prior.png",
         "visuals/plain/epoch-0002-prior.png",
+        "visuals/residual/traversal.png",
     ] {
         assert!(dir.join(file).is_file(), "missing {file}");
     }
+    // 8 latent dimensions × 7 offsets of 16-pixel images, 2 pixels apart.
+    let traversal = image::open(dir.join("visuals/plain/traversal.png")).unwrap();
+    assert_eq!(
+        (traversal.width(), traversal.height()),
+        (7 * 18 + 2, 8 * 18 + 2)
+    );
 
     // Comparison: mean and sample std over seeds of each run's Parquet numbers.
     let runs = recompute(&ws.runs());
