@@ -15,6 +15,15 @@ pub(super) struct Visual {
     pub cells: Vec<GalleryCell>,
 }
 
+/// "0, 0.5, 1" for a caption.
+fn listed(values: &[f64]) -> String {
+    values
+        .iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(super) fn visuals(agg: &Aggregate) -> Vec<Visual> {
     let attribute = agg
         .runs
@@ -41,11 +50,7 @@ pub(super) fn visuals(agg: &Aggregate) -> Vec<Visual> {
             "Latent traversal",
             format!(
                 "Each row: one of the {TRAVERSED_DIMENSIONS} latent dimensions with the highest KL (highest first), the first evaluation image's posterior mean with that coordinate moved by {} prior standard deviations, decoded.",
-                TRAVERSAL_OFFSETS
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                listed(&TRAVERSAL_OFFSETS)
             ),
         ),
         (
@@ -53,11 +58,7 @@ pub(super) fn visuals(agg: &Aggregate) -> Vec<Visual> {
             "Attribute direction",
             format!(
                 "Each row: a face without the attribute, then its code plus {} × the direction (mean code with {} minus mean code without), decoded.",
-                ATTRIBUTE_STRENGTHS
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                listed(&ATTRIBUTE_STRENGTHS),
                 attribute.as_deref().unwrap_or("the attribute")
             ),
         ),
