@@ -7,21 +7,40 @@
 //! (epoch E's metrics on disk, its checkpoint not yet), `checkpoint-partial:NAME` (the
 //! files of checkpoint NAME written into its `.partial-*` directory, not yet renamed),
 //! `evaluation-partial` (the latent statistics written, the evaluation row not yet).
+//!
+//! `VAELAB_CRASH_SIGNAL=INT` (or `TERM`) sends that signal instead, as a user's Ctrl-C or
+//! a scheduler would, and carries on: the run then stops the way it stops for them.
 use std::sync::OnceLock;
 
 /// The environment variable that names the crash point.
 pub const CRASH_AT_ENV: &str = "VAELAB_CRASH_AT";
+/// The environment variable that names the signal sent there (default `KILL`).
+pub const CRASH_SIGNAL_ENV: &str = "VAELAB_CRASH_SIGNAL";
 
-/// Kills this process with SIGKILL when `point()` names the crash point asked for.
+/// The crash point and signal asked for, read once.
+fn asked() -> &'static Option<(String, i32)> {
+    static ASKED: OnceLock<Option<(String, i32)>> = OnceLock::new();
+    ASKED.get_or_init(|| {
+        let point = std::env::var(CRASH_AT_ENV).ok()?;
+        let signal = match std::env::var(CRASH_SIGNAL_ENV).as_deref() {
+            Ok("INT") => libc::SIGINT,
+            Ok("TERM") => libc::SIGTERM,
+            _ => libc::SIGKILL,
+        };
+        Some((point, signal))
+    })
+}
+
+/// Sends this process the crash signal (SIGKILL unless asked otherwise) when `point()`
+/// names the crash point asked for.
 pub fn crash_point(point: impl FnOnce() -> String) {
-    static ASKED: OnceLock<Option<String>> = OnceLock::new();
-    let Some(asked) = ASKED.get_or_init(|| std::env::var(CRASH_AT_ENV).ok()) else {
+    let Some((asked, signal)) = asked() else {
         return;
     };
     if *asked == point() {
-        // SAFETY: kill(2) on this process's own pid; SIGKILL does not return.
+        // SAFETY: kill(2) on this process's own pid.
         unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
+            libc::kill(libc::getpid(), *signal);
         }
     }
 }

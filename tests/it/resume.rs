@@ -128,43 +128,37 @@ fn a_run_killed_mid_epoch_resumes_bit_for_bit() {
     assert_eq!(read_state(&killed_run)["status"], "done");
     assert_same_run(&run_dir, &killed_run);
 
-    // Ctrl-C: the process finishes its step, writes a mid-epoch checkpoint, exits 130.
+    // Ctrl-C at step 3 of epoch 1 (of 12): the process finishes its step, writes a
+    // mid-epoch checkpoint, exits 130, and the resumed run ends bit-identical.
     let interrupted = Workspace::new();
     let spec_path = interrupted.write("replay.yaml", &spec(3));
     let mut args = vec!["run", spec_path.to_str().unwrap()];
     args.extend(ARGS);
-    let mut child = interrupted.spawn(&args, Stdio::null());
+    let output = interrupted
+        .vaelab(&args)
+        .env(vaelab::store::crash::CRASH_AT_ENV, "step:1:3")
+        .env(vaelab::store::crash::CRASH_SIGNAL_ENV, "INT")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(130));
     let interrupted_run = interrupted.runs().join(run_name);
-    wait_for(
-        &interrupted_run.join("checkpoints/epoch-0001/progress.json"),
-        Duration::from_secs(120),
-    );
-    std::thread::sleep(Duration::from_millis(150));
-    // SAFETY: plain kill(2) on our own child's pid.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
-    let status = child.wait().expect("reap");
-    assert_eq!(status.code(), Some(130));
-    assert_eq!(read_state(&interrupted_run)["status"], "interrupted");
-    let mid_epoch = std::fs::read_dir(interrupted_run.join("checkpoints"))
+    let state = read_state(&interrupted_run);
+    assert_eq!(state["status"], "interrupted");
+    assert_eq!(state["epochs_done"], 0);
+    let mid_epoch: Vec<String> = std::fs::read_dir(interrupted_run.join("checkpoints"))
         .unwrap()
         .flatten()
-        .any(|e| e.file_name().to_string_lossy().contains("-step-"));
-    // The signal almost always lands mid-epoch (training is most of an epoch); if it landed
-    // during evaluation the run stopped at the epoch boundary instead, which is also exact.
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     assert!(
-        mid_epoch
-            || read_state(&interrupted_run)["epochs_done"]
-                .as_u64()
-                .unwrap()
-                >= 2,
-        "Ctrl-C mid-epoch must leave a mid-epoch checkpoint"
+        mid_epoch.len() == 1 && mid_epoch[0].starts_with("epoch-0000-step-"),
+        "Ctrl-C mid-epoch leaves one mid-epoch checkpoint, found {mid_epoch:?}"
     );
-    let mut args = vec!["run", spec_path.to_str().unwrap()];
-    args.extend(ARGS);
-    let resumed = interrupted.vaelab(&args).assert().success();
-    if mid_epoch {
-        resumed.stderr(predicates::str::contains("steps ("));
-    }
+    interrupted
+        .vaelab(&args)
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("resuming from epoch 0 of 3 plus"));
     assert_same_run(&run_dir, &interrupted_run);
 }
 
@@ -233,5 +227,67 @@ fn a_run_killed_mid_warmup_and_mid_schedule_resumes_bit_for_bit() {
         "decoder.log_sigma",
     ] {
         assert!(weights.contains_key(name), "{name} is checkpointed");
+    }
+}
+
+/// The stored evaluation without its timestamp, and the latent statistics.
+fn evaluation_of(run: &Path) -> (vaelab::store::Evaluation, vaelab::store::LatentStats) {
+    let store = vaelab::store::RunStore::new(run.parent().unwrap());
+    let dir = store
+        .list()
+        .unwrap()
+        .into_iter()
+        .find(|d| d.path() == run)
+        .unwrap();
+    let mut evaluation = dir.read_evaluation().unwrap().expect("evaluation.parquet");
+    evaluation.evaluated_at = chrono::DateTime::UNIX_EPOCH;
+    (
+        evaluation,
+        dir.read_latent_stats().unwrap().expect("latent.parquet"),
+    )
+}
+
+/// SIGKILL between the metrics write and the checkpoint rename, inside a `.partial`
+/// checkpoint write, and between the two evaluation files: each run resumes and ends
+/// bit-identical to an uninterrupted one, its evaluation and latent statistics included,
+/// with no `.partial` directory left behind.
+#[test]
+fn a_run_killed_at_each_commit_point_resumes_bit_for_bit() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let reference = Workspace::new();
+    train_to_end(&reference);
+    let reference_run = reference.single_run_dir();
+    let reference_evaluation = evaluation_of(&reference_run);
+    for point in [
+        "metrics-written:2",
+        "checkpoint-partial:epoch-0002",
+        "evaluation-partial",
+    ] {
+        let ws = Workspace::new();
+        let spec_path = ws.write("replay.yaml", &spec(3));
+        let mut args = vec!["run", spec_path.to_str().unwrap()];
+        args.extend(ARGS);
+        let output = ws
+            .vaelab(&args)
+            .env(vaelab::store::crash::CRASH_AT_ENV, point)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.signal(), Some(libc::SIGKILL), "{point} fired");
+        let run = ws.single_run_dir();
+        assert_eq!(read_state(&run)["status"], "running", "{point}");
+        ws.vaelab(&args).assert().success();
+        assert_eq!(read_state(&run)["status"], "done", "{point}");
+        assert_same_run(&reference_run, &run);
+        assert!(
+            evaluation_of(&run) == reference_evaluation,
+            "{point}: the evaluation differs"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(run.join("checkpoints"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".partial"))
+            .collect();
+        assert!(leftovers.is_empty(), "{point}: {leftovers:?} left behind");
     }
 }
