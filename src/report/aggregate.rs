@@ -234,6 +234,8 @@ pub struct Aggregate {
     pub experiment: String,
     pub runs: Vec<RunRecord>,
     pub groups: Vec<Group>,
+    /// Directories of the store that cannot be read as runs (they may belong here).
+    pub damaged: Vec<String>,
 }
 
 fn group_name(planned: &PlannedRun) -> (String, String) {
@@ -344,10 +346,15 @@ pub fn gather(
         };
         groups[g].baseline = partner;
     }
+    let damaged = match store.scan() {
+        Ok(listing) => listing.damaged.iter().map(|d| d.describe()).collect(),
+        Err(e) => vec![e.to_string()],
+    };
     Aggregate {
         experiment: plan.experiment.clone(),
         runs: records,
         groups,
+        damaged,
     }
 }
 

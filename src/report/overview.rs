@@ -81,6 +81,7 @@ pub fn plan_view(plan: &Plan, store: &RunStore) -> Result<PlanView, StoreError> 
     let mut remaining = 0u64;
     let mut throughputs = Vec::new();
     let mut unknown_sizes = false;
+    let mut unreadable = Vec::new();
     for run in &plan.runs {
         let dir = store.run_dir(&run.id);
         let epochs = run.config.train.epochs;
@@ -95,12 +96,10 @@ pub fn plan_view(plan: &Plan, store: &RunStore) -> Result<PlanView, StoreError> 
             unknown_sizes = true;
         }
         if standing != Standing::New {
-            throughputs.extend(
-                dir.read_metrics()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|m| m.images_per_second),
-            );
+            match dir.read_metrics() {
+                Ok(rows) => throughputs.extend(rows.iter().map(|m| m.images_per_second)),
+                Err(e) => unreadable.push(format!("{e} (its speed is left out of the estimate)")),
+            }
         }
         runs.push(PlannedRunView {
             id: run.id.full().to_string(),
@@ -115,7 +114,16 @@ pub fn plan_view(plan: &Plan, store: &RunStore) -> Result<PlanView, StoreError> 
     }
     let planned: std::collections::HashSet<&str> = plan.runs.iter().map(|r| r.id.full()).collect();
     let mut orphans = Vec::new();
-    for dir in store.list()? {
+    let listing = store.scan()?;
+    let mut warnings = plan.warnings.clone();
+    warnings.extend(unreadable);
+    warnings.extend(listing.damaged.iter().map(|d| {
+        format!(
+            "{} (which experiment it belongs to cannot be told)",
+            d.describe()
+        )
+    }));
+    for dir in listing.runs {
         if planned.contains(dir.id().full()) {
             continue;
         }
@@ -142,7 +150,7 @@ pub fn plan_view(plan: &Plan, store: &RunStore) -> Result<PlanView, StoreError> 
         measured_images_per_second: measured,
         estimated_seconds: measured.map(|rate| remaining as f64 / rate),
         orphans,
-        warnings: plan.warnings.clone(),
+        warnings,
     })
 }
 
@@ -171,14 +179,38 @@ pub struct LastEpoch {
 
 pub fn store_view(store: &RunStore) -> Result<Vec<StoreRunView>, StoreError> {
     let mut out = Vec::new();
-    for dir in store.list()? {
+    let listing = store.scan()?;
+    for damaged in &listing.damaged {
+        let name = damaged
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let standing = damaged.standing();
+        out.push(StoreRunView {
+            short_id: name.chars().take(8).collect(),
+            experiment: "?".into(),
+            label: "?".into(),
+            epochs_target: 0,
+            description: damaged.describe(),
+            standing,
+            last: None,
+            eta_seconds: None,
+            path: damaged.path.display().to_string(),
+            slurm: None,
+        });
+    }
+    for dir in listing.runs {
         let Some(state) = dir.read_state()? else {
             continue;
         };
         let standing = dir.standing(stored_target(&dir, state.epochs_target)?.as_target())?;
-        // A run being written can be read mid-rename only as old or new; a torn read is
-        // impossible, but a missing file is normal for a new run.
-        let metrics: Vec<EpochMetrics> = dir.read_metrics().unwrap_or_default();
+        // A run being written can be read mid-rename only as old or new, never torn; a
+        // missing file is normal for a new run, a damaged one is said.
+        let (metrics, unreadable): (Vec<EpochMetrics>, Option<String>) = match dir.read_metrics() {
+            Ok(rows) => (rows, None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
         let last = metrics.last().map(|m| LastEpoch {
             epoch: m.epoch,
             train_loss: m.train_loss,
@@ -197,7 +229,10 @@ pub fn store_view(store: &RunStore) -> Result<Vec<StoreRunView>, StoreError> {
             experiment: state.experiment,
             label: state.label,
             epochs_target: state.epochs_target,
-            description: standing.describe(state.epochs_target),
+            description: match unreadable {
+                Some(problem) => format!("{}; {problem}", standing.describe(state.epochs_target)),
+                None => standing.describe(state.epochs_target),
+            },
             standing,
             last,
             eta_seconds,

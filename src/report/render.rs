@@ -148,6 +148,16 @@ fn header(doc: &mut Document, agg: &Aggregate) {
             text: format!("{incomplete} — these are left out of the comparison."),
         });
     }
+    if !agg.damaged.is_empty() {
+        doc.push(Block::Note {
+            id: "damaged",
+            label: "Damaged run directories",
+            text: format!(
+                "{} — which experiment they belong to cannot be told, so they may be runs of this one.",
+                agg.damaged.join("; ")
+            ),
+        });
+    }
 }
 
 /// One reading per compared variant and metric of [`READING_METRICS`].

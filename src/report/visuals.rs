@@ -15,6 +15,15 @@ pub(super) struct Visual {
     pub cells: Vec<GalleryCell>,
 }
 
+/// The caption, and which pictures could not be read, where, and why.
+fn with_missing(caption: &str, missing: &[String]) -> String {
+    if missing.is_empty() {
+        caption.to_string()
+    } else {
+        format!("{caption} Not shown, unreadable: {}.", missing.join("; "))
+    }
+}
+
 /// "0, 0.5, 1" for a caption.
 fn listed(values: &[f64]) -> String {
     values
@@ -65,33 +74,43 @@ pub(super) fn visuals(agg: &Aggregate) -> Vec<Visual> {
     ];
     let mut out = Vec::new();
     for (picture, title, caption) in kinds {
-        let cells: Vec<_> = agg
-            .groups
-            .iter()
-            .filter_map(|group| {
-                let run = agg.representative(group)?;
-                let path = run.dir.evaluation_picture(picture);
-                let bytes = std::fs::read(&path).ok()?;
-                Some(GalleryCell {
+        let mut cells = Vec::new();
+        let mut missing = Vec::new();
+        for group in &agg.groups {
+            let Some(run) = agg.representative(group) else {
+                continue;
+            };
+            let path = run.dir.evaluation_picture(picture);
+            match std::fs::read(&path) {
+                Ok(png) => cells.push(GalleryCell {
                     label: group.name.clone(),
                     note: format!("seed {}", run.seed),
                     path: PathBuf::from("visuals")
                         .join(slug(&group.name))
                         .join(picture.file_name()),
-                    png: bytes,
-                })
-            })
-            .collect();
-        if !cells.is_empty() {
+                    png,
+                }),
+                // A dataset without the attribute draws none: nothing is missing.
+                Err(_)
+                    if picture == EvaluationPicture::Attribute
+                        && run
+                            .evaluation
+                            .as_ref()
+                            .is_some_and(|e| e.attribute.is_none()) => {}
+                Err(e) => missing.push(format!("{} ({}: {e})", group.name, path.display())),
+            }
+        }
+        if !cells.is_empty() || !missing.is_empty() {
             out.push(Visual {
                 title,
-                caption: caption.clone(),
+                caption: with_missing(&caption, &missing),
                 cells,
             });
         }
     }
     // The fixed noise the trainer decodes after every epoch, at up to six epochs.
     let mut cells = Vec::new();
+    let mut missing = Vec::new();
     for group in &agg.groups {
         let Some(run) = agg.representative(group).or_else(|| {
             group
@@ -111,20 +130,22 @@ pub(super) fn visuals(agg: &Aggregate) -> Vec<Visual> {
         for epoch in picked {
             let path = run.dir.sample_path(epoch, SampleKind::Prior);
             let name = path.file_name().unwrap_or_default();
-            if let Ok(bytes) = std::fs::read(&path) {
-                cells.push(GalleryCell {
+            match std::fs::read(&path) {
+                Ok(png) => cells.push(GalleryCell {
                     label: group.name.clone(),
                     note: format!("epoch {epoch}, seed {}", run.seed),
                     path: PathBuf::from("visuals").join(slug(&group.name)).join(name),
-                    png: bytes,
-                });
+                    png,
+                }),
+                Err(e) => missing.push(format!("{} ({}: {e})", group.name, path.display())),
             }
         }
     }
-    if !cells.is_empty() {
+    if !cells.is_empty() || !missing.is_empty() {
+        let caption = "The same 16 draws decoded after each epoch (the run's own noise), from the first epoch to the last.";
         out.push(Visual {
             title: "Fixed noise across epochs",
-            caption: "The same 16 draws decoded after each epoch (the run's own noise), from the first epoch to the last.".into(),
+            caption: with_missing(caption, &missing),
             cells,
         });
     }

@@ -95,9 +95,15 @@ impl RunStore {
 
     /// Every run directory in the store (those with a `config.yaml` naming an id), by name.
     pub fn list(&self) -> Result<Vec<RunDir>, StoreError> {
+        Ok(self.scan()?.runs)
+    }
+
+    /// Every run directory, and every directory named like one whose `config.yaml` is
+    /// missing or unreadable, with why: such a run is shown as damaged, never dropped.
+    pub fn scan(&self) -> Result<Listing, StoreError> {
         let entries = match fs::read_dir(&self.root) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Listing::default()),
             Err(source) => {
                 return Err(StoreError::Io {
                     path: self.root.clone(),
@@ -106,26 +112,79 @@ impl RunStore {
                 });
             }
         };
-        let mut runs = Vec::new();
+        let mut listing = Listing::default();
         for entry in entries {
             let path = entry.map_err(io_err(&self.root, "cannot list"))?.path();
-            // The stored id, not a recomputed one: runs from older schemas still list.
-            let id = fs::read_to_string(path.join(CONFIG_FILE))
-                .ok()
-                .and_then(|text| serde_yaml::from_str::<serde_yaml::Value>(&text).ok())
-                .and_then(|value| {
-                    value
-                        .get("id")
-                        .and_then(|id| id.as_str())
-                        .and_then(RunId::parse)
-                });
-            if let Some(id) = id {
-                runs.push(RunDir { path, id });
+            if !path.is_dir() {
+                continue;
+            }
+            match stored_id(&path) {
+                Ok(id) => listing.runs.push(RunDir { path, id }),
+                Err(reason) if looks_like_run_dir(&path) => {
+                    listing.damaged.push(DamagedRun { path, reason });
+                }
+                Err(_) => {}
             }
         }
-        runs.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(runs)
+        listing.runs.sort_by(|a, b| a.path.cmp(&b.path));
+        listing.damaged.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(listing)
     }
+}
+
+/// The run directories of a store, and those that cannot be read as runs.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub runs: Vec<RunDir>,
+    pub damaged: Vec<DamagedRun>,
+}
+
+/// A directory named like a run whose `config.yaml` cannot say which run it holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct DamagedRun {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+impl DamagedRun {
+    pub fn standing(&self) -> Standing {
+        Standing::Damaged {
+            reason: self.reason.clone(),
+        }
+    }
+
+    /// One line for `status`, `plan` and the report.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}: damaged ({}); restore its config.yaml from a backup, or move the directory aside",
+            self.path.display(),
+            self.reason
+        )
+    }
+}
+
+/// The id a run directory's `config.yaml` names (the stored id, not a recomputed one, so
+/// runs of older schemas still list), or why there is none.
+fn stored_id(dir: &Path) -> Result<RunId, String> {
+    let path = dir.join(CONFIG_FILE);
+    let text = fs::read_to_string(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("no {CONFIG_FILE}"),
+        _ => format!("{CONFIG_FILE} is unreadable: {e}"),
+    })?;
+    let value: serde_yaml::Value =
+        serde_yaml::from_str(&text).map_err(|e| format!("{CONFIG_FILE} is not valid YAML: {e}"))?;
+    value
+        .get("id")
+        .and_then(|id| id.as_str())
+        .and_then(RunId::parse)
+        .ok_or_else(|| format!("{CONFIG_FILE} names no run id"))
+}
+
+/// Run directories are named by 16 lowercase hex digits of their id.
+fn looks_like_run_dir(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.len() == 16 && n.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
 }
 
 /// The pictures training writes after every epoch.

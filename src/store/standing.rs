@@ -1,6 +1,6 @@
 //! A run's *standing*: the one definition of where a run is (new, partial, running,
-//! failed, trained but not evaluated, complete), used by `run`, `slurm`, `status`, `plan`
-//! and the report alike.
+//! failed, trained but not evaluated, complete, or damaged beyond reading), used by `run`,
+//! `slurm`, `status`, `plan` and the report alike.
 use serde::Serialize;
 
 use super::{RunDir, RunStatus, StoreError};
@@ -38,6 +38,10 @@ pub enum Standing {
     Complete {
         epochs_done: u32,
     },
+    /// Its directory cannot be read as a run (see [`super::DamagedRun`]).
+    Damaged {
+        reason: String,
+    },
 }
 
 /// What a run is measured against: the epochs it should reach, how it is evaluated and
@@ -63,7 +67,7 @@ impl<'a> Target<'a> {
 impl Standing {
     pub fn epochs_done(&self) -> u32 {
         match self {
-            Standing::New => 0,
+            Standing::New | Standing::Damaged { .. } => 0,
             Standing::Partial { epochs_done }
             | Standing::Running { epochs_done, .. }
             | Standing::Failed { epochs_done, .. }
@@ -100,6 +104,7 @@ impl Standing {
             Standing::Failed { reason, .. } => format!("failed: {reason}"),
             Standing::TrainedNotEvaluated { .. } => "trained, not evaluated".into(),
             Standing::Complete { .. } => "done".into(),
+            Standing::Damaged { reason } => format!("damaged: {reason}"),
         }
     }
 }

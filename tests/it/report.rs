@@ -500,3 +500,83 @@ fn index_html_loads_in_headless_chromium_with_every_figure_and_no_console_error(
     let errors = errors.lock().unwrap();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }
+
+/// A run whose `config.yaml` is damaged, one whose metrics are, and a missing picture:
+/// `status` (text and JSON), `plan` and the report each name what is wrong and where,
+/// and no run drops out of view.
+#[test]
+fn damaged_and_unreadable_files_are_named_never_dropped() {
+    let ws = Workspace::new();
+    let spec = ws.write("sweep.yaml", &crate::common::tiny_sweep("dmg", 1));
+    ws.vaelab(&["run", spec.to_str().unwrap()])
+        .assert()
+        .success();
+    let store = vaelab::store::RunStore::new(ws.runs());
+    let runs = store.list().unwrap();
+    assert_eq!(runs.len(), 4);
+    let (broken_config, broken_metrics) = (&runs[0], &runs[1]);
+    std::fs::write(broken_config.config_path(), "id: [unclosed").unwrap();
+    std::fs::write(broken_metrics.metrics_path(), b"PAR1 not really").unwrap();
+    // Every run's prior picture, so whichever run shows its variant lacks it.
+    let prior = vaelab::store::EvaluationPicture::Prior;
+    for run in &runs {
+        std::fs::remove_file(run.evaluation_picture(prior)).unwrap();
+    }
+
+    let damaged_path = broken_config.path().display().to_string();
+
+    let status = ws.vaelab(&["status"]).assert().success();
+    let text = String::from_utf8_lossy(&status.get_output().stdout).into_owned();
+    assert_eq!(
+        text.lines().count(),
+        5,
+        "a header and all four runs:\n{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{damaged_path}: damaged (config.yaml is not valid YAML"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&broken_metrics.metrics_path().display().to_string()),
+        "the unreadable metrics file is named:\n{text}"
+    );
+    let json = ws.vaelab(&["status", "--json"]).assert().success();
+    let rows: serde_json::Value = serde_json::from_slice(&json.get_output().stdout).unwrap();
+    let statuses: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["standing"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "damaged").count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.len(), 4);
+
+    ws.vaelab(&["plan", spec.to_str().unwrap()])
+        .assert()
+        .success()
+        .stderr(predicates::str::contains(format!(
+            "{damaged_path}: damaged"
+        )));
+
+    ws.vaelab(&["--report-dir", "report", "report", spec.to_str().unwrap()])
+        .assert()
+        .success();
+    let report = std::fs::read_to_string(ws.path().join("report/dmg/report.md")).unwrap();
+    assert!(report.contains("Damaged run directories"), "{report}");
+    assert!(report.contains(&damaged_path));
+    assert!(report.contains("Not shown, unreadable: "), "{report}");
+    let named = runs
+        .iter()
+        .filter(|r| report.contains(&r.evaluation_picture(prior).display().to_string()))
+        .count();
+    assert_eq!(
+        named, 2,
+        "each variant's missing picture is named with its path"
+    );
+}
