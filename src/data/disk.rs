@@ -16,8 +16,9 @@ use crate::experiment::config::{DataConfig, EvalSplit, ResizeFilter};
 use crate::progress::Reporter;
 use crate::store::write_atomic;
 
-/// Bumped when the cache's byte layout or preprocessing code changes meaning.
-const CACHE_VERSION: u32 = 1;
+/// Bumped when the cache's byte layout or preprocessing code changes meaning (2: truncated
+/// files are skipped).
+const CACHE_VERSION: u32 = 2;
 
 /// Images decoded in parallel before their pixels are appended to the cache file.
 const DECODE_CHUNK: usize = 2048;
@@ -251,14 +252,52 @@ fn filter(filter: ResizeFilter) -> FilterType {
     }
 }
 
-/// Decodes, centre-crops and resizes one image to CHW uint8.
+/// Why `bytes` cannot be a whole image file, for the formats whose ends are marked: a
+/// partly downloaded JPEG decodes "successfully" with its missing rows grey, so the end
+/// must be checked before the decoder is trusted.
+fn truncation(bytes: &[u8]) -> Option<String> {
+    const JPEG: &[u8] = &[0xFF, 0xD8];
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n";
+    // Trailing padding after the end-of-image marker is tolerated, a missing marker is not.
+    const JPEG_TAIL: usize = 64;
+    if bytes.starts_with(JPEG) {
+        let tail = &bytes[bytes.len().saturating_sub(JPEG_TAIL)..];
+        if !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
+            return Some("truncated JPEG: no end-of-image marker (a partial download?)".into());
+        }
+    } else if bytes.starts_with(PNG) {
+        // The last chunk is IEND: length (4), type (4), CRC (4).
+        let whole = bytes.len() >= 12 && &bytes[bytes.len() - 8..bytes.len() - 4] == b"IEND";
+        if !whole {
+            return Some("truncated PNG: no IEND chunk at the end (a partial download?)".into());
+        }
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        let declared = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize + 8;
+        if bytes.len() < declared {
+            return Some(format!(
+                "truncated WebP: its header says {declared} bytes, the file has {} (a partial download?)",
+                bytes.len()
+            ));
+        }
+    }
+    None
+}
+
+/// Decodes, centre-crops and resizes one image to CHW uint8. A truncated or otherwise
+/// undecodable file is an error naming why, so the caller skips and reports it.
 pub fn preprocess(
     path: &Path,
     size: u32,
     crop: Option<u32>,
     resize: ResizeFilter,
 ) -> Result<Vec<u8>, String> {
-    let img = image::open(path).map_err(|e| e.to_string())?.to_rgb8();
+    let bytes = fs::read(path).map_err(|e| e.to_string())?;
+    if let Some(reason) = truncation(&bytes) {
+        return Err(reason);
+    }
+    let img = image::load_from_memory(&bytes)
+        .map_err(|e| e.to_string())?
+        .to_rgb8();
     let (w, h) = img.dimensions();
     let side = crop.unwrap_or(u32::MAX).min(w).min(h);
     let img = match crop {

@@ -8,9 +8,25 @@ use crate::store::{StoreError, write_atomic};
 
 const PAD: usize = 2;
 
+/// Why a grid cannot be laid out, as the store's error for `path`.
+fn layout_error(path: &Path, detail: String) -> StoreError {
+    StoreError::Io {
+        path: path.to_path_buf(),
+        action: "cannot lay out the image grid",
+        source: std::io::Error::other(detail),
+    }
+}
+
 /// Lays out `images` (N, 3, S, S) in [0, 1] in rows of `columns`, on a white background,
-/// and writes the PNG atomically.
+/// and writes the PNG atomically. Any other shape is an error, never a panic.
 pub fn write_grid(images: &Tensor, columns: usize, path: &Path) -> Result<(), StoreError> {
+    let shape = images.size();
+    if shape.len() != 4 || shape[1] != 3 || shape[2] != shape[3] {
+        return Err(layout_error(
+            path,
+            format!("expected square RGB images (N, 3, S, S), got shape {shape:?}"),
+        ));
+    }
     let bytes = (images
         .to_device(Device::Cpu)
         .to_kind(Kind::Float)
@@ -22,7 +38,10 @@ pub fn write_grid(images: &Tensor, columns: usize, path: &Path) -> Result<(), St
         .contiguous();
     let size = bytes.size();
     let (n, s) = (size[0] as usize, size[1] as usize);
-    let pixels: Vec<u8> = bytes.view([-1]).try_into().unwrap_or_default();
+    let pixels: Vec<u8> = bytes
+        .view([-1])
+        .try_into()
+        .map_err(|e: tch::TchError| layout_error(path, e.to_string()))?;
     let rows = n.div_ceil(columns.max(1));
     let width = columns * (s + PAD) + PAD;
     let height = rows * (s + PAD) + PAD;
@@ -70,5 +89,20 @@ mod tests {
         assert_eq!(img.get_pixel(0, 0).0, [255, 255, 255]);
         // The fourth cell is empty.
         assert_eq!(img.get_pixel(9, 9).0, [255, 255, 255]);
+    }
+
+    #[test]
+    fn a_shape_that_is_not_square_rgb_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.png");
+        for shape in [[2i64, 3, 4, 6], [2, 1, 4, 4]] {
+            let images = Tensor::zeros(shape, (Kind::Float, Device::Cpu));
+            let err = write_grid(&images, 2, &path).unwrap_err().to_string();
+            assert!(
+                err.contains("g.png") && err.contains(&format!("{shape:?}")),
+                "{err}"
+            );
+        }
+        assert!(!path.exists());
     }
 }

@@ -348,3 +348,70 @@ fn the_data_benchmark_generates_a_celeba_tree_and_compares_cache_with_memory() {
     let first = image::open(list.root.join(&list.files[0])).unwrap();
     assert_eq!((first.width(), first.height()), (178, 218));
 }
+
+/// A noisy 64×48 image, so that its compressed data spans the whole file.
+fn noisy_image() -> RgbImage {
+    RgbImage::from_fn(64, 48, |x, y| {
+        let v = (x * 7919 + y * 104_729) % 251;
+        Rgb([v as u8, (v * 3 % 256) as u8, (255 - v) as u8])
+    })
+}
+
+/// A partly downloaded JPEG, PNG or WebP (its first third) is not decoded into grey rows:
+/// it is an error naming the truncation, and a folder dataset skips and lists it.
+#[test]
+fn truncated_jpeg_png_and_webp_files_are_detected_and_skipped() {
+    let ws = Workspace::new();
+    set_cache(&ws);
+    let root = ws.path().join("faces");
+    std::fs::create_dir_all(&root).unwrap();
+    for i in 0..12u32 {
+        noisy_image()
+            .save(root.join(format!("whole{i:02}.png")))
+            .unwrap();
+    }
+    let mut truncated = Vec::new();
+    for extension in ["jpg", "png", "webp"] {
+        let whole = root.join(format!("sample.{extension}"));
+        noisy_image().save(&whole).unwrap();
+        disk::preprocess(&whole, 16, None, ResizeFilter::Triangle)
+            .unwrap_or_else(|e| panic!("a whole {extension} decodes: {e}"));
+        let bytes = std::fs::read(&whole).unwrap();
+        std::fs::remove_file(&whole).unwrap();
+        let name = format!("partial.{extension}");
+        let path = root.join(&name);
+        std::fs::write(&path, &bytes[..bytes.len() / 3]).unwrap();
+        let err = disk::preprocess(&path, 16, None, ResizeFilter::Triangle).unwrap_err();
+        assert!(err.starts_with("truncated"), "{extension}: {err}");
+        truncated.push(name);
+    }
+    let mut skipped = Vec::new();
+    for validation in [false, true] {
+        let list = disk::folder_files(&root, 0.3, validation).unwrap();
+        let decoded = disk::decode_cached(
+            &list,
+            &config(&root, DataSource::Folder, None),
+            "training",
+            &Recorder::default(),
+        )
+        .unwrap();
+        let skipped_here = list
+            .files
+            .iter()
+            .filter(|f| f.starts_with("partial"))
+            .count();
+        assert_eq!(
+            decoded.images.size()[0] as usize,
+            list.files.len() - skipped_here
+        );
+        skipped.extend(decoded.skipped);
+    }
+    let mut names: Vec<String> = skipped.iter().map(|(name, _)| name.clone()).collect();
+    names.sort();
+    truncated.sort();
+    assert_eq!(names, truncated);
+    assert!(
+        skipped.iter().all(|(_, why)| why.contains("truncated")),
+        "{skipped:?}"
+    );
+}
