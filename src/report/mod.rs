@@ -9,19 +9,20 @@ mod html;
 mod markdown;
 pub mod overview;
 mod plots;
+mod publish;
 pub mod render;
 pub mod stats;
 mod tables;
 mod visuals;
 
 pub use format::reading;
+pub use publish::write;
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::experiment::plan::{Plan, PlannedRun};
 use crate::progress::Reporter;
-use crate::store::{RunStore, StoreError, write_atomic};
+use crate::store::{RunStore, StoreError};
 
 pub use aggregate::{Aggregate, Metric};
 
@@ -39,7 +40,10 @@ pub enum ReportError {
     },
 }
 
-fn io<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(std::io::Error) -> ReportError + 'a {
+pub(crate) fn io<'a>(
+    path: &'a Path,
+    action: &'static str,
+) -> impl FnOnce(std::io::Error) -> ReportError + 'a {
     move |source| ReportError::Io {
         path: path.to_path_buf(),
         action,
@@ -80,51 +84,6 @@ pub fn build(
     reporter.advance(2, "writing");
     reporter.finish();
     Ok((aggregate, files?))
-}
-
-/// Writes `files` as directory `dir`, replacing an earlier report there in one rename, so a
-/// reader sees the old report or the new one, never a mix.
-pub fn write(dir: &Path, files: &ReportFiles) -> Result<(), ReportError> {
-    let parent = dir.parent().unwrap_or_else(|| Path::new("."));
-    let parent = if parent.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        parent
-    };
-    fs::create_dir_all(parent).map_err(io(parent, "create directory"))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".report-")
-        .tempdir_in(parent)
-        .map_err(io(parent, "create a temporary directory"))?;
-    for (relative, bytes) in &files.files {
-        write_atomic(&staging.path().join(relative), bytes)?;
-    }
-    let old = parent.join(format!(
-        ".old-{}-{}",
-        dir.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let had_old = dir.exists();
-    if had_old {
-        fs::rename(dir, &old).map_err(io(dir, "move the previous report aside"))?;
-    }
-    let staged = staging.keep();
-    if let Err(source) = fs::rename(&staged, dir) {
-        if had_old {
-            let _ = fs::rename(&old, dir);
-        }
-        return Err(ReportError::Io {
-            path: dir.to_path_buf(),
-            action: "move the new report into place",
-            source,
-        });
-    }
-    if had_old {
-        fs::remove_dir_all(&old).map_err(io(&old, "remove the previous report"))?;
-    }
-    Ok(())
 }
 
 /// Builds and writes the report into `dir`.
