@@ -288,8 +288,9 @@ pub fn data_speed(
         split: None,
         hflip: false,
     };
+    let cache = crate::data::disk::cache_dir();
     let cached =
-        crate::data::disk::decode_cached(&list, &data_config, "training", reporter)?.images;
+        crate::data::disk::decode_cached(&cache, &list, &data_config, "training", reporter)?.images;
     let in_memory = cached.copy();
     // Warm both once (page cache, allocator), then time.
     let cached_seconds = epoch_seconds(&cached, config);

@@ -412,15 +412,16 @@ fn open_cache(dir: &Path, key: &str, size: u32, attrs: usize) -> Option<Decoded>
     })
 }
 
-/// Returns the decoded split from the cache, decoding (in parallel, with progress) first if
-/// the cache is missing, stale or damaged.
+/// Returns the decoded split from the cache in `cache` (normally [`cache_dir`]), decoding
+/// (in parallel, with progress) first if the cache is missing, stale or damaged.
 pub fn decode_cached(
+    cache: &Path,
     list: &FileList,
     config: &DataConfig,
     what: &str,
     reporter: &dyn Reporter,
 ) -> Result<Decoded, DataError> {
-    let dir = cache_dir();
+    let dir = cache.to_path_buf();
     let key = cache_key(list, config);
     let attrs = list.attribute_names.len();
     if let Some(decoded) = open_cache(&dir, &key, config.image_size, attrs) {

@@ -154,8 +154,9 @@ fn from_lists(
     config: &DataConfig,
     reporter: &dyn Reporter,
 ) -> Result<Dataset, DataError> {
-    let train = disk::decode_cached(train, config, "training", reporter)?;
-    let val = disk::decode_cached(val, config, "evaluation", reporter)?;
+    let cache = disk::cache_dir();
+    let train = disk::decode_cached(&cache, train, config, "training", reporter)?;
+    let val = disk::decode_cached(&cache, val, config, "evaluation", reporter)?;
     Ok(Dataset {
         train: train.images,
         val: val.images,

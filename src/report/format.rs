@@ -119,6 +119,64 @@ pub fn reading(agg: &Aggregate, d: &Difference) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::aggregate::{Difference, Group};
+    use crate::report::stats::PairedDifference;
+
+    fn two_groups() -> Aggregate {
+        let group = |name: &str| Group {
+            name: name.into(),
+            variant: Some(name.into()),
+            grid: String::new(),
+            runs: Vec::new(),
+            baseline: None,
+        };
+        Aggregate {
+            experiment: "e".into(),
+            runs: Vec::new(),
+            groups: vec![group("residual"), group("plain")],
+            damaged: Vec::new(),
+        }
+    }
+
+    fn read(metric: Metric, mean: f64, std: f64, n: usize, half_width: f64) -> String {
+        let difference = Difference {
+            group: 0,
+            baseline: 1,
+            metric,
+            difference: PairedDifference {
+                mean,
+                std,
+                n,
+                half_width,
+            },
+        };
+        reading(&two_groups(), &difference)
+    }
+
+    #[test]
+    fn readings_state_amount_half_width_and_verdict() {
+        assert_eq!(
+            read(Metric::ElboBpd, 0.018, 0.0006, 2, 0.0051),
+            "residual raises the negative ELBO by 0.0180 ± 0.0051 bits/dim against plain (95% CI over seeds, n = 2) — worse: the 95% interval excludes zero."
+        );
+        assert_eq!(
+            read(Metric::Psnr, -2.2, 0.1, 3, 0.5),
+            "residual lowers PSNR by 2.200 ± 0.500 dB against plain (95% CI over seeds, n = 3) — worse: the 95% interval excludes zero."
+        );
+        assert_eq!(
+            read(Metric::BestValLoss, -38.0, 5.0, 3, 12.4),
+            "residual lowers the best validation loss by 38.00 ± 12.40 against plain (95% CI over seeds, n = 3) — better: the 95% interval excludes zero."
+        );
+        // Mean 1, sd 1 over 3 seeds: the interval (±2.48) includes zero; 7 seeds would do.
+        assert_eq!(
+            read(Metric::Kl, 1.0, 1.0, 3, 2.484),
+            "residual raises the KL term by 1.000 ± 2.484 nats against plain (95% CI over seeds, n = 3) — no detectable difference: the 95% interval includes zero; at the observed spread about 7 seeds would resolve a difference this size."
+        );
+        assert_eq!(
+            read(Metric::Ssim, 0.01, f64::NAN, 1, f64::NAN),
+            "residual raises SSIM by 0.0100 against plain (n = 1) — one seed, so no interval; add seeds to judge."
+        );
+    }
 
     #[test]
     fn summaries_are_formatted_to_about_four_significant_digits() {

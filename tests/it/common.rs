@@ -120,3 +120,16 @@ pub fn trained_labels(stderr: &[u8]) -> Vec<String> {
         .filter_map(|l| l.split(" [").next().map(str::to_string))
         .collect()
 }
+
+/// Skips a test that needs a system package (chromium, Slurm) with a message, or fails it
+/// where the package must be there: under `CI` (which `.ci/run` sets) and under
+/// `VAELAB_REQUIRE_SYSTEM_TESTS` (which `make test` sets as root, where it installs them).
+pub fn skip_or_fail(why: &str) {
+    for required in ["CI", "VAELAB_REQUIRE_SYSTEM_TESTS"] {
+        assert!(
+            std::env::var_os(required).is_none(),
+            "{why}, but {required} is set: this test must run here"
+        );
+    }
+    eprintln!("SKIPPED: {why}");
+}

@@ -120,9 +120,9 @@ impl Reporter for Recorder {
     fn epoch(&self, _: &EpochSummary) {}
 }
 
-fn set_cache(ws: &Workspace) {
-    // SAFETY: nextest runs every test in its own process; nothing else reads the env here.
-    unsafe { std::env::set_var("VAELAB_CACHE", ws.path().join("cache")) };
+/// The workspace's own decoded-image cache, so tests never share one.
+fn cache(ws: &Workspace) -> std::path::PathBuf {
+    ws.path().join("cache/datasets")
 }
 
 #[test]
@@ -181,17 +181,16 @@ fn centre_crop_removes_the_border_and_resize_keeps_values_in_range() {
 #[test]
 fn the_cache_is_reused_then_rebuilt_when_a_file_or_the_cache_changes() {
     let ws = Workspace::new();
-    set_cache(&ws);
     let root = ws.path().join("celeba");
     write_celeba(&root, CelebaLayout::Official);
     let cfg = config(&root, DataSource::Celeba, Some(148));
     let (_, train) = disk::celeba_files(&root, 0).unwrap();
     let recorder = Recorder::default();
 
-    let first = disk::decode_cached(&train, &cfg, "training", &recorder).unwrap();
+    let first = disk::decode_cached(&cache(&ws), &train, &cfg, "training", &recorder).unwrap();
     assert_eq!(first.images.size(), vec![6, 3, 16, 16]);
     assert_eq!(*recorder.decodes.lock().unwrap(), 1);
-    let again = disk::decode_cached(&train, &cfg, "training", &recorder).unwrap();
+    let again = disk::decode_cached(&cache(&ws), &train, &cfg, "training", &recorder).unwrap();
     assert_eq!(
         *recorder.decodes.lock().unwrap(),
         1,
@@ -205,14 +204,13 @@ fn the_cache_is_reused_then_rebuilt_when_a_file_or_the_cache_changes() {
     RgbImage::from_pixel(178, 218, Rgb([0, 0, 0]))
         .save(root.join("img_align_celeba").join(name(0)))
         .unwrap();
-    let changed = disk::decode_cached(&train, &cfg, "training", &recorder).unwrap();
+    let changed = disk::decode_cached(&cache(&ws), &train, &cfg, "training", &recorder).unwrap();
     assert_eq!(*recorder.decodes.lock().unwrap(), 2);
     assert!(!changed.images.get(0).equal(&first.images.get(0)));
     assert!(changed.images.get(1).equal(&first.images.get(1)));
 
     // A damaged cache file is detected and rebuilt, never used.
-    let cache = ws.path().join("cache/datasets");
-    let pixels = std::fs::read_dir(&cache)
+    let pixels = std::fs::read_dir(cache(&ws))
         .unwrap()
         .flatten()
         .map(|e| e.path())
@@ -223,7 +221,7 @@ fn the_cache_is_reused_then_rebuilt_when_a_file_or_the_cache_changes() {
     // mapping it holds never changes under it); keep a private copy to compare against.
     let expected = changed.images.copy();
     std::fs::write(&pixels, b"truncated").unwrap();
-    let rebuilt = disk::decode_cached(&train, &cfg, "training", &recorder).unwrap();
+    let rebuilt = disk::decode_cached(&cache(&ws), &train, &cfg, "training", &recorder).unwrap();
     assert_eq!(*recorder.decodes.lock().unwrap(), 3);
     assert!(rebuilt.images.equal(&expected));
     assert!(recorder.warned("rebuilding"));
@@ -232,7 +230,6 @@ fn the_cache_is_reused_then_rebuilt_when_a_file_or_the_cache_changes() {
 #[test]
 fn a_folder_splits_by_path_hash_and_skips_corrupt_images() {
     let ws = Workspace::new();
-    set_cache(&ws);
     let root = ws.path().join("faces");
     std::fs::create_dir_all(root.join("sub")).unwrap();
     for i in 0..30u32 {
@@ -272,7 +269,7 @@ fn a_folder_splits_by_path_hash_and_skips_corrupt_images() {
     } else {
         &val
     };
-    let decoded = disk::decode_cached(list, &cfg, "training", &recorder).unwrap();
+    let decoded = disk::decode_cached(&cache(&ws), list, &cfg, "training", &recorder).unwrap();
     assert_eq!(decoded.images.size()[0] as usize, list.files.len() - 1);
     assert_eq!(decoded.skipped.len(), 1);
     assert_eq!(decoded.skipped[0].0, "broken.jpg");
@@ -282,7 +279,6 @@ fn a_folder_splits_by_path_hash_and_skips_corrupt_images() {
 #[test]
 fn a_folder_of_only_corrupt_images_is_an_error() {
     let ws = Workspace::new();
-    set_cache(&ws);
     let root = ws.path().join("bad");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("a.png"), b"nope").unwrap();
@@ -293,6 +289,7 @@ fn a_folder_of_only_corrupt_images_is_an_error() {
         list
     };
     let err = disk::decode_cached(
+        &cache(&ws),
         &list,
         &config(&root, DataSource::Folder, None),
         "training",
@@ -362,7 +359,6 @@ fn noisy_image() -> RgbImage {
 #[test]
 fn truncated_jpeg_png_and_webp_files_are_detected_and_skipped() {
     let ws = Workspace::new();
-    set_cache(&ws);
     let root = ws.path().join("faces");
     std::fs::create_dir_all(&root).unwrap();
     for i in 0..12u32 {
@@ -389,6 +385,7 @@ fn truncated_jpeg_png_and_webp_files_are_detected_and_skipped() {
     for validation in [false, true] {
         let list = disk::folder_files(&root, 0.3, validation).unwrap();
         let decoded = disk::decode_cached(
+            &cache(&ws),
             &list,
             &config(&root, DataSource::Folder, None),
             "training",

@@ -285,6 +285,17 @@ fn bf16_is_its_own_run_and_learns_what_fp32_learns() {
         ((bf16 - fp32) / fp32).abs() < 0.02,
         "final validation loss: bf16 {bf16} vs fp32 {fp32}"
     );
+    // Close, but not the same numbers: bf16 really computed in bf16 (a run that ignored
+    // the setting would match fp32 bit for bit).
+    assert_ne!(
+        bf16.to_bits(),
+        fp32.to_bits(),
+        "bf16 must not train as fp32"
+    );
+    assert!(
+        ((bf16 - fp32) / fp32).abs() > 1e-7,
+        "bf16 {bf16} vs fp32 {fp32}"
+    );
 }
 
 #[test]

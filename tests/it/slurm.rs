@@ -19,7 +19,7 @@ fn cluster_script() -> PathBuf {
 
 impl Cluster {
     /// A running cluster, or `None` (with the reason printed) where one cannot be had;
-    /// in CI, where .ci/run installs Slurm, that is a failure instead.
+    /// where Slurm must be there (see [`crate::common::skip_or_fail`]) a failure instead.
     fn start() -> Option<Self> {
         let dir = tempfile::Builder::new()
             .prefix("vaelab-slurm-")
@@ -32,11 +32,7 @@ impl Cluster {
             .expect("run slurm-cluster.sh");
         let stderr = String::from_utf8_lossy(&output.stderr).to_string();
         if output.status.code() == Some(3) {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must be able to start Slurm: {stderr}"
-            );
-            eprintln!("SKIPPED: no Slurm cluster possible here: {stderr}");
+            crate::common::skip_or_fail(&format!("no Slurm cluster possible here: {stderr}"));
             return None;
         }
         assert!(output.status.success(), "Slurm did not start: {stderr}");

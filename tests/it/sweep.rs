@@ -160,15 +160,29 @@ fn concurrent_processes_split_a_sweep_and_never_train_a_run_twice() {
     let spec = spec.to_str().unwrap();
     let workers: Vec<Child> = (0..3).map(|_| spawn_run(&ws, spec)).collect();
     let mut all = Vec::new();
+    let mut trained_something = 0;
+    let mut saw_a_lock = false;
     for worker in workers {
         let out = worker.wait_with_output().expect("wait");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        all.extend(trained_labels(&out.stderr));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let trained = trained_labels(&out.stderr);
+        trained_something += usize::from(!trained.is_empty());
+        let busy: usize = stderr
+            .lines()
+            .find_map(|l| {
+                let (head, _) = l.split_once(" held by other processes")?;
+                head.rsplit(' ').next()?.parse().ok()
+            })
+            .unwrap_or_else(|| panic!("no summary line:\n{stderr}"));
+        saw_a_lock |= busy > 0;
+        all.extend(trained);
     }
+    // They ran at the same time: work was split, or one met another's lock.
+    assert!(
+        trained_something >= 2 || saw_a_lock,
+        "the workers did not overlap: {all:?}"
+    );
     all.sort();
     let unique: BTreeSet<String> = all.iter().cloned().collect();
     assert_eq!(all.len(), unique.len(), "a run was trained twice: {all:?}");
