@@ -109,19 +109,30 @@ impl RunDir {
 
     /// Writes a checkpoint directory atomically: files go into a temporary directory that
     /// is renamed to `epoch-NNNN` only once everything in it is on disk.
-    pub fn write_checkpoint<E: From<StoreError>>(
+    pub fn write_checkpoint<E: From<StoreError> + std::fmt::Display>(
         &self,
         checkpoint: CheckpointRef,
         write: impl FnOnce(&Path) -> Result<(), E>,
     ) -> Result<(), E> {
         let dir = self.checkpoints_dir();
         fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create directory"))?;
+        // Dropped on any error below, which removes the partial checkpoint.
         let temp = tempfile::Builder::new()
             .prefix(".partial-")
             .tempdir_in(&dir)
             .map_err(io_err(&dir, "cannot create temporary directory"))?;
-        write(temp.path())?;
-        super::crash_point(|| format!("checkpoint-partial:{}", checkpoint.dir_name()));
+        let point = || format!("checkpoint-partial:{}", checkpoint.dir_name());
+        if let Err(error) = write(temp.path()) {
+            // libtorch words a full disk inside its own message: say it first.
+            let message = error.to_string();
+            return Err(if super::space::says_disk_full(&message) {
+                super::disk_full(temp.path(), message).into()
+            } else {
+                error
+            });
+        }
+        super::crash::disk_full_point(point).map_err(io_err(temp.path(), "cannot write"))?;
+        super::crash_point(point);
         for entry in fs::read_dir(temp.path()).map_err(io_err(temp.path(), "cannot list"))? {
             let entry = entry.map_err(io_err(temp.path(), "cannot list"))?;
             File::open(entry.path())

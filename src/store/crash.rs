@@ -8,8 +8,10 @@
 //! files of checkpoint NAME written into its `.partial-*` directory, not yet renamed),
 //! `evaluation-partial` (the latent statistics written, the evaluation row not yet).
 //!
-//! `VAELAB_CRASH_SIGNAL=INT` (or `TERM`) sends that signal instead, as a user's Ctrl-C or
-//! a scheduler would, and carries on: the run then stops the way it stops for them.
+//! `VAELAB_CRASH_SIGNAL=INT` (or `TERM`, `USR1`) sends that signal instead, as a user's
+//! Ctrl-C or a scheduler would, and carries on: the run then stops the way it stops for
+//! them. `VAELAB_CRASH_SIGNAL=ENOSPC` makes the write at that point fail as on a full disk
+//! (for the points that write: `checkpoint-partial:NAME`).
 use std::sync::OnceLock;
 
 /// The environment variable that names the crash point.
@@ -25,10 +27,26 @@ fn asked() -> &'static Option<(String, i32)> {
         let signal = match std::env::var(CRASH_SIGNAL_ENV).as_deref() {
             Ok("INT") => libc::SIGINT,
             Ok("TERM") => libc::SIGTERM,
+            Ok("USR1") => libc::SIGUSR1,
+            Ok("ENOSPC") => DISK_FULL,
             _ => libc::SIGKILL,
         };
         Some((point, signal))
     })
+}
+
+/// Stands for "fail this write with ENOSPC" where a signal number would be.
+const DISK_FULL: i32 = -1;
+
+/// At a point that writes: the write fails as on a full disk when `point()` is the crash
+/// point asked for with `VAELAB_CRASH_SIGNAL=ENOSPC`.
+pub fn disk_full_point(point: impl FnOnce() -> String) -> std::io::Result<()> {
+    match asked() {
+        Some((asked, DISK_FULL)) if *asked == point() => {
+            Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Sends this process the crash signal (SIGKILL unless asked otherwise) when `point()`
@@ -37,7 +55,7 @@ pub fn crash_point(point: impl FnOnce() -> String) {
     let Some((asked, signal)) = asked() else {
         return;
     };
-    if *asked == point() {
+    if *signal != DISK_FULL && *asked == point() {
         // SAFETY: kill(2) on this process's own pid.
         unsafe {
             libc::kill(libc::getpid(), *signal);

@@ -17,6 +17,7 @@ pub mod crash;
 mod evaluation;
 mod lock;
 mod metrics;
+mod space;
 mod standing;
 mod state;
 
@@ -30,6 +31,7 @@ pub use evaluation::{
 pub use lock::RunLock;
 use metrics::metrics_to_frame;
 pub use metrics::{EpochMetrics, best_epoch, read_metrics_file};
+use space::disk_full;
 pub use standing::{Standing, Target};
 pub use state::{RunState, RunStatus, SlurmIds, host_name};
 
@@ -48,6 +50,15 @@ pub enum StoreError {
     },
     #[error("{path}: unreadable ({detail}); move it aside to let vaelab rewrite it")]
     Corrupt { path: PathBuf, detail: String },
+    #[error(
+        "no space left on {filesystem} (writing {path}; {free} bytes free): free some space and run again, training resumes from the last checkpoint ({detail})"
+    )]
+    NoSpace {
+        filesystem: PathBuf,
+        path: PathBuf,
+        free: u64,
+        detail: String,
+    },
     #[error("{path}: run is being trained by another process ({holder}); wait for it or stop it")]
     Locked { path: PathBuf, holder: String },
     #[error(
@@ -60,14 +71,20 @@ pub enum StoreError {
     },
 }
 
+/// The store's error for an I/O failure at `path`; a full disk says so first.
 pub(crate) fn io_err<'a>(
     path: &'a Path,
     action: &'static str,
 ) -> impl FnOnce(std::io::Error) -> StoreError + use<'a> {
-    move |source| StoreError::Io {
-        path: path.to_path_buf(),
-        action,
-        source,
+    move |source| {
+        if source.raw_os_error() == Some(libc::ENOSPC) {
+            return disk_full(path, format!("{action}: {source}"));
+        }
+        StoreError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
     }
 }
 

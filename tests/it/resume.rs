@@ -25,6 +25,26 @@ fn train_to_end(ws: &Workspace) {
     ws.vaelab(&args).assert().success();
 }
 
+/// `vaelab run` on `spec` in `ws` with a crash point (and signal) in its environment.
+fn run_crashing_at(ws: &Workspace, spec: &str, point: &str, signal: &str) -> std::process::Output {
+    let spec_path = ws.write("replay.yaml", spec);
+    let mut args = vec!["run", spec_path.to_str().unwrap()];
+    args.extend(ARGS);
+    ws.vaelab(&args)
+        .env(vaelab::store::crash::CRASH_AT_ENV, point)
+        .env(vaelab::store::crash::CRASH_SIGNAL_ENV, signal)
+        .output()
+        .expect("run vaelab")
+}
+
+/// `vaelab run` again on the spec [`run_crashing_at`] wrote, to the end.
+fn rerun(ws: &Workspace) -> assert_cmd::assert::Assert {
+    let spec_path = ws.path().join("replay.yaml");
+    let mut args = vec!["run", spec_path.to_str().unwrap()];
+    args.extend(ARGS);
+    ws.vaelab(&args).assert().success()
+}
+
 fn tensors(path: &Path) -> BTreeMap<String, Tensor> {
     Tensor::read_safetensors(path)
         .expect("safetensors")
@@ -128,38 +148,28 @@ fn a_run_killed_mid_epoch_resumes_bit_for_bit() {
     assert_eq!(read_state(&killed_run)["status"], "done");
     assert_same_run(&run_dir, &killed_run);
 
-    // Ctrl-C at step 3 of epoch 1 (of 12): the process finishes its step, writes a
-    // mid-epoch checkpoint, exits 130, and the resumed run ends bit-identical.
-    let interrupted = Workspace::new();
-    let spec_path = interrupted.write("replay.yaml", &spec(3));
-    let mut args = vec!["run", spec_path.to_str().unwrap()];
-    args.extend(ARGS);
-    let output = interrupted
-        .vaelab(&args)
-        .env(vaelab::store::crash::CRASH_AT_ENV, "step:1:3")
-        .env(vaelab::store::crash::CRASH_SIGNAL_ENV, "INT")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(130));
-    let interrupted_run = interrupted.runs().join(run_name);
-    let state = read_state(&interrupted_run);
-    assert_eq!(state["status"], "interrupted");
-    assert_eq!(state["epochs_done"], 0);
-    let mid_epoch: Vec<String> = std::fs::read_dir(interrupted_run.join("checkpoints"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    assert!(
-        mid_epoch.len() == 1 && mid_epoch[0].starts_with("epoch-0000-step-"),
-        "Ctrl-C mid-epoch leaves one mid-epoch checkpoint, found {mid_epoch:?}"
-    );
-    interrupted
-        .vaelab(&args)
-        .assert()
-        .success()
-        .stderr(predicates::str::contains("resuming from epoch 0 of 3 plus"));
-    assert_same_run(&run_dir, &interrupted_run);
+    // Ctrl-C (and SIGTERM, SIGUSR1) at step 3 of epoch 1 (of 12): the process finishes its
+    // step, writes a mid-epoch checkpoint, exits 130, and the resumed run ends bit-identical.
+    for signal in ["INT", "TERM", "USR1"] {
+        let interrupted = Workspace::new();
+        let output = run_crashing_at(&interrupted, &spec(3), "step:1:3", signal);
+        assert_eq!(output.status.code(), Some(130), "SIG{signal}");
+        let interrupted_run = interrupted.runs().join(run_name);
+        let state = read_state(&interrupted_run);
+        assert_eq!(state["status"], "interrupted", "SIG{signal}");
+        assert_eq!(state["epochs_done"], 0);
+        let mid_epoch: Vec<String> = std::fs::read_dir(interrupted_run.join("checkpoints"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            mid_epoch.len() == 1 && mid_epoch[0].starts_with("epoch-0000-step-"),
+            "SIG{signal} mid-epoch leaves one mid-epoch checkpoint, found {mid_epoch:?}"
+        );
+        rerun(&interrupted).stderr(predicates::str::contains("resuming from epoch 0 of 3 plus"));
+        assert_same_run(&run_dir, &interrupted_run);
+    }
 }
 
 /// Every schedule and objective knob at once: 6 steps an epoch, 4 epochs, β warming up
@@ -199,14 +209,7 @@ fn a_run_killed_mid_warmup_and_mid_schedule_resumes_bit_for_bit() {
 
     // Killed by SIGKILL inside epoch 2 (β and the cosine both mid-way), then resumed.
     let killed = Workspace::new();
-    let spec = killed.write("s.yaml", SCHEDULED);
-    let mut args = vec!["run", spec.to_str().unwrap()];
-    args.extend(ARGS);
-    let output = killed
-        .vaelab(&args)
-        .env(vaelab::store::crash::CRASH_AT_ENV, "step:2:3")
-        .output()
-        .unwrap();
+    let output = run_crashing_at(&killed, SCHEDULED, "step:2:3", "KILL");
     assert_eq!(
         output.status.signal(),
         Some(libc::SIGKILL),
@@ -214,11 +217,7 @@ fn a_run_killed_mid_warmup_and_mid_schedule_resumes_bit_for_bit() {
     );
     let killed_run = killed.single_run_dir();
     assert_eq!(read_state(&killed_run)["epochs_done"], 1);
-    killed
-        .vaelab(&args)
-        .assert()
-        .success()
-        .stderr(predicates::str::contains("resuming from epoch 1 of 4"));
+    rerun(&killed).stderr(predicates::str::contains("resuming from epoch 1 of 4"));
     assert_same_run_to(&run_dir, &killed_run, 4);
     let weights = tensors(&killed_run.join("checkpoints/epoch-0004/model.safetensors"));
     for name in [
@@ -265,18 +264,11 @@ fn a_run_killed_at_each_commit_point_resumes_bit_for_bit() {
         "evaluation-partial",
     ] {
         let ws = Workspace::new();
-        let spec_path = ws.write("replay.yaml", &spec(3));
-        let mut args = vec!["run", spec_path.to_str().unwrap()];
-        args.extend(ARGS);
-        let output = ws
-            .vaelab(&args)
-            .env(vaelab::store::crash::CRASH_AT_ENV, point)
-            .output()
-            .unwrap();
+        let output = run_crashing_at(&ws, &spec(3), point, "KILL");
         assert_eq!(output.status.signal(), Some(libc::SIGKILL), "{point} fired");
         let run = ws.single_run_dir();
         assert_eq!(read_state(&run)["status"], "running", "{point}");
-        ws.vaelab(&args).assert().success();
+        rerun(&ws);
         assert_eq!(read_state(&run)["status"], "done", "{point}");
         assert_same_run(&reference_run, &run);
         assert!(
@@ -290,4 +282,40 @@ fn a_run_killed_at_each_commit_point_resumes_bit_for_bit() {
             .collect();
         assert!(leftovers.is_empty(), "{point}: {leftovers:?} left behind");
     }
+}
+
+/// The disk fills while epoch 2's checkpoint is written: the run fails with an error
+/// that says so first, leaves no partial checkpoint, and once space is back a second
+/// `vaelab run` ends bit-identical to an uninterrupted run.
+#[test]
+fn a_full_disk_during_a_checkpoint_is_said_first_and_the_rerun_ends_bit_for_bit() {
+    let reference = Workspace::new();
+    train_to_end(&reference);
+    let ws = Workspace::new();
+    let failed = run_crashing_at(&ws, &spec(3), "checkpoint-partial:epoch-0002", "ENOSPC");
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr).into_owned();
+    assert!(stderr.contains("failed: no space left on /"), "{stderr}");
+    let run = ws.single_run_dir();
+    let state = read_state(&run);
+    assert_eq!(state["status"], "failed");
+    assert!(
+        state["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("no space left on "),
+        "{state}"
+    );
+    let checkpoints: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        checkpoints,
+        vec!["epoch-0001"],
+        "no partial checkpoint is left"
+    );
+    rerun(&ws);
+    assert_same_run(&reference.single_run_dir(), &run);
 }
