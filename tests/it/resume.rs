@@ -37,6 +37,17 @@ fn run_crashing_at(ws: &Workspace, spec: &str, point: &str, signal: &str) -> std
         .expect("run vaelab")
 }
 
+/// The names in a run's `checkpoints/` directory, sorted (`.partial-*` leftovers too).
+fn checkpoint_names(run: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// `vaelab run` again on the spec [`run_crashing_at`] wrote, to the end.
 fn rerun(ws: &Workspace) -> assert_cmd::assert::Assert {
     let spec_path = ws.path().join("replay.yaml");
@@ -158,11 +169,7 @@ fn a_run_killed_mid_epoch_resumes_bit_for_bit() {
         let state = read_state(&interrupted_run);
         assert_eq!(state["status"], "interrupted", "SIG{signal}");
         assert_eq!(state["epochs_done"], 0);
-        let mid_epoch: Vec<String> = std::fs::read_dir(interrupted_run.join("checkpoints"))
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
+        let mid_epoch = checkpoint_names(&interrupted_run);
         assert!(
             mid_epoch.len() == 1 && mid_epoch[0].starts_with("epoch-0000-step-"),
             "SIG{signal} mid-epoch leaves one mid-epoch checkpoint, found {mid_epoch:?}"
@@ -275,10 +282,9 @@ fn a_run_killed_at_each_commit_point_resumes_bit_for_bit() {
             evaluation_of(&run) == reference_evaluation,
             "{point}: the evaluation differs"
         );
-        let leftovers: Vec<_> = std::fs::read_dir(run.join("checkpoints"))
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with(".partial"))
+        let leftovers: Vec<String> = checkpoint_names(&run)
+            .into_iter()
+            .filter(|name| name.starts_with(".partial"))
             .collect();
         assert!(leftovers.is_empty(), "{point}: {leftovers:?} left behind");
     }
@@ -299,18 +305,9 @@ fn a_full_disk_during_a_checkpoint_is_said_first_and_the_rerun_ends_bit_for_bit(
     let run = ws.single_run_dir();
     let state = read_state(&run);
     assert_eq!(state["status"], "failed");
-    assert!(
-        state["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("no space left on "),
-        "{state}"
-    );
-    let checkpoints: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let error = state["error"].as_str().unwrap();
+    assert!(error.starts_with("no space left on "), "{error}");
+    let checkpoints = checkpoint_names(&run);
     assert_eq!(
         checkpoints,
         vec!["epoch-0001"],
