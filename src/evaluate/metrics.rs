@@ -167,6 +167,43 @@ mod tests {
         assert!((ssim_per_image(&small, &small).double_value(&[0]) - 1.0).abs() < 1e-5);
     }
 
+    /// A pair of fixed 3×size×size images (the formula the reference values were made with).
+    fn ssim_pair(size: usize) -> (Tensor, Tensor) {
+        let mut a = Vec::with_capacity(3 * size * size);
+        let mut b = Vec::with_capacity(3 * size * size);
+        for c in 0..3 {
+            for y in 0..size {
+                for x in 0..size {
+                    let (x, y, c) = (x as f64, y as f64, c as f64);
+                    let va = 0.5 + 0.4 * ((x * 0.7 + y * 0.3 + c) / 2.0).sin();
+                    let vb = 0.8 * va + 0.1 + 0.08 * ((x * 1.3 - y * 0.5 + 2.0 * c) / 1.5).cos();
+                    a.push(va.clamp(0.0, 1.0) as f32);
+                    b.push(vb.clamp(0.0, 1.0) as f32);
+                }
+            }
+        }
+        let shape = [1, 3, size as i64, size as i64];
+        (
+            Tensor::from_slice(&a).view(shape),
+            Tensor::from_slice(&b).view(shape),
+        )
+    }
+
+    /// Against scikit-image 0.26 (`structural_similarity(a, b, data_range=1,
+    /// channel_axis=0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)`)
+    /// on the images of [`ssim_pair`].
+    #[test]
+    fn ssim_matches_scikit_image_on_fixed_images() {
+        for (size, reference) in [(16, 0.817_777_872_085_571_3), (32, 0.868_409_454_822_540_3)] {
+            let (a, b) = ssim_pair(size);
+            let ours = ssim_per_image(&a, &b).double_value(&[0]);
+            assert!(
+                (ours - reference).abs() < 1e-4,
+                "{size}: {ours} vs {reference}"
+            );
+        }
+    }
+
     fn fixed() -> Tensor {
         Tensor::full([3], model::FIXED_LOG_SIGMA, (Kind::Float, Device::Cpu))
     }
