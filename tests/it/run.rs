@@ -67,6 +67,7 @@ fn read_metrics_at(dir: &std::path::Path) -> Vec<vaelab::store::EpochMetrics> {
     vaelab::store::read_metrics_file(&dir.join("metrics.parquet")).expect("metrics.parquet")
 }
 
+/// Raising `train.epochs` extends the same run, bit-identical to a run trained that far.
 #[test]
 fn raising_epochs_extends_the_same_run() {
     let ws = Workspace::new();
@@ -88,6 +89,31 @@ fn raising_epochs_extends_the_same_run() {
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0], first[0]);
     assert_eq!(read_state(&run)["epochs_target"], 2);
+
+    // Extended from 1 to 2 epochs, it ends where a run trained to 2 directly ends.
+    let direct = Workspace::new();
+    let spec = direct.write("tiny.yaml", &tiny_spec("grow", 2));
+    direct
+        .vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success();
+    let direct_run = direct.single_run_dir();
+    for file in ["model.safetensors", "optimizer.safetensors"] {
+        let read = |dir: &std::path::Path| {
+            tch::Tensor::read_safetensors(dir.join("checkpoints/epoch-0002").join(file))
+                .unwrap()
+                .into_iter()
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let (extended, trained) = (read(&run), read(&direct_run));
+        assert_eq!(extended.len(), trained.len());
+        for (name, tensor) in &extended {
+            assert!(tensor.equal(&trained[name]), "{file}: {name} differs");
+        }
+    }
+    let learned =
+        |rows: &[vaelab::store::EpochMetrics]| rows.iter().map(|m| m.learned()).collect::<Vec<_>>();
+    assert_eq!(learned(&rows), learned(&read_metrics_at(&direct_run)));
 }
 
 #[test]
@@ -572,4 +598,80 @@ fn select_best_evaluates_the_epoch_with_the_lowest_validation_loss_without_retra
         .assert()
         .success()
         .stderr(contains("already done (6 epochs), nothing to do"));
+}
+
+/// While one process trains a run: `plan` says "running on host:pid", `status` shows its
+/// last losses and an ETA (text and JSON), the report lists it as running k/N, and a second
+/// `vaelab run` skips it naming the holder. `--quiet`, `$VAELAB_RUNS_DIR` and
+/// `$VAELAB_REPORT_DIR` are honoured along the way.
+#[test]
+fn a_run_in_progress_is_seen_by_plan_status_report_and_a_second_run() {
+    let ws = Workspace::new();
+    let spec = ws.write("long.yaml", &tiny_spec("long", 400));
+    let spec = spec.to_str().unwrap();
+    let mut trainer = ws.spawn(
+        &["run", spec, "--device", "cpu", "--threads", "1"],
+        std::process::Stdio::null(),
+    );
+    let pid = trainer.id();
+    let started = std::time::Instant::now();
+    let run = loop {
+        let found = std::fs::read_dir(ws.runs())
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path());
+        if let Some(run) = found.filter(|r| r.join("checkpoints/epoch-0002").is_dir()) {
+            break run;
+        }
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "no second epoch appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let host = vaelab::store::host_name();
+    // The environment variables stand in for --runs-dir and --report-dir.
+    let env_only = |args: &[&str]| {
+        let mut cmd = assert_cmd::Command::cargo_bin("vaelab").unwrap();
+        cmd.current_dir(ws.path())
+            .env("VAELAB_RUNS_DIR", ws.runs())
+            .env("VAELAB_REPORT_DIR", ws.path().join("elsewhere"))
+            .args(args);
+        cmd
+    };
+    env_only(&["plan", spec])
+        .assert()
+        .success()
+        .stdout(contains(format!("running on {host}:{pid}")));
+    let status = env_only(&["status", "--json"]).assert().success();
+    let rows: serde_json::Value = serde_json::from_slice(&status.get_output().stdout).unwrap();
+    let row = &rows[0];
+    assert_eq!(row["standing"]["status"], "running");
+    assert!(row["last"]["epoch"].as_u64().unwrap() >= 2, "{row}");
+    assert!(row["last"]["val_loss"].as_f64().unwrap().is_finite());
+    assert!(row["eta_seconds"].as_f64().unwrap() > 0.0, "{row}");
+    env_only(&["status"])
+        .assert()
+        .success()
+        .stdout(contains(format!("running on {host}:{pid}")));
+    env_only(&["report", spec]).assert().success();
+    let report = std::fs::read_to_string(ws.path().join("elsewhere/long/report.md")).unwrap();
+    assert!(report.contains("seed=3 (running ("), "{report}");
+    assert!(report.contains("/400))"), "running k/N: {report}");
+    let second = env_only(&["run", spec, "--device", "cpu"])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&second.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains(&format!("being trained by pid {pid} on {host}; skipped")),
+        "{stderr}"
+    );
+    // --quiet: only warnings and errors, and skipping a held run is neither.
+    env_only(&["--quiet", "run", spec, "--device", "cpu"])
+        .assert()
+        .success()
+        .stderr("");
+    trainer.kill().unwrap();
+    trainer.wait().unwrap();
+    assert!(run.join("metrics.parquet").is_file());
 }
