@@ -181,9 +181,42 @@ fn a_sweep_runs_as_a_job_array_with_every_run_trained_once_and_reports() {
         crate::common::TINY_SWEEP_LABELS,
         "every run trained exactly once:\n{logs}"
     );
+    // Task i trained manifest entry i, and each run holds exactly its 2 epochs.
+    let manifest = std::fs::read_dir(runs.join("slurm"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("manifest.json"))
+        .find(|p| p.is_file())
+        .expect("manifest.json");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    let tasks = manifest["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 4);
     for dir in run_dirs(&runs) {
         let state = read_state(&dir);
         assert_eq!(state["slurm"]["array_job_id"], job.as_str(), "{state}");
+        let task: usize = state["slurm"]["array_task_id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let entry = &tasks[task];
+        assert_eq!(entry["index"], task);
+        assert!(
+            entry["id"]
+                .as_str()
+                .unwrap()
+                .starts_with(dir.file_name().unwrap().to_str().unwrap()),
+            "task {task} trained {} but the manifest gives it {}",
+            dir.display(),
+            entry["id"]
+        );
+        let epochs: Vec<u32> = vaelab::store::read_metrics_file(&dir.join("metrics.parquet"))
+            .unwrap()
+            .iter()
+            .map(|m| m.epoch)
+            .collect();
+        assert_eq!(epochs, [1, 2], "{}", dir.display());
     }
     let status = ws.vaelab(&["status"]).output().unwrap();
     let status = String::from_utf8_lossy(&status.stdout);
@@ -193,7 +226,12 @@ fn a_sweep_runs_as_a_job_array_with_every_run_trained_once_and_reports() {
     ws.vaelab(&["--report-dir", "report", "report", spec.to_str().unwrap()])
         .assert()
         .success();
-    assert!(ws.path().join("report/slurmsweep/index.html").is_file());
+    // Opened, not only found: the page names every run and compares the two variants.
+    let page = std::fs::read_to_string(ws.path().join("report/slurmsweep/index.html")).unwrap();
+    for label in crate::common::TINY_SWEEP_LABELS {
+        assert!(page.contains(label), "{label} missing from the report");
+    }
+    assert!(page.contains("plain") && page.contains("against residual"));
     // Nothing left to do: no second array.
     let again = ws
         .vaelab(&["slurm", spec.to_str().unwrap()])
@@ -290,7 +328,8 @@ fn interrupted_task_resumes_bit_identical(how: Interruption) {
     if let Interruption::TimeWarning = how {
         assert!(logs.contains("requeued after the checkpoint"), "{logs}");
     }
-    assert!(logs.contains("resuming from epoch"), "{logs}");
+    // The signal lands while epoch 2 trains: the task stops mid-epoch and resumes there.
+    assert!(logs.contains("resuming from epoch 1 of 3 plus"), "{logs}");
 
     // The same run, uninterrupted, on the CPU with the same thread count.
     let reference_ws = Workspace::new();
@@ -309,10 +348,12 @@ fn interrupted_task_resumes_bit_identical(how: Interruption) {
     let slurm_run = run_dirs(&runs).pop().unwrap();
     let reference_run = run_dirs(&reference).pop().unwrap();
     assert_eq!(learned(&slurm_run), learned(&reference_run));
-    let weights =
-        |run: &Path| std::fs::read(run.join("checkpoints/epoch-0003/model.safetensors")).unwrap();
-    assert!(
-        weights(&slurm_run) == weights(&reference_run),
-        "final weights differ"
-    );
+    for file in ["model.safetensors", "optimizer.safetensors"] {
+        let bytes =
+            |run: &Path| std::fs::read(run.join("checkpoints/epoch-0003").join(file)).unwrap();
+        assert!(
+            bytes(&slurm_run) == bytes(&reference_run),
+            "final {file} differs"
+        );
+    }
 }
