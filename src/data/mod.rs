@@ -216,6 +216,28 @@ mod tests {
         assert!(limited.val.equal(&full.val));
     }
 
+    /// The flips of a step are a function of (seed, epoch, step) alone: the same
+    /// coordinates give the same mask, any other coordinate another, about half flipped.
+    #[test]
+    fn flips_are_a_function_of_seed_epoch_and_step() {
+        let mask = flip_mask(7, 2, 5, 256);
+        assert_eq!(mask, flip_mask(7, 2, 5, 256));
+        for other in [
+            flip_mask(8, 2, 5, 256),
+            flip_mask(7, 3, 5, 256),
+            flip_mask(7, 2, 6, 256),
+        ] {
+            assert_ne!(mask, other);
+        }
+        let flipped = mask.iter().filter(|&&f| f).count();
+        assert!((96..=160).contains(&flipped), "{flipped} of 256 flipped");
+        let image = Tensor::arange(12, (Kind::Float, tch::Device::Cpu)).view([1, 1, 3, 4]);
+        let batch = Tensor::cat(&[&image, &image], 0);
+        let flipped = apply_flips(&batch, &Tensor::from_slice(&[true, false]));
+        assert!(flipped.get(0).equal(&image.get(0).flip([2])));
+        assert!(flipped.get(1).equal(&image.get(0)));
+    }
+
     #[test]
     fn inputs_are_scaled_to_the_unit_interval() {
         let data = load(&tiny_config().data, &crate::progress::Silent).unwrap();

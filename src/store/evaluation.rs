@@ -356,3 +356,59 @@ fn read_latent_stats(dir: &Path) -> Result<Option<LatentStats>, StoreError> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `latent.parquet` holds one row per dimension: its KL, the variance over the data of
+    /// its posterior mean, and whether that variance is above the 0.01 threshold.
+    #[test]
+    fn latent_statistics_mark_units_active_above_the_threshold() {
+        let dir = tempfile::tempdir().unwrap();
+        let stats = LatentStats {
+            kl: vec![0.5, 0.0, 2.0],
+            mean_variance: vec![0.005, ACTIVE_UNIT_THRESHOLD, 0.02],
+        };
+        let evaluation = Evaluation {
+            epoch: 3,
+            split: "validation".into(),
+            images: 8,
+            recon_mse: 0.1,
+            psnr: 10.0,
+            ssim: 0.5,
+            kl: 2.5,
+            active_units: 1,
+            latent_dim: 3,
+            elbo_bpd: 8.9,
+            iwae_bpd: 8.8,
+            likelihood: Likelihood::Learned,
+            decoder_sigma: [0.1, 0.2, 0.3],
+            calibrated_sigma: [0.11, 0.21, 0.31],
+            calibrated_elbo_bpd: 5.0,
+            calibrated_iwae_bpd: 4.9,
+            iwae_samples: 4,
+            iwae_images: 8,
+            attribute: None,
+            evaluated_at: DateTime::from_timestamp_micros(1_000_000).unwrap(),
+        };
+        write_evaluation(dir.path(), &evaluation, &stats).unwrap();
+        let frame = read_frame(&dir.path().join(LATENT_FILE)).unwrap().unwrap();
+        let column = |name: &str| frame.column(name).unwrap().clone();
+        assert_eq!(
+            column("dim").u32().unwrap().to_vec(),
+            [Some(0), Some(1), Some(2)]
+        );
+        assert_eq!(
+            column("active")
+                .bool()
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            [Some(false), Some(false), Some(true)],
+            "strictly above {ACTIVE_UNIT_THRESHOLD}"
+        );
+        assert_eq!(read_latent_stats(dir.path()).unwrap(), Some(stats));
+        assert_eq!(read_evaluation(dir.path()).unwrap(), Some(evaluation));
+    }
+}

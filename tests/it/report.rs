@@ -575,3 +575,50 @@ fn damaged_and_unreadable_files_are_named_never_dropped() {
         "each variant's missing picture is named with its path"
     );
 }
+
+/// `baseline:` overrides the first variant as the reference; a grid without variants
+/// compares every point with the first; one seed gives the one-seed line.
+#[test]
+fn baselines_follow_the_spec_and_a_grid_without_variants_compares_with_its_first_point() {
+    let ws = Workspace::new();
+    let tiny = "seed: 3\ndata:\n  image_size: 16\n  train_images: 32\n  val_images: 8\nmodel:\n  channels: [4, 8]\ntrain:\n  epochs: 1\n  batch_size: 16\n";
+    let with_baseline = ws.write(
+        "b.yaml",
+        &format!(
+            "name: based\nbaseline: plain\n{tiny}variants:\n  - name: residual\n    model.residual: true\n  - name: plain\n    model.residual: false\n"
+        ),
+    );
+    let grid = ws.write(
+        "g.yaml",
+        &format!("name: gridded\n{tiny}grid:\n  model.latent_dim: [4, 8]\n"),
+    );
+    for (spec, name, variant, baseline) in [
+        (&with_baseline, "based", "residual", "plain"),
+        (&grid, "gridded", "latent_dim=8", "latent_dim=4"),
+    ] {
+        let spec = spec.to_str().unwrap();
+        ws.vaelab(&["run", spec, "--device", "cpu"])
+            .assert()
+            .success();
+        ws.vaelab(&["--report-dir", "report", "report", spec])
+            .assert()
+            .success();
+        let dir = ws.path().join("report").join(name);
+        let differences = csv_rows(&dir.join("tables/differences.csv"));
+        assert!(!differences.is_empty(), "{name}: no comparison");
+        for row in &differences {
+            assert_eq!(
+                (row["variant"].as_str(), row["baseline"].as_str()),
+                (variant, baseline),
+                "{name}"
+            );
+        }
+        let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+        assert!(
+            report.contains(&format!(
+                "against {baseline} (n = 1) — one seed, so no interval; add seeds to judge."
+            )),
+            "{report}"
+        );
+    }
+}
