@@ -274,6 +274,28 @@ fn a_folder_splits_by_path_hash_and_skips_corrupt_images() {
     assert_eq!(decoded.skipped.len(), 1);
     assert_eq!(decoded.skipped[0].0, "broken.jpg");
     assert!(recorder.warned("skipped 1 unreadable image"));
+    // The cache's metadata lists the skipped file with why, for later runs to report.
+    let metadata = std::fs::read_dir(cache(&ws))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("cache metadata");
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(metadata).unwrap()).unwrap();
+    assert_eq!(metadata["skipped"][0][0], "broken.jpg", "{metadata}");
+
+    // Adding files moves none of the old ones between the splits.
+    for i in 30..50u32 {
+        RgbImage::from_pixel(40, 30, Rgb([i as u8, 10, 20]))
+            .save(root.join(format!("new{i:02}.png")))
+            .unwrap();
+    }
+    let grown_train = disk::folder_files(&root, 0.3, false).unwrap();
+    let grown_val = disk::folder_files(&root, 0.3, true).unwrap();
+    assert_eq!(grown_train.files.len() + grown_val.files.len(), 51);
+    assert!(train.files.iter().all(|f| grown_train.files.contains(f)));
+    assert!(val.files.iter().all(|f| grown_val.files.contains(f)));
 }
 
 #[test]
@@ -316,6 +338,61 @@ fn a_run_trains_on_generated_celeba_found_through_the_environment() {
         .assert()
         .success()
         .stderr(contains("celeb/seed=0 epoch 1/1"));
+
+    // The evaluation's top row shows the evaluated images: the validation partition by
+    // default, the test partition with `data.split: test` (another run: identity).
+    let images_shown = |split: Option<&str>, expected: [usize; 2]| {
+        let text = std::fs::read_to_string(&spec).unwrap();
+        let text = match split {
+            Some(split) => text.replace(
+                "  hflip: true\n",
+                &format!("  hflip: true\n  split: {split}\n"),
+            ),
+            None => text,
+        };
+        std::fs::write(&spec, text).unwrap();
+        ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+            .env("VAELAB_CELEBA_ROOT", &root)
+            .env("VAELAB_CACHE", ws.path().join("cache"))
+            .assert()
+            .success();
+        let store = vaelab::store::RunStore::new(ws.runs());
+        let run = store
+            .list()
+            .unwrap()
+            .into_iter()
+            .find(|r| {
+                let config = r.read_config().unwrap().unwrap();
+                config.data.split.is_some() == split.is_some()
+            })
+            .unwrap();
+        let evaluation = run.read_evaluation().unwrap().unwrap();
+        assert_eq!(evaluation.split, split.unwrap_or("validation"));
+        let grid =
+            image::open(run.evaluation_picture(vaelab::store::EvaluationPicture::Reconstructions))
+                .unwrap()
+                .to_rgb8();
+        let images = root.join("img_align_celeba/img_align_celeba");
+        for (cell, index) in expected.into_iter().enumerate() {
+            let chw = disk::preprocess(
+                &images.join(name(index)),
+                16,
+                Some(148),
+                ResizeFilter::Triangle,
+            )
+            .unwrap();
+            for (y, x, c) in [(0, 0, 0), (7, 9, 1), (15, 15, 2)] {
+                let pixel = grid.get_pixel(2 + cell as u32 * 18 + x, 2 + y).0[c];
+                assert_eq!(
+                    pixel,
+                    chw[c * 256 + (y * 16 + x) as usize],
+                    "{split:?} cell {cell}"
+                );
+            }
+        }
+    };
+    images_shown(None, [6, 7]);
+    images_shown(Some("test"), [8, 9]);
 }
 
 #[test]
