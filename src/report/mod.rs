@@ -6,6 +6,7 @@ mod document;
 pub mod figures;
 mod format;
 mod html;
+mod latex;
 mod markdown;
 pub mod overview;
 mod plots;

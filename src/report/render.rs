@@ -8,7 +8,7 @@ use super::document::{Block, Document, FigureStyle, ParagraphStyle};
 use super::figures::Figure;
 use super::format::reading;
 use super::visuals::{Visual, visuals};
-use super::{ReportError, ReportFiles, html, markdown, plots, tables};
+use super::{ReportError, ReportFiles, html, latex, markdown, plots, tables};
 use crate::experiment::config::Likelihood;
 use crate::experiment::slug;
 use crate::store;
@@ -52,6 +52,14 @@ pub fn render(agg: &Aggregate, description: Option<&str>) -> Result<ReportFiles,
         .iter()
         .map(|t| (PathBuf::from(format!("tables/{}.csv", t.id)), t.to_csv()))
         .collect();
+    files.push((
+        PathBuf::from("tables/comparison.tex"),
+        latex::comparison(agg).into_bytes(),
+    ));
+    files.push((
+        PathBuf::from("tables/differences.tex"),
+        latex::differences(agg, &content.differences).into_bytes(),
+    ));
     for figure in content.figures.iter().chain(&content.run_figures) {
         let stem = format!("figures/{}", figure.name);
         files.push((PathBuf::from(format!("{stem}.png")), figure.png.clone()));

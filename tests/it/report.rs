@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::common::{Workspace, tiny_sweep};
 use polars::prelude::*;
+use vaelab::report::Metric;
 
 fn sweep_spec(name: &str) -> String {
     format!(
@@ -238,6 +239,36 @@ fn report_tables_equal_numbers_recomputed_from_parquet_and_all_formats_agree() {
             assert_eq!(row[&format!("{key}_n")], "2");
         }
     }
+
+    // The LaTeX comparison: booktabs, and the higher mean PSNR in bold in its row.
+    let tex = std::fs::read_to_string(dir.join("tables/comparison.tex")).unwrap();
+    for rule in ["\\toprule", "\\midrule", "\\bottomrule"] {
+        assert!(tex.contains(rule), "{tex}");
+    }
+    let psnr = |row: &BTreeMap<String, String>| row["psnr_mean"].parse::<f64>().unwrap();
+    let best = comparison
+        .iter()
+        .max_by(|a, b| psnr(a).total_cmp(&psnr(b)))
+        .unwrap();
+    let psnr_column = 2 + Metric::COMPARED
+        .iter()
+        .position(|m| *m == Metric::Psnr)
+        .unwrap();
+    let rows: Vec<&str> = tex
+        .lines()
+        .filter(|l| l.ends_with("\\\\") && !l.starts_with("variant"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{tex}");
+    for line in rows {
+        let cells: Vec<&str> = line.trim_end_matches(" \\\\").split(" & ").collect();
+        let is_best = cells[0] == best["variant"];
+        assert_eq!(
+            cells[psnr_column].starts_with("\\textbf{"),
+            is_best,
+            "{line}"
+        );
+    }
+    assert!(dir.join("tables/differences.tex").is_file());
 
     // Paired differences (plain − residual, the first variant being the baseline), with
     // the 95% t interval for n = 2: t = 12.706.
