@@ -40,6 +40,8 @@ pub enum Command {
     Slurm(SlurmArgs),
     /// Every run in the store with progress, last losses and ETA.
     Status(StatusArgs),
+    /// One row per run (flattened config, state, final metrics, evaluation) to Parquet or CSV.
+    Export(ExportArgs),
     /// Versions, devices, CPU threads and bf16 support.
     Info(InfoArgs),
     /// Time train steps (forward, backward, Adam) and print the median images per second.
@@ -174,6 +176,15 @@ pub struct StatusArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Only the runs this spec produces (default: every run in the store).
+    pub spec: Option<PathBuf>,
+    /// The file to write: `.parquet` or `.csv`.
+    #[arg(long)]
+    pub to: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
 //! One module per subcommand; each turns parsed arguments into library calls and output.
 pub mod bench;
+pub mod export;
 pub mod info;
 pub mod plan;
 pub mod report;

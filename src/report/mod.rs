@@ -3,6 +3,7 @@
 //! figures and CSV tables. Reads the run store only; safe while a sweep is training.
 pub mod aggregate;
 mod document;
+pub mod export;
 pub mod figures;
 mod format;
 mod html;

@@ -171,7 +171,8 @@ fn likelihood_name(likelihood: Likelihood) -> &'static str {
     }
 }
 
-fn to_frame(e: &Evaluation) -> PolarsResult<DataFrame> {
+/// One row of `evaluation.parquet`: its columns are defined here only.
+pub(crate) fn to_frame(e: &Evaluation) -> PolarsResult<DataFrame> {
     let f = |name: &str, v: f64| Column::new(name.into(), [v]);
     let u = |name: &str, v: u32| Column::new(name.into(), [v]);
     let evaluated_at =

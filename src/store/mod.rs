@@ -24,11 +24,13 @@ mod state;
 pub use atomic::{sync_dir, write_atomic, write_atomic_with};
 pub use checkpoint::{CheckpointRef, MODEL_FILE, OPTIMIZER_FILE, PROGRESS_FILE, Progress};
 pub use crash::crash_point;
+pub(crate) use evaluation::to_frame as evaluation_row;
 pub use evaluation::{
     ACTIVE_UNIT_THRESHOLD, CALIBRATED_LIKELIHOOD, DISCRETISATION, Evaluation, EvaluationPicture,
     LatentStats, likelihood_description,
 };
 pub use lock::RunLock;
+pub(crate) use metrics::COLUMNS as METRICS_COLUMNS;
 use metrics::metrics_to_frame;
 pub use metrics::{EpochMetrics, best_epoch, read_metrics_file};
 use space::disk_full;

@@ -653,3 +653,57 @@ fn baselines_follow_the_spec_and_a_grid_without_variants_compares_with_its_first
         );
     }
 }
+
+/// `vaelab export` writes one row per run (flattened config, state, final metrics and the
+/// evaluation); read back with polars, every value equals the run's own files.
+#[test]
+fn export_writes_one_row_per_run_that_polars_reads_back_as_the_runs_files() {
+    let ws = Workspace::new();
+    let spec = ws.write("sweep.yaml", &tiny_sweep("exp", 1));
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success();
+    let parquet = ws.path().join("all.parquet");
+    ws.vaelab(&["export", "--to", parquet.to_str().unwrap()])
+        .assert()
+        .success();
+    let frame = read_parquet(&parquet);
+    assert_eq!(frame.height(), 4);
+    let store = vaelab::store::RunStore::new(ws.runs());
+    let ids = frame.column("id").unwrap().str().unwrap().clone();
+    for (i, id) in ids.into_iter().enumerate() {
+        let id = vaelab::experiment::config::RunId::parse(id.unwrap()).unwrap();
+        let run = store.run_dir(&id);
+        let config = run.read_config().unwrap().unwrap();
+        let value = |name: &str| frame.column(name).unwrap().get(i).unwrap();
+        assert_eq!(
+            value("config.model.residual"),
+            AnyValue::Boolean(config.model.residual)
+        );
+        assert_eq!(value("config.seed"), AnyValue::Int64(config.seed as i64));
+        let last = run.read_metrics().unwrap().pop().unwrap();
+        assert_eq!(value("final.val_loss"), AnyValue::Float64(last.val_loss));
+        let evaluation = run.read_evaluation().unwrap().unwrap();
+        assert_eq!(value("eval.psnr"), AnyValue::Float64(evaluation.psnr));
+        assert_eq!(value("status").to_string().trim_matches('"'), "done");
+    }
+    // CSV: the same columns, one line per run; a spec selects its runs; bad targets say so.
+    let csv = ws.path().join("exp.csv");
+    ws.vaelab(&[
+        "export",
+        spec.to_str().unwrap(),
+        "--to",
+        csv.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    let rows = csv_rows(&csv);
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[0].len(), frame.width());
+    ws.vaelab(&["export", "--to", "x.json"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "expected a .parquet or .csv file",
+        ));
+}

@@ -1,0 +1,63 @@
+//! `vaelab export [SPEC] --to FILE`: every run (or a spec's runs) as one table, one row per
+//! run, in Parquet or CSV, for polars, pandas or DuckDB.
+use anyhow::Result;
+
+use crate::cli::ExportArgs;
+use vaelab::experiment::{plan, spec};
+use vaelab::progress::Reporter;
+use vaelab::report::export::{self, ExportFormat, Row, Value};
+use vaelab::store::{RunDir, RunStore};
+
+pub fn execute(args: &ExportArgs, store: &RunStore, reporter: &dyn Reporter) -> Result<()> {
+    let Some(format) = ExportFormat::of(&args.to) else {
+        return Err(super::usage(format!(
+            "--to {}: expected a .parquet or .csv file",
+            args.to.display()
+        )));
+    };
+    let listing = store.scan()?;
+    for damaged in &listing.damaged {
+        reporter.warn(&format!("{}; not exported", damaged.describe()));
+    }
+    let dirs: Vec<RunDir> = match &args.spec {
+        None => listing.runs,
+        Some(path) => {
+            let plan = plan::plan(&spec::load(path)?)?;
+            plan.runs
+                .iter()
+                .map(|run| store.run_dir(&run.id))
+                .filter(|dir| dir.exists())
+                .collect()
+        }
+    };
+    let rows: Vec<Row> = dirs
+        .iter()
+        .map(|dir| row_or_problem(dir, reporter))
+        .collect();
+    export::write(&rows, &args.to, format)?;
+    reporter.note(&format!(
+        "{} runs, {} columns: {}",
+        rows.len(),
+        export::columns(&rows).len(),
+        args.to.display()
+    ));
+    Ok(())
+}
+
+/// The run's row; if one of its files cannot be read, its id and path with the problem,
+/// so no run drops out of the table.
+fn row_or_problem(dir: &RunDir, reporter: &dyn Reporter) -> Row {
+    export::run_row(dir).unwrap_or_else(|error| {
+        reporter.warn(&format!(
+            "{error}; exported with its id and the problem only"
+        ));
+        Row::from([
+            ("id".to_string(), Value::Text(dir.id().full().into())),
+            (
+                "path".to_string(),
+                Value::Text(dir.path().display().to_string()),
+            ),
+            ("problem".to_string(), Value::Text(error.to_string())),
+        ])
+    })
+}
