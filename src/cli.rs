@@ -40,6 +40,8 @@ pub enum Command {
     Slurm(SlurmArgs),
     /// Every run in the store with progress, last losses and ETA.
     Status(StatusArgs),
+    /// Every run ever trained, found by its settings and results.
+    Runs(RunsArgs),
     /// One row per run (flattened config, state, final metrics, evaluation) to Parquet or CSV.
     Export(ExportArgs),
     /// Versions, devices, CPU threads and bf16 support.
@@ -176,6 +178,30 @@ pub struct StatusArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// `FIELD=VALUE`, `FIELD<VALUE` or `FIELD>VALUE`, repeatable (all must hold): a dotted
+    /// config path (`model.residual`, `train.beta`), a metric (`val_loss`, `psnr`,
+    /// `calibrated_iwae_bpd`) or a column as `vaelab export` writes it.
+    #[arg(long = "where", value_name = "CONDITION")]
+    pub conditions: Vec<String>,
+    /// Only runs trained for this experiment (the spec's `name`).
+    #[arg(long)]
+    pub experiment: Option<String>,
+    /// Only runs with this status (done, running, interrupted, failed, pending).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Sort by this field, smallest first (runs without it last).
+    #[arg(long)]
+    pub sort: Option<String>,
+    /// Every column of every listed run as JSON.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Every column of every listed run as CSV.
+    #[arg(long)]
+    pub csv: bool,
 }
 
 #[derive(Debug, Args)]

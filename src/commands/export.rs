@@ -5,7 +5,7 @@ use anyhow::Result;
 use crate::cli::ExportArgs;
 use vaelab::experiment::{plan, spec};
 use vaelab::progress::Reporter;
-use vaelab::report::export::{self, ExportFormat, Row, Value};
+use vaelab::report::export::{self, ExportFormat};
 use vaelab::store::{RunDir, RunStore};
 
 pub fn execute(args: &ExportArgs, store: &RunStore, reporter: &dyn Reporter) -> Result<()> {
@@ -30,10 +30,7 @@ pub fn execute(args: &ExportArgs, store: &RunStore, reporter: &dyn Reporter) -> 
                 .collect()
         }
     };
-    let rows: Vec<Row> = dirs
-        .iter()
-        .map(|dir| row_or_problem(dir, reporter))
-        .collect();
+    let rows = export::rows(&dirs, reporter);
     export::write(&rows, &args.to, format)?;
     reporter.note(&format!(
         "{} runs, {} columns: {}",
@@ -42,22 +39,4 @@ pub fn execute(args: &ExportArgs, store: &RunStore, reporter: &dyn Reporter) -> 
         args.to.display()
     ));
     Ok(())
-}
-
-/// The run's row; if one of its files cannot be read, its id and path with the problem,
-/// so no run drops out of the table.
-fn row_or_problem(dir: &RunDir, reporter: &dyn Reporter) -> Row {
-    export::run_row(dir).unwrap_or_else(|error| {
-        reporter.warn(&format!(
-            "{error}; exported with its id and the problem only"
-        ));
-        Row::from([
-            ("id".to_string(), Value::Text(dir.id().full().into())),
-            (
-                "path".to_string(),
-                Value::Text(dir.path().display().to_string()),
-            ),
-            ("problem".to_string(), Value::Text(error.to_string())),
-        ])
-    })
 }

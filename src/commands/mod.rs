@@ -5,6 +5,7 @@ pub mod info;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod runs;
 pub mod slurm;
 pub mod status;
 mod workers;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
+use crate::progress::Reporter;
 use crate::store::{RunDir, StoreError, write_atomic, write_atomic_with};
 
 /// One value of a run's row.
@@ -120,6 +121,43 @@ pub fn run_row(dir: &RunDir) -> Result<Row, StoreError> {
         }
     }
     Ok(row)
+}
+
+/// The rows of `dirs`; a run whose files cannot be read keeps its id and path with the
+/// problem (and a warning), so no run drops out of the table.
+pub fn rows(dirs: &[RunDir], reporter: &dyn Reporter) -> Vec<Row> {
+    dirs.iter()
+        .map(|dir| {
+            run_row(dir).unwrap_or_else(|error| {
+                reporter.warn(&format!("{error}; listed with its id and the problem only"));
+                Row::from([
+                    ("id".to_string(), Value::Text(dir.id().full().into())),
+                    (
+                        "path".to_string(),
+                        Value::Text(dir.path().display().to_string()),
+                    ),
+                    ("problem".to_string(), Value::Text(error.to_string())),
+                ])
+            })
+        })
+        .collect()
+}
+
+/// A row as JSON: numbers, booleans and strings under their column names.
+pub fn row_json(row: &Row) -> serde_json::Value {
+    let object = row
+        .iter()
+        .map(|(name, value)| {
+            let json = match value {
+                Value::Flag(v) => serde_json::json!(v),
+                Value::Integer(v) => serde_json::json!(v),
+                Value::Number(v) => serde_json::json!(v),
+                Value::Text(v) => serde_json::json!(v),
+            };
+            (name.clone(), json)
+        })
+        .collect();
+    serde_json::Value::Object(object)
 }
 
 fn any_value(value: AnyValue) -> Option<Value> {
@@ -252,33 +290,24 @@ pub fn write(rows: &[Row], path: &Path, format: ExportFormat) -> Result<(), Stor
                     .map_err(std::io::Error::other)
             })
         }
-        ExportFormat::Csv => {
-            let header = columns(rows);
-            let mut writer = csv::Writer::from_writer(Vec::new());
-            let mut record = |cells: Vec<String>| {
-                writer
-                    .write_record(cells)
-                    .map_err(|e| std::io::Error::other(e.to_string()))
-            };
-            let io = |e: std::io::Error| StoreError::Io {
-                path: path.to_path_buf(),
-                action: "cannot write CSV",
-                source: e,
-            };
-            record(header.clone()).map_err(io)?;
-            for row in rows {
-                let cells = header
-                    .iter()
-                    .map(|c| row.get(c).map(csv_cell).unwrap_or_default())
-                    .collect();
-                record(cells).map_err(io)?;
-            }
-            let bytes = writer
-                .into_inner()
-                .map_err(|e| io(std::io::Error::other(e.to_string())))?;
-            write_atomic(path, &bytes)
-        }
+        ExportFormat::Csv => write_atomic(path, &csv_bytes(rows)),
     }
+}
+
+/// The rows as CSV, every column of [`columns`], numbers at full precision.
+pub fn csv_bytes(rows: &[Row]) -> Vec<u8> {
+    let header = columns(rows);
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    // Writing into memory cannot fail, and every record has the header's width.
+    let _ = writer.write_record(&header);
+    for row in rows {
+        let cells: Vec<String> = header
+            .iter()
+            .map(|c| row.get(c).map(csv_cell).unwrap_or_default())
+            .collect();
+        let _ = writer.write_record(cells);
+    }
+    writer.into_inner().unwrap_or_default()
 }
 
 /// Full precision in CSV, as the report's CSV tables are.

@@ -12,6 +12,7 @@ mod markdown;
 pub mod overview;
 mod plots;
 mod publish;
+pub mod query;
 pub mod render;
 pub mod stats;
 mod tables;

@@ -707,3 +707,61 @@ fn export_writes_one_row_per_run_that_polars_reads_back_as_the_runs_files() {
             "expected a .parquet or .csv file",
         ));
 }
+
+/// `vaelab runs` finds runs by settings and results, sorts them, and speaks JSON and CSV;
+/// a bad field names the allowed ones.
+#[test]
+fn runs_are_found_by_settings_and_results_and_sorted() {
+    let ws = Workspace::new();
+    let spec = ws.write("sweep.yaml", &tiny_sweep("find", 1));
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success();
+    let json = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut all = vec!["runs", "--json"];
+        all.extend(args);
+        let out = ws.vaelab(&all).assert().success();
+        serde_json::from_slice(&out.get_output().stdout).unwrap()
+    };
+    let residual = json(&["--where", "model.residual=true"]);
+    assert_eq!(residual.len(), 2);
+    assert!(
+        residual
+            .iter()
+            .all(|r| r["label"].as_str().unwrap().starts_with("residual/"))
+    );
+    let sorted = json(&["--sort", "psnr", "--status", "done", "--experiment", "find"]);
+    let psnr: Vec<f64> = sorted
+        .iter()
+        .map(|r| r["eval.psnr"].as_f64().unwrap())
+        .collect();
+    assert_eq!(psnr.len(), 4);
+    assert!(psnr.windows(2).all(|w| w[0] <= w[1]), "{psnr:?}");
+    let above = json(&["--where", &format!("psnr>{}", psnr[1])]);
+    assert_eq!(above.len(), 2, "strictly above the second lowest");
+    assert!(json(&["--experiment", "other"]).is_empty());
+
+    let table = ws
+        .vaelab(&["runs", "--where", "model.residual=false"])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&table.get_output().stdout).into_owned();
+    assert_eq!(text.lines().count(), 3, "a header and two runs:\n{text}");
+    assert!(
+        text.lines().next().unwrap().contains("SEED"),
+        "the seeds differ: {text}"
+    );
+    let csv = ws.vaelab(&["runs", "--csv"]).assert().success();
+    assert_eq!(
+        String::from_utf8_lossy(&csv.get_output().stdout)
+            .lines()
+            .count(),
+        5
+    );
+    ws.vaelab(&["runs", "--where", "model.residul=true"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "(did you mean `model.residual`?)",
+        ));
+}
