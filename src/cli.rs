@@ -44,6 +44,9 @@ pub enum Command {
     Runs(RunsArgs),
     /// One row per run (flattened config, state, final metrics, evaluation) to Parquet or CSV.
     Export(ExportArgs),
+    /// List what can go from the store (with --apply, remove it): runs no spec produces,
+    /// failed runs, old checkpoints.
+    Gc(GcArgs),
     /// Versions, devices, CPU threads and bf16 support.
     Info(InfoArgs),
     /// Time train steps (forward, backward, Adam) and print the median images per second.
@@ -202,6 +205,15 @@ pub struct RunsArgs {
     /// Every column of every listed run as CSV.
     #[arg(long)]
     pub csv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// The specs whose runs stay (default: every `experiments/*.yaml` here).
+    pub specs: Vec<PathBuf>,
+    /// Remove what is listed; without it nothing is touched.
+    #[arg(long)]
+    pub apply: bool,
 }
 
 #[derive(Debug, Args)]

@@ -30,6 +30,9 @@ fn main() -> ExitCode {
         Command::Runs(args) => {
             commands::runs::execute(args, &store, &reporter).map(|()| ExitCode::SUCCESS)
         }
+        Command::Gc(args) => {
+            commands::gc::execute(args, &store, &reporter).map(|()| ExitCode::SUCCESS)
+        }
         Command::Export(args) => {
             commands::export::execute(args, &store, &reporter).map(|()| ExitCode::SUCCESS)
         }

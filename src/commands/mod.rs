@@ -1,6 +1,7 @@
 //! One module per subcommand; each turns parsed arguments into library calls and output.
 pub mod bench;
 pub mod export;
+pub mod gc;
 pub mod info;
 pub mod plan;
 pub mod report;

@@ -150,6 +150,22 @@ impl RunDir {
         Ok(())
     }
 
+    /// The checkpoints beyond the newest `keep` other than `also_keep`: what pruning and
+    /// `vaelab gc` remove.
+    pub fn prunable_checkpoints(
+        &self,
+        keep: usize,
+        also_keep: Option<CheckpointRef>,
+    ) -> Result<Vec<CheckpointRef>, StoreError> {
+        let mut all = self.checkpoints()?;
+        all.sort_by_key(|c| std::cmp::Reverse(*c));
+        Ok(all
+            .into_iter()
+            .skip(keep)
+            .filter(|c| Some(*c) != also_keep)
+            .collect())
+    }
+
     /// Keeps the newest `keep` checkpoints and `also_keep` (the best epoch's, which
     /// `train.select: best` evaluates), and removes leftovers of interrupted writes.
     pub fn prune_checkpoints(
@@ -157,12 +173,7 @@ impl RunDir {
         keep: usize,
         also_keep: Option<CheckpointRef>,
     ) -> Result<(), StoreError> {
-        let mut all = self.checkpoints()?;
-        all.sort_by_key(|c| std::cmp::Reverse(*c));
-        for old in all.into_iter().skip(keep) {
-            if Some(old) == also_keep {
-                continue;
-            }
+        for old in self.prunable_checkpoints(keep, also_keep)? {
             let path = self.checkpoint_path(old);
             fs::remove_dir_all(&path).map_err(io_err(&path, "cannot remove old checkpoint"))?;
         }

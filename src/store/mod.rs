@@ -15,6 +15,7 @@ mod atomic;
 mod checkpoint;
 pub mod crash;
 mod evaluation;
+pub mod gc;
 mod lock;
 mod metrics;
 mod space;
@@ -29,6 +30,7 @@ pub use evaluation::{
     ACTIVE_UNIT_THRESHOLD, CALIBRATED_LIKELIHOOD, DISCRETISATION, Evaluation, EvaluationPicture,
     LatentStats, likelihood_description,
 };
+pub use gc::KEPT_CHECKPOINTS;
 pub use lock::RunLock;
 pub(crate) use metrics::COLUMNS as METRICS_COLUMNS;
 use metrics::metrics_to_frame;

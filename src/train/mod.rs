@@ -106,7 +106,7 @@ impl Default for Placement {
         Self {
             device: Device::cuda_if_available(),
             log_every: 10,
-            keep_checkpoints: 2,
+            keep_checkpoints: store::KEPT_CHECKPOINTS,
             stop: StopFlag::new(),
         }
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::process::{Child, Stdio};
 
-use crate::common::{Workspace, read_state, tiny_sweep, trained_labels};
+use crate::common::{Workspace, read_state, tiny_spec, tiny_sweep, trained_labels};
 use predicates::str::contains;
 
 #[test]
@@ -445,4 +445,113 @@ fn bench_times_planning_a_large_grid() {
         .assert()
         .success()
         .stdout(contains("planned 1000 runs in"));
+}
+
+/// `vaelab gc SPEC` lists runs the spec does not produce, failed runs and old
+/// checkpoints, with sizes, and touches nothing; with `--apply` it removes exactly those,
+/// and never a run that a process is training.
+#[test]
+fn gc_lists_then_removes_what_can_go_and_never_a_running_run() {
+    let ws = Workspace::new();
+    let keep = ws.write(
+        "keep.yaml",
+        &tiny_spec("keep", 3).replace("seed: 3\n", "seeds: [3, 5]\n"),
+    );
+    let keep = keep.to_str().unwrap();
+    let gone = ws.write(
+        "gone.yaml",
+        &tiny_spec("gone", 1).replace("seed: 3", "seed: 9"),
+    );
+    let busy = ws.write(
+        "busy.yaml",
+        &tiny_spec("busy", 400).replace("seed: 3", "seed: 11"),
+    );
+    ws.vaelab(&["run", keep, "--only", "seed=3", "--device", "cpu"])
+        .assert()
+        .success();
+    ws.vaelab(&["run", keep, "--only", "seed=5", "--device", "cpu"])
+        .env(
+            vaelab::store::crash::CRASH_AT_ENV,
+            "checkpoint-partial:epoch-0001",
+        )
+        .env(vaelab::store::crash::CRASH_SIGNAL_ENV, "ENOSPC")
+        .assert()
+        .code(1);
+    ws.vaelab(&["run", gone.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success();
+    let mut trainer = ws.spawn(
+        &[
+            "run",
+            busy.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+        ],
+        Stdio::null(),
+    );
+    let store = vaelab::store::RunStore::new(ws.runs());
+    let by_label = |label: &str| {
+        store
+            .list()
+            .unwrap()
+            .into_iter()
+            .find(|d| d.read_state().unwrap().is_some_and(|s| s.label == label))
+    };
+    let started = std::time::Instant::now();
+    let busy_run = loop {
+        if let Some(run) = by_label("seed=11").filter(|r| r.is_locked()) {
+            break run;
+        }
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the busy run did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // An older checkpoint than the newest two (and not the best) beside seed 3's.
+    let kept = by_label("seed=3").unwrap();
+    let old = kept.checkpoints_dir().join("epoch-0000-step-000002");
+    std::fs::create_dir(&old).unwrap();
+    std::fs::write(old.join("model.safetensors"), vec![0u8; 4096]).unwrap();
+    let (failed, orphan) = (by_label("seed=5").unwrap(), by_label("seed=9").unwrap());
+
+    let listed = ws.vaelab(&["gc", keep]).assert().success();
+    let text = String::from_utf8_lossy(&listed.get_output().stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "three places and a total:\n{text}");
+    for (path, reason) in [
+        (orphan.path(), "no spec produces it"),
+        (failed.path(), "failed"),
+        (old.as_path(), "old checkpoint"),
+    ] {
+        let path = path.display().to_string();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(reason) && l.contains(&format!("  {path}  ("))),
+            "{reason}: {path}\n{text}"
+        );
+    }
+    assert!(
+        !text.contains(&busy_run.path().display().to_string()),
+        "{text}"
+    );
+    assert!(text.contains("run again with --apply"));
+    assert!(orphan.path().exists() && failed.path().exists() && old.exists());
+
+    ws.vaelab(&["gc", keep, "--apply"]).assert().success();
+    assert!(!orphan.path().exists() && !failed.path().exists() && !old.exists());
+    assert!(kept.checkpoints_dir().join("epoch-0003").is_dir());
+    assert!(
+        busy_run.path().join("config.yaml").is_file(),
+        "the running run is untouched"
+    );
+    ws.vaelab(&["run", keep, "--only", "seed=3", "--device", "cpu"])
+        .assert()
+        .success()
+        .stderr(contains("already done (3 epochs)"));
+    trainer.kill().unwrap();
+    trainer.wait().unwrap();
 }

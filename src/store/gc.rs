@@ -1,0 +1,134 @@
+//! What `vaelab gc` may remove from a store, with sizes: runs that no given spec produces,
+//! failed runs, and checkpoints beyond the newest [`KEPT_CHECKPOINTS`] and the best. A run
+//! that a process is training (its lock held) is never touched, and removal takes the
+//! run's lock first.
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::{CheckpointRef, RunDir, RunStatus, RunStore, StoreError, io_err};
+use crate::experiment::config::RunId;
+
+/// Checkpoints a run keeps besides its best epoch's: training prunes to these, and so
+/// does `vaelab gc`.
+pub const KEPT_CHECKPOINTS: usize = 2;
+
+/// Why something may go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// No spec given produces this run (any more).
+    NotProduced,
+    /// The run failed.
+    Failed,
+    /// An old checkpoint of a run that stays.
+    OldCheckpoint,
+}
+
+impl Reason {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Reason::NotProduced => "no spec produces it",
+            Reason::Failed => "failed",
+            Reason::OldCheckpoint => "old checkpoint",
+        }
+    }
+}
+
+/// One directory `vaelab gc` may remove.
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    pub run: String,
+    pub label: String,
+    pub path: PathBuf,
+    pub reason: Reason,
+    pub bytes: u64,
+}
+
+/// Bytes of every file under `path`.
+fn size(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    fs::read_dir(path)
+        .map(|entries| entries.flatten().map(|e| size(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+/// What may go from `store`, keeping every run in `produced` that did not fail.
+pub fn candidates(
+    store: &RunStore,
+    produced: &HashSet<RunId>,
+) -> Result<Vec<Candidate>, StoreError> {
+    let mut out = Vec::new();
+    for dir in store.list()? {
+        if dir.is_locked() {
+            continue;
+        }
+        let state = dir.read_state()?;
+        let label = state.as_ref().map(|s| s.label.clone()).unwrap_or_default();
+        let whole = |reason| Candidate {
+            run: dir.id().short().to_string(),
+            label: label.clone(),
+            path: dir.path().to_path_buf(),
+            reason,
+            bytes: size(dir.path()),
+        };
+        if !produced.contains(dir.id()) {
+            out.push(whole(Reason::NotProduced));
+        } else if state
+            .as_ref()
+            .is_some_and(|s| s.status == RunStatus::Failed)
+        {
+            out.push(whole(Reason::Failed));
+        } else {
+            out.extend(old_checkpoints(&dir, &label)?);
+        }
+    }
+    Ok(out)
+}
+
+fn old_checkpoints(dir: &RunDir, label: &str) -> Result<Vec<Candidate>, StoreError> {
+    let best = super::best_epoch(&dir.read_metrics()?, u32::MAX)
+        .map(|epoch| CheckpointRef { epoch, step: 0 });
+    Ok(dir
+        .prunable_checkpoints(KEPT_CHECKPOINTS, best)?
+        .into_iter()
+        .map(|checkpoint| {
+            let path = dir.checkpoint_path(checkpoint);
+            Candidate {
+                run: dir.id().short().to_string(),
+                label: label.to_string(),
+                bytes: size(&path),
+                path,
+                reason: Reason::OldCheckpoint,
+            }
+        })
+        .collect())
+}
+
+impl Candidate {
+    /// Removes it under its run's lock; a run that a process took up since it was listed
+    /// is left alone (the lock error says by whom).
+    pub fn remove(&self, store: &RunStore) -> Result<(), StoreError> {
+        let run_path = match self.reason {
+            Reason::OldCheckpoint => self.path.parent().and_then(Path::parent),
+            _ => Some(self.path.as_path()),
+        };
+        let dir = store
+            .list()?
+            .into_iter()
+            .find(|d| Some(d.path()) == run_path)
+            .ok_or_else(|| StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: "no longer a run of the store".into(),
+            })?;
+        let _lock = dir.try_lock()?;
+        fs::remove_dir_all(&self.path).map_err(io_err(&self.path, "cannot remove"))
+    }
+}
