@@ -40,6 +40,8 @@ pub enum Command {
     Slurm(SlurmArgs),
     /// Every run in the store with progress, last losses and ETA.
     Status(StatusArgs),
+    /// A live, read-only web dashboard over the run store.
+    Serve(ServeArgs),
     /// Every run ever trained, found by its settings and results.
     Runs(RunsArgs),
     /// One row per run (flattened config, state, final metrics, evaluation) to Parquet or CSV.
@@ -181,6 +183,16 @@ pub struct StatusArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The port to listen on (0: any free port).
+    #[arg(long, default_value_t = 6006)]
+    pub port: u16,
+    /// The address to listen on; anything but a loopback address lets others read it.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
 }
 
 #[derive(Debug, Args)]

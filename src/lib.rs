@@ -33,6 +33,9 @@ pub mod train;
 // Aggregation, statistics, figures and the report document.
 pub mod report;
 
+// The live web dashboard over the run store.
+pub mod serve;
+
 // Slurm job arrays.
 pub mod cluster;
 

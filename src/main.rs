@@ -27,6 +27,9 @@ fn main() -> ExitCode {
         Command::Status(args) => {
             commands::status::execute(args, &store).map(|()| ExitCode::SUCCESS)
         }
+        Command::Serve(args) => {
+            commands::serve::execute(args, &cli.runs_dir, &reporter).map(|()| ExitCode::SUCCESS)
+        }
         Command::Runs(args) => {
             commands::runs::execute(args, &store, &reporter).map(|()| ExitCode::SUCCESS)
         }

@@ -7,6 +7,7 @@ pub mod plan;
 pub mod report;
 pub mod run;
 pub mod runs;
+pub mod serve;
 pub mod slurm;
 pub mod status;
 mod workers;

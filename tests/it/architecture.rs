@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Lowest first. A layer is a folder (or file) directly under `src/`.
-const LAYERS: [&str; 11] = [
+const LAYERS: [&str; 12] = [
     "progress",
     "rng",
     "experiment",
@@ -18,6 +18,7 @@ const LAYERS: [&str; 11] = [
     "evaluate",
     "train",
     "report",
+    "serve",
     "cluster",
     "bench",
 ];

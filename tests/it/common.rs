@@ -133,3 +133,59 @@ pub fn skip_or_fail(why: &str) {
     }
     eprintln!("SKIPPED: {why}");
 }
+
+/// Chromium (or Chrome) on `PATH`, for the browser tests.
+pub fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| {
+            std::env::var_os("PATH")
+                .map(|paths| {
+                    std::env::split_paths(&paths)
+                        .map(|p| p.join(name))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+        .find(|p| p.is_file())
+}
+
+/// Collects the console errors and uncaught exceptions of `tab` from now on.
+pub fn console_errors(tab: &headless_chrome::Tab) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use headless_chrome::protocol::cdp::types::Event;
+    let errors: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let sink = std::sync::Arc::clone(&errors);
+    tab.enable_log().unwrap();
+    tab.enable_runtime().unwrap();
+    tab.add_event_listener(std::sync::Arc::new(move |event: &Event| {
+        let text = match event {
+            Event::LogEntryAdded(e) => format!("{:?}", e.params.entry),
+            Event::RuntimeConsoleAPICalled(e) => format!("{:?}", e.params),
+            Event::RuntimeExceptionThrown(e) => format!("{:?}", e.params),
+            _ => return,
+        };
+        let lower = text.to_lowercase();
+        if lower.contains("error") || matches!(event, Event::RuntimeExceptionThrown(_)) {
+            sink.lock().unwrap().push(text);
+        }
+    }))
+    .unwrap();
+    errors
+}
+
+/// Headless Chromium with a window of `width` × `height`, or `None` (skipped with a
+/// message, or failed where it must be there: see [`skip_or_fail`]).
+pub fn headless_browser(width: u32, height: u32) -> Option<headless_chrome::Browser> {
+    let Some(path) = chromium() else {
+        skip_or_fail("no chromium on PATH (apt-get install chromium)");
+        return None;
+    };
+    let options = headless_chrome::LaunchOptions::default_builder()
+        .path(Some(path))
+        .sandbox(false)
+        .headless(true)
+        .window_size(Some((width, height)))
+        .build()
+        .unwrap();
+    Some(headless_chrome::Browser::new(options).expect("chromium starts"))
+}

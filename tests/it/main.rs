@@ -7,5 +7,6 @@ mod pytorch_interop;
 mod report;
 mod resume;
 mod run;
+mod serve;
 mod slurm;
 mod sweep;

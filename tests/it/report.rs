@@ -421,61 +421,17 @@ fn report_on_a_partial_sweep_marks_runs_that_are_not_finished() {
     );
 }
 
-fn chromium() -> Option<PathBuf> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .flat_map(|name| {
-            std::env::var_os("PATH")
-                .map(|paths| {
-                    std::env::split_paths(&paths)
-                        .map(|p| p.join(name))
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-        })
-        .find(|p| p.is_file())
-}
-
 #[test]
 fn index_html_loads_in_headless_chromium_with_every_figure_and_no_console_error() {
-    use std::sync::{Arc, Mutex};
-
     use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
-    use headless_chrome::protocol::cdp::types::Event;
-    use headless_chrome::{Browser, LaunchOptions};
 
-    let Some(browser_path) = chromium() else {
-        crate::common::skip_or_fail("no chromium on PATH (apt-get install chromium)");
+    let Some(browser) = crate::common::headless_browser(1400, 1000) else {
         return;
     };
     let ws = Workspace::new();
     let dir = trained_report(&ws, "web");
-    let options = LaunchOptions::default_builder()
-        .path(Some(browser_path))
-        .sandbox(false)
-        .headless(true)
-        .window_size(Some((1400, 1000)))
-        .build()
-        .unwrap();
-    let browser = Browser::new(options).expect("chromium starts");
     let tab = browser.new_tab().unwrap();
-    let errors: Arc<Mutex<Vec<String>>> = Arc::default();
-    let sink = Arc::clone(&errors);
-    tab.enable_log().unwrap();
-    tab.enable_runtime().unwrap();
-    tab.add_event_listener(Arc::new(move |event: &Event| {
-        let text = match event {
-            Event::LogEntryAdded(e) => format!("{:?}", e.params.entry),
-            Event::RuntimeConsoleAPICalled(e) => format!("{:?}", e.params),
-            Event::RuntimeExceptionThrown(e) => format!("{:?}", e.params),
-            _ => return,
-        };
-        let lower = text.to_lowercase();
-        if lower.contains("error") || matches!(event, Event::RuntimeExceptionThrown(_)) {
-            sink.lock().unwrap().push(text);
-        }
-    }))
-    .unwrap();
+    let errors = crate::common::console_errors(&tab);
     let url = format!("file://{}", dir.join("index.html").display());
     tab.navigate_to(&url)
         .unwrap()

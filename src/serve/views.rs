@@ -1,0 +1,288 @@
+//! What the dashboard shows, as JSON-ready views read from the run store: experiments
+//! with status counts, an experiment's runs with their curves, one run in full. A run's
+//! metrics are read from Parquet only when the file changed (modification time and size),
+//! so a page over a large store costs little more than listing it.
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::store::{
+    EpochMetrics, EvaluationPicture, RunDir, RunStore, SampleKind, StoreError, read_metrics_file,
+};
+
+/// Parquet metrics by path, kept until the file's modification time or size changes.
+#[derive(Default)]
+pub struct MetricsCache {
+    entries: Mutex<HashMap<PathBuf, CachedMetrics>>,
+}
+
+struct CachedMetrics {
+    modified: SystemTime,
+    size: u64,
+    rows: Arc<Vec<EpochMetrics>>,
+}
+
+impl MetricsCache {
+    /// The metrics of `run`, read again only when its file changed; empty before the
+    /// first epoch.
+    pub fn metrics(&self, run: &RunDir) -> Result<Arc<Vec<EpochMetrics>>, StoreError> {
+        let path = run.metrics_path();
+        let Ok(meta) = std::fs::metadata(&path) else {
+            return Ok(Arc::new(Vec::new()));
+        };
+        let (modified, size) = (
+            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            meta.len(),
+        );
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(cached) = entries.get(&path)
+            && cached.modified == modified
+            && cached.size == size
+        {
+            return Ok(cached.rows.clone());
+        }
+        let rows = Arc::new(read_metrics_file(&path)?);
+        entries.insert(
+            path,
+            CachedMetrics {
+                modified,
+                size,
+                rows: rows.clone(),
+            },
+        );
+        Ok(rows)
+    }
+
+    /// How many files it holds (for the benchmark and tests).
+    pub fn len(&self) -> usize {
+        self.entries.lock().map(|e| e.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One experiment on the front page.
+#[derive(Debug, Serialize)]
+pub struct ExperimentView {
+    pub name: String,
+    pub runs: usize,
+    /// Runs per status (`done`, `running`, ...).
+    pub statuses: BTreeMap<String, usize>,
+}
+
+/// The curves of one run: one value per epoch for each column.
+#[derive(Debug, Default, Serialize)]
+pub struct Curves {
+    pub epoch: Vec<u32>,
+    pub train_loss: Vec<f64>,
+    pub val_loss: Vec<f64>,
+    pub train_recon: Vec<f64>,
+    pub val_recon: Vec<f64>,
+    pub train_kl: Vec<f64>,
+    pub val_kl: Vec<f64>,
+    pub val_psnr: Vec<f64>,
+}
+
+impl Curves {
+    fn of(rows: &[EpochMetrics]) -> Self {
+        let column = |get: fn(&EpochMetrics) -> f64| rows.iter().map(get).collect();
+        Self {
+            epoch: rows.iter().map(|m| m.epoch).collect(),
+            train_loss: column(|m| m.train_loss),
+            val_loss: column(|m| m.val_loss),
+            train_recon: column(|m| m.train_recon),
+            val_recon: column(|m| m.val_recon),
+            train_kl: column(|m| m.train_kl),
+            val_kl: column(|m| m.val_kl),
+            val_psnr: column(|m| m.val_psnr),
+        }
+    }
+}
+
+/// One run on an experiment's page.
+#[derive(Debug, Serialize)]
+pub struct RunView {
+    /// The run directory's name (16 hex digits): the run's address in the dashboard.
+    pub id: String,
+    pub label: String,
+    /// The label up to its last `/` (`residual` of `residual/seed=0`): the curves' group.
+    pub variant: String,
+    pub status: String,
+    pub epochs_done: u32,
+    pub epochs_target: u32,
+    pub eta_seconds: Option<f64>,
+    pub curves: Curves,
+}
+
+fn variant_of(label: &str) -> String {
+    match label.rsplit_once('/') {
+        Some((variant, _)) => variant.to_string(),
+        None => "all runs".to_string(),
+    }
+}
+
+/// Every experiment named by a run's state, with status counts.
+pub fn experiments(store: &RunStore) -> Result<Vec<ExperimentView>, StoreError> {
+    let mut by_name: BTreeMap<String, ExperimentView> = BTreeMap::new();
+    for dir in store.list()? {
+        let Some(state) = dir.read_state()? else {
+            continue;
+        };
+        let view = by_name
+            .entry(state.experiment.clone())
+            .or_insert_with(|| ExperimentView {
+                name: state.experiment.clone(),
+                runs: 0,
+                statuses: BTreeMap::new(),
+            });
+        view.runs += 1;
+        *view.statuses.entry(status_of(&dir, &state)).or_default() += 1;
+    }
+    Ok(by_name.into_values().collect())
+}
+
+/// `running` only while a process holds the lock; a dead trainer's run reads as
+/// interrupted.
+fn status_of(dir: &RunDir, state: &crate::store::RunState) -> String {
+    let status = state.status.to_string();
+    if status == "running" && !dir.is_locked() {
+        "interrupted".into()
+    } else {
+        status
+    }
+}
+
+/// The runs of experiment `name`, with their curves.
+pub fn experiment(
+    store: &RunStore,
+    cache: &MetricsCache,
+    name: &str,
+) -> Result<Vec<RunView>, StoreError> {
+    let mut runs = Vec::new();
+    for dir in store.list()? {
+        let Some(state) = dir.read_state()? else {
+            continue;
+        };
+        if state.experiment != name {
+            continue;
+        }
+        let metrics = cache.metrics(&dir)?;
+        let status = status_of(&dir, &state);
+        let mean_epoch = {
+            let mut seconds: Vec<f64> = metrics.iter().map(|m| m.epoch_seconds).collect();
+            seconds.sort_by(f64::total_cmp);
+            seconds.get(seconds.len() / 2).copied()
+        };
+        let left = state.epochs_target.saturating_sub(state.epochs_done);
+        runs.push(RunView {
+            id: dir.id().dir_name().to_string(),
+            variant: variant_of(&state.label),
+            label: state.label.clone(),
+            eta_seconds: (status == "running")
+                .then_some(mean_epoch)
+                .flatten()
+                .map(|s| s * f64::from(left)),
+            status,
+            epochs_done: state.epochs_done,
+            epochs_target: state.epochs_target,
+            curves: Curves::of(&metrics),
+        });
+    }
+    runs.sort_by(|a, b| a.label.cmp(&b.label));
+    Ok(runs)
+}
+
+/// One run in full: its config, state, curves, sample pictures and evaluation.
+#[derive(Debug, Serialize)]
+pub struct RunDetail {
+    pub id: String,
+    pub config: String,
+    pub state: serde_json::Value,
+    pub curves: Curves,
+    /// File names of the per-epoch sample grids, in epoch order.
+    pub samples: Vec<String>,
+    /// The end-of-run evaluation's numbers, when there is one.
+    pub evaluation: Option<BTreeMap<String, String>>,
+    /// File names of the evaluation's pictures that exist.
+    pub pictures: Vec<String>,
+}
+
+/// The run whose directory is named `name`, if the store has it.
+pub fn find_run(store: &RunStore, name: &str) -> Result<Option<RunDir>, StoreError> {
+    Ok(store
+        .list()?
+        .into_iter()
+        .find(|d| d.id().dir_name() == name))
+}
+
+pub fn run_detail(cache: &MetricsCache, dir: &RunDir) -> Result<RunDetail, StoreError> {
+    let config = std::fs::read_to_string(dir.config_path()).unwrap_or_default();
+    let state = dir
+        .read_state()?
+        .map(|s| serde_json::to_value(s).unwrap_or_default())
+        .unwrap_or_default();
+    let metrics = cache.metrics(dir)?;
+    let samples = metrics
+        .iter()
+        .map(|m| dir.sample_path(m.epoch, SampleKind::Prior))
+        .filter(|p| p.is_file())
+        .filter_map(|p| file_name(&p))
+        .collect();
+    let evaluation = dir.read_evaluation()?.map(|e| {
+        crate::store::evaluation_row(&e)
+            .map(|frame| {
+                frame
+                    .columns()
+                    .iter()
+                    .map(|c| {
+                        let value = c.get(0).map(|v| v.to_string()).unwrap_or_default();
+                        (c.name().to_string(), value.trim_matches('"').to_string())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    let pictures = EvaluationPicture::ALL
+        .iter()
+        .filter(|p| dir.evaluation_picture(**p).is_file())
+        .map(|p| p.file_name().to_string())
+        .collect();
+    Ok(RunDetail {
+        id: dir.id().dir_name().to_string(),
+        config,
+        state,
+        curves: Curves::of(&metrics),
+        samples,
+        evaluation,
+        pictures,
+    })
+}
+
+fn file_name(path: &Path) -> Option<String> {
+    path.file_name()?.to_str().map(str::to_string)
+}
+
+/// The file of run `dir` that the dashboard may serve under `name`: a per-epoch sample
+/// grid or an evaluation picture, nothing else.
+pub fn servable_file(dir: &RunDir, name: &str) -> Option<PathBuf> {
+    if let Some(picture) = EvaluationPicture::ALL
+        .iter()
+        .find(|p| p.file_name() == name)
+    {
+        return Some(dir.evaluation_picture(*picture));
+    }
+    let rest = name.strip_prefix("epoch-")?;
+    let (epoch, kind) = rest.split_once('-')?;
+    let epoch: u32 = (epoch.len() == 4).then(|| epoch.parse().ok()).flatten()?;
+    let kind = match kind {
+        "prior.png" => SampleKind::Prior,
+        "recon.png" => SampleKind::Reconstruction,
+        _ => return None,
+    };
+    Some(dir.sample_path(epoch, kind))
+}
