@@ -304,6 +304,10 @@ pub struct BenchArgs {
     /// With --report-runs: epochs per run.
     #[arg(long, default_value_t = 100)]
     pub report_epochs: u32,
+    /// Instead of training, time the dashboard's experiment page over this many made-up
+    /// runs (of --report-epochs epochs each), cold and with its metrics cache warm.
+    #[arg(long)]
+    pub serve_runs: Option<usize>,
     #[arg(long)]
     pub json: bool,
 }

@@ -315,13 +315,21 @@ pub struct ReportBenchResult {
     pub seconds: f64,
 }
 
-/// Times `vaelab report` on a store of `runs` finished runs (residual and plain, seeds
-/// pooled) of `epochs` epochs each, made up in a temporary directory: metrics, evaluation,
-/// and every picture a real run leaves.
-pub fn report_speed(
+/// A made-up store of finished runs in a temporary directory.
+struct FakeStore {
+    _temp: tempfile::TempDir,
+    root: std::path::PathBuf,
+    store: crate::store::RunStore,
+    plan: crate::experiment::plan::Plan,
+}
+
+/// `runs` finished runs (residual and plain, seeds pooled) of `epochs` epochs each:
+/// metrics, state, evaluation and, with `pictures`, every picture a real run leaves.
+fn fake_store(
     runs: usize,
     epochs: u32,
-) -> Result<ReportBenchResult, crate::report::ReportError> {
+    pictures: bool,
+) -> Result<FakeStore, crate::report::ReportError> {
     use crate::store::{
         EpochMetrics, Evaluation, EvaluationPicture, LatentStats, RunState, RunStatus, RunStore,
         SampleKind,
@@ -440,6 +448,9 @@ pub fn report_speed(
             mean_variance: (0..64).map(|d| 1.0 / (1.0 + d as f64)).collect(),
         };
         dir.write_evaluation(&evaluation, &stats)?;
+        if !pictures {
+            continue;
+        }
         for (kind, count, columns) in [
             (EvaluationPicture::Reconstructions, 16, 8),
             (EvaluationPicture::Prior, 16, 8),
@@ -453,11 +464,29 @@ pub fn report_speed(
             crate::store::write_atomic(&dir.sample_path(epoch, SampleKind::Prior), &sample)?;
         }
     }
-    let out = temp.path().join("report").join("report-bench");
+    let root = temp.path().to_path_buf();
+    Ok(FakeStore {
+        _temp: temp,
+        root,
+        store,
+        plan,
+    })
+}
+
+/// Times `vaelab report` on [`fake_store`]'s runs: reading the store, drawing, composing
+/// and writing.
+pub fn report_speed(
+    runs: usize,
+    epochs: u32,
+) -> Result<ReportBenchResult, crate::report::ReportError> {
+    let fake = fake_store(runs, epochs, true)?;
+    let runs_planned: Vec<&crate::experiment::plan::PlannedRun> =
+        fake.plan.runs.iter().take(runs).collect();
+    let out = fake.root.join("report").join("report-bench");
     let started = Instant::now();
     let (_, files) = crate::report::build(
-        &store,
-        &plan,
+        &fake.store,
+        &fake.plan,
         &runs_planned,
         None,
         None,
@@ -472,5 +501,41 @@ pub fn report_speed(
         files: files.files.len(),
         bytes: files.files.iter().map(|(_, b)| b.len()).sum(),
         seconds,
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServeBenchResult {
+    pub runs: usize,
+    pub epochs: u32,
+    /// The experiment page's data with every metrics file read for the first time.
+    pub cold_seconds: f64,
+    /// The same with nothing changed on disk (median of 5): what a refreshing page costs.
+    pub warm_seconds: f64,
+}
+
+/// Times the dashboard's experiment page data (`/api/experiments/NAME`: listing, states,
+/// metrics, JSON) over [`fake_store`]'s runs, cold and then with the metrics cache warm.
+pub fn serve_speed(
+    runs: usize,
+    epochs: u32,
+) -> Result<ServeBenchResult, crate::report::ReportError> {
+    let fake = fake_store(runs, epochs, false)?;
+    let cache = crate::serve::views::MetricsCache::default();
+    let page = || -> Result<f64, crate::report::ReportError> {
+        let started = Instant::now();
+        let views = crate::serve::views::experiment(&fake.store, &cache, &fake.plan.experiment)?;
+        let json = serde_json::to_vec(&views).expect("views always serialize");
+        std::hint::black_box(json);
+        Ok(started.elapsed().as_secs_f64())
+    };
+    let cold_seconds = page()?;
+    let mut warm: Vec<f64> = (0..5).map(|_| page()).collect::<Result<_, _>>()?;
+    warm.sort_by(f64::total_cmp);
+    Ok(ServeBenchResult {
+        runs: fake.plan.runs.len().min(runs),
+        epochs,
+        cold_seconds,
+        warm_seconds: warm[2],
     })
 }

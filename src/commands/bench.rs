@@ -22,6 +22,26 @@ pub fn execute(args: &BenchArgs) -> Result<()> {
         }
         return Ok(());
     }
+    if let Some(runs) = args.serve_runs {
+        if runs < 1 || args.report_epochs < 1 {
+            return Err(usage(
+                "--serve-runs and --report-epochs: expected positive integers".into(),
+            ));
+        }
+        let result = bench::serve_speed(runs, args.report_epochs)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&result)?);
+        } else {
+            println!(
+                "dashboard page over {} runs x {} epochs: {:.1} ms cold, {:.1} ms warm",
+                result.runs,
+                result.epochs,
+                result.cold_seconds * 1e3,
+                result.warm_seconds * 1e3
+            );
+        }
+        return Ok(());
+    }
     if let Some(runs) = args.report_runs {
         if runs < 1 || args.report_epochs < 1 {
             return Err(usage(

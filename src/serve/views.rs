@@ -286,3 +286,71 @@ pub fn servable_file(dir: &RunDir, name: &str) -> Option<PathBuf> {
     };
     Some(dir.sample_path(epoch, kind))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(epoch: u32) -> EpochMetrics {
+        EpochMetrics {
+            epoch,
+            train_loss: 2.0,
+            train_recon: 1.5,
+            train_kl: 0.5,
+            val_loss: 2.5,
+            val_recon: 2.0,
+            val_kl: 0.5,
+            beta: 1.0,
+            lr: 1e-3,
+            epoch_seconds: 1.0,
+            images_per_second: 100.0,
+            val_psnr: 20.0,
+            finished_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn metrics_are_read_again_only_when_their_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path());
+        let run = store.run_dir(&crate::experiment::config::tests::tiny_config().id());
+        let cache = MetricsCache::default();
+        assert!(cache.metrics(&run).unwrap().is_empty(), "no file yet");
+        run.write_metrics(&[row(1)]).unwrap();
+        let first = cache.metrics(&run).unwrap();
+        let again = cache.metrics(&run).unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "unchanged: served from the cache"
+        );
+        run.write_metrics(&[row(1), row(2)]).unwrap();
+        let grown = cache.metrics(&run).unwrap();
+        assert_eq!(grown.len(), 2, "a new epoch is seen");
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn only_sample_grids_and_evaluation_pictures_are_servable() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunStore::new(dir.path())
+            .run_dir(&crate::experiment::config::tests::tiny_config().id());
+        assert_eq!(
+            servable_file(&run, "epoch-0012-prior.png"),
+            Some(run.sample_path(12, SampleKind::Prior))
+        );
+        assert_eq!(
+            servable_file(&run, "traversal.png"),
+            Some(run.evaluation_picture(EvaluationPicture::Traversal))
+        );
+        for name in [
+            "config.yaml",
+            "../config.yaml",
+            "epoch-12-prior.png",
+            "epoch-0012-prior.png/..",
+            "/etc/passwd",
+            "epoch-00x2-recon.png",
+        ] {
+            assert_eq!(servable_file(&run, name), None, "{name}");
+        }
+    }
+}

@@ -675,3 +675,23 @@ fn a_run_in_progress_is_seen_by_plan_status_report_and_a_second_run() {
     trainer.wait().unwrap();
     assert!(run.join("metrics.parquet").is_file());
 }
+
+#[test]
+fn bench_times_the_dashboard_page_cold_and_warm() {
+    let ws = Workspace::new();
+    let out = ws
+        .vaelab(&[
+            "bench",
+            "--serve-runs",
+            "6",
+            "--report-epochs",
+            "3",
+            "--json",
+        ])
+        .assert()
+        .success();
+    let result: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(result["runs"], 6);
+    assert!(result["warm_seconds"].as_f64().unwrap() > 0.0);
+    assert!(result["cold_seconds"].as_f64().unwrap() > 0.0);
+}
