@@ -188,4 +188,34 @@ mod tests {
         let params = Summary::of(&[16_584_259.0, 16_584_259.0]);
         assert_eq!(format_summary(&params, Metric::Parameters), "16584259 ± 0");
     }
+
+    /// Every column of the comparison table, rounded as it is shown (values from the
+    /// quickstart's plain variant).
+    #[test]
+    fn every_comparison_column_has_its_rounding() {
+        let two = |a: f64, b: f64| Summary::of(&[a, b]);
+        let cases = [
+            (Metric::Parameters, two(1479427.0, 1479427.0), "1479427 ± 0"),
+            (Metric::Epochs, two(6.0, 6.0), "6 ± 0"),
+            (Metric::SecondsPerEpoch, two(2.806, 3.171), "2.989 ± 0.258"),
+            (Metric::FinalTrainLoss, two(101.26, 104.56), "102.9 ± 2.3"),
+            (Metric::BestValLoss, two(97.03, 99.18), "98.11 ± 1.52"),
+            (Metric::ReconMse, two(0.02610, 0.02722), "0.0267 ± 0.0008"),
+            (Metric::Psnr, two(16.027, 16.227), "16.13 ± 0.14"),
+            (Metric::Ssim, two(0.39057, 0.39909), "0.3948 ± 0.0060"),
+            (Metric::Kl, two(10.084, 13.221), "11.65 ± 2.22"),
+            (Metric::ActiveUnits, two(32.0, 32.0), "32.0 ± 0.0"),
+            (Metric::ElboBpd, two(8.86610, 8.86670), "8.8664 ± 0.0004"),
+            (Metric::IwaeBpd, two(8.86368, 8.86410), "8.8639 ± 0.0003"),
+            (
+                Metric::CalibratedIwaeBpd,
+                two(7.36910, 7.39081),
+                "7.3800 ± 0.0154",
+            ),
+        ];
+        assert_eq!(cases.len(), Metric::ALL.len(), "a case for every column");
+        for (metric, summary, shown) in cases {
+            assert_eq!(format_summary(&summary, metric), shown, "{metric:?}");
+        }
+    }
 }

@@ -695,3 +695,50 @@ fn bench_times_the_dashboard_page_cold_and_warm() {
     assert!(result["warm_seconds"].as_f64().unwrap() > 0.0);
     assert!(result["cold_seconds"].as_f64().unwrap() > 0.0);
 }
+
+/// `vaelab slurm` without `--submit` writes the script and manifest and prints the
+/// script's path; editing the spec afterwards changes neither (a later `vaelab slurm`
+/// writes a job of its own beside it).
+#[test]
+fn a_written_slurm_job_stays_fixed_when_the_spec_is_edited() {
+    let ws = Workspace::new();
+    let spec = ws.write("s.yaml", &crate::common::tiny_sweep("fixed", 1));
+    let spec = spec.to_str().unwrap();
+    let out = ws.vaelab(&["slurm", spec]).assert().success();
+    let script = std::path::PathBuf::from(String::from_utf8_lossy(&out.get_output().stdout).trim());
+    let manifest = script.with_file_name("manifest.json");
+    let (script_bytes, manifest_bytes) = (
+        std::fs::read(&script).unwrap(),
+        std::fs::read(&manifest).unwrap(),
+    );
+    let tasks: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
+    let ids: Vec<&str> = tasks["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 4);
+    let script_text = String::from_utf8_lossy(&script_bytes);
+    assert!(
+        ids.iter().all(|id| script_text.contains(id)),
+        "{script_text}"
+    );
+
+    std::fs::write(
+        spec,
+        crate::common::tiny_sweep("fixed", 1).replace("seeds: [0, 1]", "seeds: [7]"),
+    )
+    .unwrap();
+    let again = ws.vaelab(&["slurm", spec]).assert().success();
+    let other = String::from_utf8_lossy(&again.get_output().stdout)
+        .trim()
+        .to_string();
+    assert_ne!(
+        std::path::PathBuf::from(other),
+        script,
+        "a new job of its own"
+    );
+    assert_eq!(std::fs::read(&script).unwrap(), script_bytes);
+    assert_eq!(std::fs::read(&manifest).unwrap(), manifest_bytes);
+}
