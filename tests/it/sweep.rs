@@ -102,6 +102,63 @@ fn a_failing_run_is_marked_and_the_sweep_goes_on() {
         .success()
         .stdout(contains("iso/broken/seed=0"))
         .stdout(contains("iso/fine/seed=0"));
+    ws.vaelab(&["--report-dir", "report", "report", spec])
+        .assert()
+        .success();
+    let report = std::fs::read_to_string(ws.path().join("report/iso/report.md")).unwrap();
+    assert!(report.contains("broken/seed=0 (failed)"), "{report}");
+}
+
+/// A loss that becomes non-finite fails its run with the epoch and what to change; the
+/// sweep goes on to the next run.
+#[test]
+fn a_non_finite_loss_fails_its_run_and_the_sweep_goes_on() {
+    let ws = Workspace::new();
+    let text = "name: nf
+data:
+  image_size: 16
+  train_images: 32
+  val_images: 8
+model:
+  latent_dim: 4
+  channels: [4, 8]
+\
+                train:
+  epochs: 1
+  batch_size: 16
+variants:
+  - name: wild
+    train.lr: 1.0e30
+  - name: tame
+    train.lr: 0.001
+";
+    let spec = ws.write("nf.yaml", text);
+    let out = ws
+        .vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("loss became NaN in epoch 1; lower train.lr or train.beta"),
+        "{stderr}"
+    );
+    assert_eq!(
+        trained_labels(&out.get_output().stderr),
+        vec!["tame/seed=0"]
+    );
+    let failed = std::fs::read_dir(ws.runs())
+        .unwrap()
+        .flatten()
+        .map(|e| read_state(&e.path()))
+        .find(|s| s["label"] == "wild/seed=0")
+        .unwrap();
+    assert_eq!(failed["status"], "failed");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("loss became NaN")
+    );
 }
 
 #[test]
