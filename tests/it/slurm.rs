@@ -357,3 +357,49 @@ fn interrupted_task_resumes_bit_identical(how: Interruption) {
         );
     }
 }
+
+/// `scancel` stops a task for good: vaelab checkpoints on the SIGTERM and exits, the run
+/// reads interrupted, and Slurm does not queue the task again.
+#[test]
+fn scancel_stops_a_task_with_a_checkpoint_and_without_requeueing() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let ws = Workspace::new();
+    let spec = ws.write(
+        "long.yaml",
+        "name: cancelled\nseed: 2\ndata:\n  image_size: 32\n  train_images: 1024\n  val_images: 32\n\
+         model:\n  latent_dim: 8\n  channels: [16, 32]\ntrain:\n  epochs: 50\n  batch_size: 16\n",
+    );
+    let job = submit(&ws, &cluster, &spec);
+    let runs = ws.runs();
+    wait_until(
+        "the first epoch",
+        Duration::from_secs(180),
+        &cluster,
+        &runs,
+        || {
+            run_dirs(&runs)
+                .first()
+                .is_some_and(|d| d.join("metrics.parquet").exists())
+        },
+    );
+    let task = format!("{job}_0");
+    cluster.run("scancel", &[&task]);
+    let run = run_dirs(&runs).pop().unwrap();
+    wait_until(
+        "the task to stop",
+        Duration::from_secs(60),
+        &cluster,
+        &runs,
+        || read_state(&run)["status"] == "interrupted",
+    );
+    // Give Slurm the time a requeue would take to show, then look.
+    std::thread::sleep(Duration::from_secs(3));
+    let queued = cluster.run("squeue", &["-h", "-j", &job, "-o", "%i %T"]);
+    assert!(queued.trim().is_empty(), "still queued: {queued}");
+    let logs = task_logs(&runs);
+    assert!(logs.contains("stopped on request"), "{logs}");
+    assert!(!logs.contains("requeued"), "{logs}");
+    assert!(read_state(&run)["epochs_done"].as_u64().unwrap() < 50);
+}
