@@ -11,7 +11,8 @@
 //! `VAELAB_CRASH_SIGNAL=INT` (or `TERM`, `USR1`) sends that signal instead, as a user's
 //! Ctrl-C or a scheduler would, and carries on: the run then stops the way it stops for
 //! them. `VAELAB_CRASH_SIGNAL=ENOSPC` makes the write at that point fail as on a full disk
-//! (for the points that write: `checkpoint-partial:NAME`).
+//! (for the points that write: `checkpoint-partial:NAME`), and `OOM` makes libtorch's
+//! failure at that point happen: a panic with its out-of-memory message, as tch raises it.
 use std::sync::OnceLock;
 
 /// The environment variable that names the crash point.
@@ -29,6 +30,7 @@ fn asked() -> &'static Option<(String, i32)> {
             Ok("TERM") => libc::SIGTERM,
             Ok("USR1") => libc::SIGUSR1,
             Ok("ENOSPC") => DISK_FULL,
+            Ok("OOM") => OUT_OF_MEMORY,
             _ => libc::SIGKILL,
         };
         Some((point, signal))
@@ -37,6 +39,8 @@ fn asked() -> &'static Option<(String, i32)> {
 
 /// Stands for "fail this write with ENOSPC" where a signal number would be.
 const DISK_FULL: i32 = -1;
+/// Stands for "fail as libtorch does when memory runs out".
+const OUT_OF_MEMORY: i32 = -2;
 
 /// At a point that writes: the write fails as on a full disk when `point()` is the crash
 /// point asked for with `VAELAB_CRASH_SIGNAL=ENOSPC`.
@@ -55,10 +59,14 @@ pub fn crash_point(point: impl FnOnce() -> String) {
     let Some((asked, signal)) = asked() else {
         return;
     };
-    if *signal != DISK_FULL && *asked == point() {
-        // SAFETY: kill(2) on this process's own pid.
-        unsafe {
-            libc::kill(libc::getpid(), *signal);
-        }
+    if *signal == DISK_FULL || *asked != point() {
+        return;
+    }
+    if *signal == OUT_OF_MEMORY {
+        panic!("CUDA out of memory. Tried to allocate 2.00 GiB (injected at {asked})");
+    }
+    // SAFETY: kill(2) on this process's own pid.
+    unsafe {
+        libc::kill(libc::getpid(), *signal);
     }
 }

@@ -10,7 +10,7 @@ mod trainer;
 
 use trainer::Trainer;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -69,6 +69,46 @@ pub enum TrainError {
         run.display()
     )]
     Interrupted { run: PathBuf, epoch: u32, step: u32 },
+    /// libtorch failed inside an operation (tch panics there), out of memory included.
+    #[error("{}: {}", run.display(), aborted_advice(message))]
+    Aborted { run: PathBuf, message: String },
+}
+
+/// What to do about a failure inside libtorch: out of memory is the usual one.
+fn aborted_advice(message: &str) -> String {
+    let first_line = message.lines().next().unwrap_or(message);
+    if message.to_lowercase().contains("out of memory") {
+        format!(
+            "out of memory ({first_line}); lower train.batch_size or the image size, or run fewer workers per device"
+        )
+    } else {
+        format!("libtorch failed: {first_line}")
+    }
+}
+
+/// Runs `train`, turning a panic inside libtorch (how tch reports a failed operation,
+/// out-of-memory included) into [`TrainError::Aborted`], so the run is marked failed and
+/// the sweep goes on. The default panic message is held back while it runs: the error
+/// says it once, in its place.
+fn contain_panics<T>(
+    run: &Path,
+    train: impl FnOnce() -> Result<T, TrainError>,
+) -> Result<T, TrainError> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(train));
+    std::panic::set_hook(hook);
+    result.unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "an unknown failure".into());
+        Err(TrainError::Aborted {
+            run: run.to_path_buf(),
+            message,
+        })
+    })
 }
 
 /// Set from a signal handler; training checks it after every step.
@@ -193,8 +233,10 @@ pub fn train_run(
     run.write_state(&state)?;
 
     let shown = format!("{experiment}/{label}");
-    let result = Trainer::new(&run, config, &shown, placement, reporter)
-        .and_then(|mut t| t.train(&mut state));
+    let result = contain_panics(run.path(), || {
+        Trainer::new(&run, config, &shown, placement, reporter)
+            .and_then(|mut t| t.train(&mut state))
+    });
     match result {
         Ok(from_epoch) => {
             state.status = RunStatus::Done;
@@ -219,6 +261,10 @@ pub fn train_run(
             Err(error)
         }
         Err(error) => {
+            if matches!(error, TrainError::Aborted { .. }) {
+                // The failure skipped the epoch's own ending of its progress bar.
+                reporter.finish();
+            }
             state.status = RunStatus::Failed;
             state.error = Some(error.to_string());
             state.updated_at = Utc::now();

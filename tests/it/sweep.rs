@@ -612,3 +612,42 @@ fn gc_lists_then_removes_what_can_go_and_never_a_running_run() {
     trainer.kill().unwrap();
     trainer.wait().unwrap();
 }
+
+/// Out of memory inside libtorch (tch raises it as a panic; injected here at a step of the
+/// first variant only, whose epochs have two steps) fails that run with advice, without a
+/// panic message, and the sweep trains the next run.
+#[test]
+fn out_of_memory_fails_its_run_and_the_sweep_goes_on() {
+    let ws = Workspace::new();
+    let text = "name: oom\ndata:\n  image_size: 16\n  train_images: 32\n  val_images: 8\nmodel:\n  latent_dim: 4\n  channels: [4, 8]\n\
+                train:\n  epochs: 1\nvariants:\n  - name: big\n    train.batch_size: 16\n  - name: small\n    train.batch_size: 32\n";
+    let spec = ws.write("oom.yaml", text);
+    let out = ws
+        .vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .env(vaelab::store::crash::CRASH_AT_ENV, "step:1:1")
+        .env(vaelab::store::crash::CRASH_SIGNAL_ENV, "OOM")
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("big/seed=0 [") && stderr.contains("out of memory (CUDA out of memory."),
+        "{stderr}"
+    );
+    assert!(stderr.contains("lower train.batch_size"), "{stderr}");
+    assert!(!stderr.contains("panicked at"), "{stderr}");
+    assert_eq!(
+        trained_labels(&out.get_output().stderr),
+        vec!["small/seed=0"]
+    );
+    let big = std::fs::read_dir(ws.runs())
+        .unwrap()
+        .flatten()
+        .map(|e| read_state(&e.path()))
+        .find(|s| s["label"] == "big/seed=0")
+        .unwrap();
+    assert_eq!(big["status"], "failed");
+    assert!(
+        big["error"].as_str().unwrap().contains("out of memory"),
+        "{big}"
+    );
+}
