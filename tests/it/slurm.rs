@@ -126,6 +126,21 @@ fn wait_until(
     }
 }
 
+/// Waits until the job's first run has an epoch of metrics on disk.
+fn wait_for_first_epoch(cluster: &Cluster, runs: &Path) {
+    wait_until(
+        "the first epoch",
+        Duration::from_secs(180),
+        cluster,
+        runs,
+        || {
+            run_dirs(runs)
+                .first()
+                .is_some_and(|d| d.join("metrics.parquet").exists())
+        },
+    );
+}
+
 fn all_done(runs: &Path, expected: usize) -> bool {
     let dirs = run_dirs(runs);
     dirs.len() == expected
@@ -282,17 +297,7 @@ fn interrupted_task_resumes_bit_identical(how: Interruption) {
     let job = submit(&ws, &cluster, &spec);
     let runs = ws.runs();
     // Requeue once the first epoch is on disk, while the second trains.
-    wait_until(
-        "the first epoch",
-        Duration::from_secs(180),
-        &cluster,
-        &runs,
-        || {
-            run_dirs(&runs)
-                .first()
-                .is_some_and(|d| d.join("metrics.parquet").exists())
-        },
-    );
+    wait_for_first_epoch(&cluster, &runs);
     let task = format!("{job}_0");
     match how {
         Interruption::Scontrol => cluster.run("scontrol", &["requeue", &task]),
@@ -374,17 +379,7 @@ fn scancel_stops_a_task_with_a_checkpoint_and_without_requeueing() {
     );
     let job = submit(&ws, &cluster, &spec);
     let runs = ws.runs();
-    wait_until(
-        "the first epoch",
-        Duration::from_secs(180),
-        &cluster,
-        &runs,
-        || {
-            run_dirs(&runs)
-                .first()
-                .is_some_and(|d| d.join("metrics.parquet").exists())
-        },
-    );
+    wait_for_first_epoch(&cluster, &runs);
     let task = format!("{job}_0");
     cluster.run("scancel", &[&task]);
     let run = run_dirs(&runs).pop().unwrap();
