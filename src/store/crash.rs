@@ -13,12 +13,24 @@
 //! them. `VAELAB_CRASH_SIGNAL=ENOSPC` makes the write at that point fail as on a full disk
 //! (for the points that write: `checkpoint-partial:NAME`), and `OOM` makes libtorch's
 //! failure at that point happen: a panic with its out-of-memory message, as tch raises it.
+//!
+//! `VAELAB_CRASH_SIGNAL=COMMAND` runs the shell line in `VAELAB_CRASH_COMMAND` there
+//! instead (say `scontrol requeue ...`, so that a scheduler stops the run) and, at a point
+//! that waits for stop requests and when the line succeeds, holds the run at that point
+//! until the stop request arrives: the stop then lands exactly there, however long the
+//! scheduler takes to deliver it. A line that fails (by its own guard, for example on a
+//! requeued task's second start) lets the run carry on.
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// The environment variable that names the crash point.
 pub const CRASH_AT_ENV: &str = "VAELAB_CRASH_AT";
 /// The environment variable that names the signal sent there (default `KILL`).
 pub const CRASH_SIGNAL_ENV: &str = "VAELAB_CRASH_SIGNAL";
+/// The environment variable with the shell line `VAELAB_CRASH_SIGNAL=COMMAND` runs.
+pub const CRASH_COMMAND_ENV: &str = "VAELAB_CRASH_COMMAND";
+/// How long a point holds the run for a stop request after its command succeeded.
+const STOP_WAIT: Duration = Duration::from_secs(60);
 
 /// The crash point and signal asked for, read once.
 fn asked() -> &'static Option<(String, i32)> {
@@ -31,6 +43,7 @@ fn asked() -> &'static Option<(String, i32)> {
             Ok("USR1") => libc::SIGUSR1,
             Ok("ENOSPC") => DISK_FULL,
             Ok("OOM") => OUT_OF_MEMORY,
+            Ok("COMMAND") => RUN_COMMAND,
             _ => libc::SIGKILL,
         };
         Some((point, signal))
@@ -41,6 +54,8 @@ fn asked() -> &'static Option<(String, i32)> {
 const DISK_FULL: i32 = -1;
 /// Stands for "fail as libtorch does when memory runs out".
 const OUT_OF_MEMORY: i32 = -2;
+/// Stands for "run the crash command".
+const RUN_COMMAND: i32 = -3;
 
 /// At a point that writes: the write fails as on a full disk when `point()` is the crash
 /// point asked for with `VAELAB_CRASH_SIGNAL=ENOSPC`.
@@ -56,6 +71,12 @@ pub fn disk_full_point(point: impl FnOnce() -> String) -> std::io::Result<()> {
 /// Sends this process the crash signal (SIGKILL unless asked otherwise) when `point()`
 /// names the crash point asked for.
 pub fn crash_point(point: impl FnOnce() -> String) {
+    crash_point_until_stopped(point, || true);
+}
+
+/// [`crash_point`] at a place that checks for stop requests right after it: a crash
+/// command that succeeds holds the run here until `stopped()` (or a minute passes).
+pub fn crash_point_until_stopped(point: impl FnOnce() -> String, stopped: impl Fn() -> bool) {
     let Some((asked, signal)) = asked() else {
         return;
     };
@@ -65,8 +86,28 @@ pub fn crash_point(point: impl FnOnce() -> String) {
     if *signal == OUT_OF_MEMORY {
         panic!("CUDA out of memory. Tried to allocate 2.00 GiB (injected at {asked})");
     }
+    if *signal == RUN_COMMAND {
+        if run_crash_command() {
+            let started = Instant::now();
+            while !stopped() && started.elapsed() < STOP_WAIT {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        return;
+    }
     // SAFETY: kill(2) on this process's own pid.
     unsafe {
         libc::kill(libc::getpid(), *signal);
     }
+}
+
+/// Runs `VAELAB_CRASH_COMMAND` through `sh -c`; whether it ran and succeeded.
+fn run_crash_command() -> bool {
+    let Ok(line) = std::env::var(CRASH_COMMAND_ENV) else {
+        return false;
+    };
+    std::process::Command::new("sh")
+        .args(["-c", &line])
+        .status()
+        .is_ok_and(|status| status.success())
 }

@@ -24,7 +24,7 @@ mod state;
 
 pub use atomic::{sync_dir, write_atomic, write_atomic_with};
 pub use checkpoint::{CheckpointRef, MODEL_FILE, OPTIMIZER_FILE, PROGRESS_FILE, Progress};
-pub use crash::crash_point;
+pub use crash::{crash_point, crash_point_until_stopped};
 pub(crate) use evaluation::to_frame as evaluation_row;
 pub use evaluation::{
     ACTIVE_UNIT_THRESHOLD, CALIBRATED_LIKELIHOOD, DISCRETISATION, Evaluation, EvaluationPicture,

@@ -378,7 +378,10 @@ impl<'a> Trainer<'a> {
             let (x, eps) = draws.batch(&self.train_images, start, len);
             let settings = schedule.at(epoch, step as u64);
             let terms = step::train_step(&self.model, &mut self.optimizer, &x, &eps, settings);
-            store::crash_point(|| format!("step:{epoch}:{step}"));
+            store::crash_point_until_stopped(
+                || format!("step:{epoch}:{step}"),
+                || self.placement.stop.is_requested(),
+            );
             let batch_terms = Tensor::stack(&[&terms.loss, &terms.recon, &terms.kl], 0)
                 .detach()
                 .to_kind(Kind::Double);

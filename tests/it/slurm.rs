@@ -150,6 +150,11 @@ fn all_done(runs: &Path, expected: usize) -> bool {
 }
 
 fn submit(ws: &Workspace, cluster: &Cluster, spec: &Path) -> String {
+    submit_with(ws, cluster, spec, &[])
+}
+
+/// Submits `spec` with `env` added to the environment sbatch passes on to the tasks.
+fn submit_with(ws: &Workspace, cluster: &Cluster, spec: &Path, env: &[(&str, &str)]) -> String {
     let out = ws
         .vaelab(&[
             "slurm",
@@ -159,6 +164,7 @@ fn submit(ws: &Workspace, cluster: &Cluster, spec: &Path) -> String {
             "1",
         ])
         .env("SLURM_CONF", &cluster.conf)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(
@@ -283,6 +289,9 @@ fn on_the_time_limit_warning_vaelab_checkpoints_requeues_and_resumes() {
     interrupted_task_resumes_bit_identical(Interruption::TimeWarning);
 }
 
+/// The step after which the task is interrupted: epoch 2 (of 3), step 5 (of 64).
+const INTERRUPTED_AT: &str = "step:2:5";
+
 fn interrupted_task_resumes_bit_identical(how: Interruption) {
     let Some(cluster) = Cluster::start() else {
         return;
@@ -294,15 +303,35 @@ fn interrupted_task_resumes_bit_identical(how: Interruption) {
          model:\n  latent_dim: 8\n  channels: [16, 32]\ntrain:\n  epochs: 3\n  batch_size: 16\n\
          eval:\n  iwae_samples: 2\n  iwae_images: 4\n",
     );
-    let job = submit(&ws, &cluster, &spec);
-    let runs = ws.runs();
-    // Requeue once the first epoch is on disk, while the second trains.
-    wait_for_first_epoch(&cluster, &runs);
-    let task = format!("{job}_0");
-    match how {
-        Interruption::Scontrol => cluster.run("scontrol", &["requeue", &task]),
-        Interruption::TimeWarning => cluster.run("scancel", &["--batch", "--signal=USR1", &task]),
+    // The task itself asks Slurm to interrupt it after INTERRUPTED_AT and waits there for
+    // the signal, so the stop lands mid-epoch whenever Slurm delivers it. The marker makes
+    // it ask once: the requeued task passes the same point and trains on.
+    let marker = ws.path().join("interrupted-once");
+    let task = r#""${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}""#;
+    let interrupt = match how {
+        Interruption::Scontrol => format!("scontrol requeue {task}"),
+        Interruption::TimeWarning => format!("scancel --batch --signal=USR1 {task}"),
     };
+    let command = format!("mkdir '{}' && {interrupt}", marker.display());
+    let job = submit_with(
+        &ws,
+        &cluster,
+        &spec,
+        &[
+            (vaelab::store::crash::CRASH_AT_ENV, INTERRUPTED_AT),
+            (vaelab::store::crash::CRASH_SIGNAL_ENV, "COMMAND"),
+            (vaelab::store::crash::CRASH_COMMAND_ENV, &command),
+        ],
+    );
+    let runs = ws.runs();
+    let task = format!("{job}_0");
+    wait_until(
+        "the task to stop on request",
+        Duration::from_secs(240),
+        &cluster,
+        &runs,
+        || marker.exists() && task_logs(&runs).contains("stopped on request"),
+    );
     // Slurm holds a requeued job for two minutes (BeginTime); once it is back in the
     // queue, lift the hold so that the test does not sit out the wait.
     wait_until(
@@ -329,13 +358,14 @@ fn interrupted_task_resumes_bit_identical(how: Interruption) {
         || all_done(&runs, 1),
     );
     let logs = task_logs(&runs);
-    assert!(logs.contains("stopped on request"), "{logs}");
     if let Interruption::TimeWarning = how {
         assert!(logs.contains("requeued after the checkpoint"), "{logs}");
     }
-    // The signal lands after the first epoch, mid-epoch or at the boundary (Slurm decides
-    // when it is delivered); either way the task resumes from its checkpoint.
-    assert!(logs.contains("resuming from epoch"), "{logs}");
+    // Stopped right after step 5 of epoch 2: the checkpoint holds epoch 1 and 6 steps.
+    assert!(
+        logs.contains("resuming from epoch 1 of 3 plus 6 steps"),
+        "{logs}"
+    );
 
     // The same run, uninterrupted, on the CPU with the same thread count.
     let reference_ws = Workspace::new();
