@@ -3,8 +3,8 @@
 //! tch's build links `libtorch_cuda.so`, but the linker's `--as-needed` drops it because
 //! no symbol of it is referenced directly; CUDA then silently stays unavailable at run
 //! time. Linking it with `--no-as-needed` and adding an rpath to libtorch's directory
-//! fixes both. It also compiles the small C++ shim of numerics switches
-//! (`src/model/switches.cpp`).
+//! fixes both. It also compiles the small C++ shim of what tch does not expose
+//! (`src/model/switches.cpp`, `src/model/grad.cpp`).
 use std::path::Path;
 
 fn main() {
@@ -31,14 +31,17 @@ fn main() {
     println!("cargo:rustc-env=VAELAB_LIBTORCH_VERSION={version}");
 }
 
-/// Compiles `src/model/switches.cpp` (libtorch's numerics switches that tch does not
-/// expose) against the headers of the libtorch that tch links.
+/// Compiles the C++ shim, `src/model/switches.cpp` (libtorch's numerics switches that tch
+/// does not expose) and `src/model/grad.cpp` (forgetting a gradient), against the headers
+/// of the libtorch that tch links.
 fn compile_switches(lib_dir: &Path) {
     println!("cargo:rerun-if-changed=src/model/switches.cpp");
+    println!("cargo:rerun-if-changed=src/model/grad.cpp");
     let include = lib_dir.parent().unwrap_or(lib_dir).join("include");
     cc::Build::new()
         .cpp(true)
         .file("src/model/switches.cpp")
+        .file("src/model/grad.cpp")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .flag("-std=c++17")

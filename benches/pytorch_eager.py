@@ -7,6 +7,9 @@ Usage (with the torch vaelab installs: `source scripts/libtorch-env.sh` sets the
 
 --dataloader feeds the steps from a uint8 TensorDataset through a DataLoader (shuffled,
 converted to float per batch), as a PyTorch training script would.
+
+--phases also times each step's forward pass (with the loss), backward pass and optimizer
+step apart, over another --steps steps, as `vaelab bench --phases` does.
 """
 import argparse
 import json
@@ -33,6 +36,7 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dataloader", action="store_true")
     parser.add_argument("--images", type=int, default=4096)
+    parser.add_argument("--phases", action="store_true")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -64,7 +68,20 @@ def main():
 
     source = batches()
 
-    def step():
+    def wait():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def step(phase_seconds=None):
+        started = time.perf_counter()
+
+        def finished(phase):
+            nonlocal started
+            if phase_seconds is not None:
+                wait()
+                phase_seconds[phase].append(time.perf_counter() - started)
+                started = time.perf_counter()
+
         x = next(source)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
             mu, logvar = model.encoder(x)
@@ -74,9 +91,12 @@ def main():
         sse = (recon - x).pow(2).sum(dim=(1, 2, 3))
         kl = 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum(dim=1)
         loss = (sse + kl).mean()
+        finished("forward")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        finished("backward")
         optimizer.step()
+        finished("update")
         return loss.item()
 
     for _ in range(args.warmup):
@@ -87,6 +107,12 @@ def main():
         step()
         times.append(time.perf_counter() - started)
     median = statistics.median(times)
+    phases = None
+    if args.phases:
+        phase_seconds = {"forward": [], "backward": [], "update": []}
+        for _ in range(args.steps):
+            step(phase_seconds)
+        phases = {name: statistics.median(values) for name, values in phase_seconds.items()}
     result = {
         "framework": f"pytorch {torch.__version__} eager",
         "model": args.model,
@@ -100,6 +126,7 @@ def main():
         "parameters": sum(p.numel() for p in model.parameters()),
         "median_step_seconds": median,
         "median_images_per_second": args.batch_size / median,
+        "phases": phases,
     }
     print(json.dumps(result))
 

@@ -279,6 +279,10 @@ pub struct BenchArgs {
     /// training holds a decoded dataset (CelebA's training split is 162770).
     #[arg(long)]
     pub epoch_images: Option<usize>,
+    /// Also time each step's forward pass (with the loss), backward pass and optimizer
+    /// update apart, over another --steps steps.
+    #[arg(long)]
+    pub phases: bool,
     /// Untimed steps first (allocator, kernel selection).
     #[arg(long, default_value_t = 3)]
     pub warmup: usize,

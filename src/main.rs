@@ -11,6 +11,8 @@ use vaelab::progress::Console;
 use vaelab::store::RunStore;
 
 fn main() -> ExitCode {
+    // Before anything allocates: tensors reuse freed memory instead of fresh pages.
+    vaelab::model::memory::keep_freed_memory();
     let cli = Cli::parse();
     let reporter = Console::new(cli.quiet);
     let store = RunStore::new(&cli.runs_dir);

@@ -23,6 +23,9 @@ pub struct BenchConfig {
     pub cudnn_benchmark: bool,
     /// Also time one full epoch over this many uint8 images resident on the device.
     pub epoch_images: Option<usize>,
+    /// Time the forward pass, backward pass and optimizer update of each step apart (on
+    /// a GPU this waits for the device between them).
+    pub phases: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -42,7 +45,20 @@ pub struct BenchResult {
     pub median_step_seconds: f64,
     pub median_images_per_second: f64,
     pub step_seconds: Vec<f64>,
+    /// With `--phases`: where a step's time goes.
+    pub phases: Option<PhaseSeconds>,
     pub epoch: Option<EpochBenchResult>,
+}
+
+/// Median seconds of each part of a step over the timed steps.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseSeconds {
+    /// Encoder, reparameterisation, decoder and the loss.
+    pub forward: f64,
+    /// Backpropagation into the flat gradient.
+    pub backward: f64,
+    /// Adam's update.
+    pub update: f64,
 }
 
 /// One epoch as training runs it: shuffled gathers from the uint8 dataset on the device,
@@ -122,16 +138,60 @@ fn weights_digest(vs: &tch::nn::VarStore) -> String {
         .collect()
 }
 
+fn default_settings() -> StepSettings {
+    let defaults = TrainConfig::default();
+    StepSettings {
+        lr: defaults.lr,
+        objective: model::Objective::beta(defaults.beta),
+    }
+}
+
+fn noise(vae: &model::Vae, x: &Tensor) -> Tensor {
+    Tensor::randn([x.size()[0], vae.latent_dim()], (Kind::Float, x.device()))
+}
+
 /// One training step on `x` with fresh noise and the default settings; returns the loss,
 /// still on the device.
 fn train_step(vae: &model::Vae, optimizer: &mut Adam, x: &Tensor) -> Tensor {
-    let eps = Tensor::randn([x.size()[0], vae.latent_dim()], (Kind::Float, x.device()));
-    let defaults = TrainConfig::default();
-    let settings = StepSettings {
-        lr: defaults.lr,
-        objective: model::Objective::beta(defaults.beta),
-    };
-    step::train_step(vae, optimizer, x, &eps, settings).loss
+    step::train_step(vae, optimizer, x, &noise(vae, x), default_settings()).loss
+}
+
+/// Waits until the device has run everything issued so far.
+fn wait_for(device: Device) {
+    if let Device::Cuda(index) = device {
+        tch::Cuda::synchronize(index as i64);
+    }
+}
+
+/// [`train_step`] with the seconds each phase took, waiting for the device after each.
+fn train_step_in_phases(vae: &model::Vae, optimizer: &mut Adam, x: &Tensor) -> [f64; 3] {
+    let eps = noise(vae, x);
+    let mut seconds = [0.0; 3];
+    let mut started = Instant::now();
+    step::train_step_in_phases(vae, optimizer, x, &eps, default_settings(), |phase| {
+        wait_for(x.device());
+        seconds[phase as usize] = started.elapsed().as_secs_f64();
+        started = Instant::now();
+    });
+    seconds
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Median seconds per phase over `steps` steps, each timed apart.
+fn phase_seconds(vae: &model::Vae, optimizer: &mut Adam, x: &Tensor, steps: usize) -> PhaseSeconds {
+    let timed: Vec<[f64; 3]> = (0..steps)
+        .map(|_| train_step_in_phases(vae, optimizer, x))
+        .collect();
+    let of = |phase: step::Phase| median(timed.iter().map(|t| t[phase as usize]).collect());
+    PhaseSeconds {
+        forward: of(step::Phase::Forward),
+        backward: of(step::Phase::Backward),
+        update: of(step::Phase::Update),
+    }
 }
 
 pub fn run(config: &BenchConfig) -> BenchResult {
@@ -143,20 +203,22 @@ pub fn run(config: &BenchConfig) -> BenchResult {
         (Kind::Float, device),
     );
     // Reading the loss waits for the device, so each timing covers the whole step.
-    let mut step = || train_step(&vae, &mut optimizer, &x).double_value(&[]);
+    let step = |optimizer: &mut Adam| train_step(&vae, optimizer, &x).double_value(&[]);
     for _ in 0..config.warmup {
-        step();
+        step(&mut optimizer);
     }
-    let mut times: Vec<f64> = (0..config.steps.max(1))
+    let step_seconds: Vec<f64> = (0..config.steps.max(1))
         .map(|_| {
             let started = Instant::now();
-            step();
+            step(&mut optimizer);
             started.elapsed().as_secs_f64()
         })
         .collect();
-    let step_seconds = times.clone();
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
+    let median_step_seconds = median(step_seconds.clone());
+    // Apart from the whole steps, so that waiting between phases does not slow those.
+    let phases = config
+        .phases
+        .then(|| phase_seconds(&vae, &mut optimizer, &x, config.steps.max(1)));
     let epoch = config.epoch_images.map(|images| {
         tch::manual_seed(1);
         let dataset = Tensor::randint(
@@ -182,9 +244,10 @@ pub fn run(config: &BenchConfig) -> BenchResult {
         threads: tch::get_num_threads(),
         parameters: model::parameter_count(&vs),
         init_digest,
-        median_step_seconds: median,
-        median_images_per_second: config.batch_size as f64 / median,
+        median_step_seconds,
+        median_images_per_second: config.batch_size as f64 / median_step_seconds,
         step_seconds,
+        phases,
         epoch,
     }
 }

@@ -99,6 +99,7 @@ pub fn execute(args: &BenchArgs) -> Result<()> {
         },
         cudnn_benchmark: !args.no_cudnn_benchmark,
         epoch_images: args.epoch_images.filter(|&n| n > 0),
+        phases: args.phases,
     };
     if let Some(root) = &args.data_dir {
         if let Some(count) = args.generate {
@@ -148,6 +149,14 @@ pub fn execute(args: &BenchArgs) -> Result<()> {
             result.median_step_seconds,
             result.step_seconds.len()
         );
+        if let Some(phases) = &result.phases {
+            println!(
+                "per step: forward and loss {:.1} ms, backward {:.1} ms, Adam update {:.1} ms",
+                phases.forward * 1e3,
+                phases.backward * 1e3,
+                phases.update * 1e3
+            );
+        }
         if let Some(epoch) = &result.epoch {
             println!(
                 "one epoch of {} images held on the device: {:.2} s ({:.1} img/s)",

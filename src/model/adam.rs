@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use tch::{Kind, Tensor, nn};
+use tch::{Device, Kind, Tensor, nn};
 
 use crate::experiment::config::TrainConfig;
 
@@ -49,13 +49,20 @@ impl From<&TrainConfig> for AdamConfig {
     }
 }
 
-/// `grad` scaled by min(1, max_norm / (‖grad‖₂ + 1e-6)), PyTorch's `clip_grad_norm_`,
-/// without reading the norm back to the host.
-fn clip_to_norm(grad: &Tensor, max_norm: f64) -> Tensor {
+/// Scales `grad` in place by min(1, max_norm / (‖grad‖₂ + 1e-6)), PyTorch's
+/// `clip_grad_norm_`, without reading the norm back to the host.
+fn clip_to_norm(grad: &mut Tensor, max_norm: f64) {
     let norm = grad.norm();
     let scale = (max_norm / (norm + 1e-6)).clamp_max(1.0);
-    grad * scale
+    let _ = grad.g_mul_(&scale);
 }
+
+/// Elements per piece of an update on the CPU. Updating a 14-million-parameter buffer in
+/// one go makes every temporary a fresh 57 MB allocation that the kernel faults in page
+/// by page (about three times the cost of the arithmetic); pieces this size keep the
+/// temporaries in the cache. A multiple of every SIMD width, so each element takes the
+/// same kernel path, and so the same bits, as in one piece.
+const CPU_UPDATE_PIECE: i64 = 1 << 18;
 
 /// One parameter's place in the flat buffers.
 struct Slot {
@@ -77,10 +84,49 @@ pub struct Adam {
     flat: Tensor,
     exp_avg: Tensor,
     exp_avg_sq: Tensor,
+    /// The step's gradients, laid out as `flat` (kept, so no step allocates it anew).
+    flat_grad: Tensor,
+    /// Elements updated at a time: the whole buffer on a GPU (a handful of kernels),
+    /// cache-sized pieces on the CPU.
+    piece: i64,
     step: i64,
 }
 
 const STEP_KEY: &str = "step";
+
+/// The scalars of one Adam step.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    bias_correction2_sqrt: f64,
+    step_size: f64,
+}
+
+impl Step {
+    /// PyTorch's single-tensor Adam on one piece of the buffers. Temporaries are updated
+    /// in place: the same kernels as `a * s`, `a / s`, `a + s`, so the same bits.
+    fn apply(
+        self,
+        param: &mut Tensor,
+        exp_avg: &mut Tensor,
+        exp_avg_sq: &mut Tensor,
+        grad: &Tensor,
+    ) {
+        let _ = exp_avg.lerp_(grad, 1.0 - self.beta1);
+        let _ = exp_avg_sq.g_mul_scalar_(self.beta2);
+        let mut scaled_square = grad.square();
+        let _ = scaled_square.g_mul_scalar_(1.0 - self.beta2);
+        let _ = exp_avg_sq.g_add_(&scaled_square);
+        let mut denom = exp_avg_sq.sqrt();
+        let _ = denom.g_div_scalar_(self.bias_correction2_sqrt);
+        let _ = denom.g_add_scalar_(self.eps);
+        let mut update = &*exp_avg / &denom;
+        let _ = update.g_mul_scalar_(-self.step_size);
+        let _ = param.g_add_(&update);
+    }
+}
 
 impl Adam {
     /// Moves every trainable parameter of `vs` into one flat buffer (the parameters become
@@ -121,12 +167,18 @@ impl Adam {
                 .view(slot.param.size().as_slice());
             slot.param.set_data(&view);
         }
+        let piece = match vs.device() {
+            Device::Cpu => CPU_UPDATE_PIECE,
+            _ => flat.numel().max(1) as i64,
+        };
         Self {
             config,
             exp_avg: flat.zeros_like(),
             exp_avg_sq: flat.zeros_like(),
+            flat_grad: flat.zeros_like(),
             flat,
             slots,
+            piece,
             step: 0,
         }
     }
@@ -140,17 +192,28 @@ impl Adam {
         self.config.lr = lr;
     }
 
-    /// Backpropagates `loss` and takes one step. The gradients come back as fresh tensors
-    /// instead of being accumulated into zeroed `.grad` buffers (PyTorch's
-    /// `zero_grad(set_to_none=True)`), then are laid into one flat tensor.
+    /// Backpropagates `loss` and takes one step.
     pub fn minimize(&mut self, loss: &Tensor) {
-        let params: Vec<Tensor> = self.slots.iter().map(|s| s.param.shallow_clone()).collect();
-        let grads = Tensor::run_backward(&[loss], &params, false, false);
-        let flat_grad = tch::no_grad(|| {
-            let pieces: Vec<Tensor> = grads
+        self.backward(loss);
+        self.update();
+    }
+
+    /// Backpropagates `loss` into the flat gradient buffer (clipped if configured). Each
+    /// parameter starts without a gradient (PyTorch's `zero_grad(set_to_none=True)`), so
+    /// autograd hands it the computed tensor instead of adding it into a zeroed one; that
+    /// accumulating backward measured about 7% faster than asking autograd for the
+    /// gradients of the parameters (`run_backward`), with the same values.
+    pub fn backward(&mut self, loss: &Tensor) {
+        for slot in &mut self.slots {
+            super::grad::forget_grad(&mut slot.param);
+        }
+        loss.backward();
+        tch::no_grad(|| {
+            let pieces: Vec<Tensor> = self
+                .slots
                 .iter()
-                .zip(&self.slots)
-                .map(|(grad, slot)| {
+                .map(|slot| {
+                    let grad = slot.param.grad();
                     if grad.defined() {
                         grad.reshape([-1])
                     } else {
@@ -159,17 +222,21 @@ impl Adam {
                     }
                 })
                 .collect();
-            let flat_grad = Tensor::cat(&pieces, 0);
-            match self.config.grad_clip_norm {
-                Some(max_norm) => clip_to_norm(&flat_grad, max_norm),
-                None => flat_grad,
+            if !pieces.is_empty() {
+                let _ = Tensor::cat_out(&self.flat_grad, &pieces, 0);
+            }
+            if let Some(max_norm) = self.config.grad_clip_norm {
+                clip_to_norm(&mut self.flat_grad, max_norm);
             }
         });
-        self.update(&flat_grad);
+        // The flat buffer holds them now; keeping them would hold the memory twice.
+        for slot in &mut self.slots {
+            super::grad::forget_grad(&mut slot.param);
+        }
     }
 
-    /// One step with the flat gradient `grad`.
-    fn update(&mut self, grad: &Tensor) {
+    /// One step with the gradient [`Adam::backward`] left, piece by piece.
+    pub fn update(&mut self) {
         self.step += 1;
         let AdamConfig {
             lr,
@@ -179,14 +246,25 @@ impl Adam {
             ..
         } = self.config;
         let bias_correction1 = 1.0 - beta1.powi(self.step as i32);
-        let bias_correction2_sqrt = (1.0 - beta2.powi(self.step as i32)).sqrt();
-        let step_size = lr / bias_correction1;
+        let step = Step {
+            beta1,
+            beta2,
+            eps,
+            bias_correction2_sqrt: (1.0 - beta2.powi(self.step as i32)).sqrt(),
+            step_size: lr / bias_correction1,
+        };
+        let total = self.flat.numel() as i64;
         tch::no_grad(|| {
-            let _ = self.exp_avg.lerp_(grad, 1.0 - beta1);
-            let _ = self.exp_avg_sq.g_mul_scalar_(beta2);
-            let _ = self.exp_avg_sq.g_add_(&(grad.square() * (1.0 - beta2)));
-            let denom = self.exp_avg_sq.sqrt() / bias_correction2_sqrt + eps;
-            let _ = self.flat.g_add_(&(&self.exp_avg / denom * (-step_size)));
+            for start in (0..total).step_by(self.piece as usize) {
+                let len = self.piece.min(total - start);
+                let piece = |t: &Tensor| t.narrow(0, start, len);
+                step.apply(
+                    &mut piece(&self.flat),
+                    &mut piece(&self.exp_avg),
+                    &mut piece(&self.exp_avg_sq),
+                    &piece(&self.flat_grad),
+                );
+            }
         });
     }
 
@@ -323,12 +401,16 @@ mod tests {
     #[test]
     fn clipping_scales_the_global_norm_down_and_never_up() {
         let grad = Tensor::from_slice(&[3.0f32, 0.0, 4.0]);
-        let clipped: Vec<f32> = clip_to_norm(&grad, 1.0).try_into().unwrap();
+        let mut clipped = grad.copy();
+        clip_to_norm(&mut clipped, 1.0);
+        let clipped: Vec<f32> = clipped.try_into().unwrap();
         let scale = 1.0 / (5.0 + 1e-6);
         for (c, g) in clipped.iter().zip([3.0, 0.0, 4.0]) {
             assert!((f64::from(*c) - g * scale).abs() < 1e-7, "{clipped:?}");
         }
-        assert!(clip_to_norm(&grad, 10.0).equal(&grad));
+        let mut unclipped = grad.copy();
+        clip_to_norm(&mut unclipped, 10.0);
+        assert!(unclipped.equal(&grad));
     }
 
     #[test]
@@ -356,7 +438,8 @@ mod tests {
     }
 
     /// The flat Adam takes the real VAE through ten steps to the same bits as the
-    /// per-tensor Adam, weights and both moments.
+    /// per-tensor Adam, weights and both moments, updating its buffers in pieces that
+    /// cut across parameters.
     #[test]
     fn flat_buffers_step_bit_identically_to_per_tensor_adam() {
         let config = crate::experiment::config::ModelConfig {
@@ -369,6 +452,11 @@ mod tests {
         let (vs_flat, model_flat) = crate::model::build(&config, 16, Device::Cpu, 7);
         let (vs_ref, model_ref) = crate::model::build(&config, 16, Device::Cpu, 7);
         let mut flat = Adam::new(&vs_flat, adam);
+        flat.piece = 4096;
+        assert!(
+            flat.flat.numel() > 3 * 4096,
+            "the update must take several pieces"
+        );
         let mut reference = PerTensorAdam::new(&vs_ref);
         for step in 0..10 {
             tch::manual_seed(100 + step);

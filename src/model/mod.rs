@@ -6,6 +6,8 @@
 pub mod adam;
 mod compute;
 pub mod device;
+pub mod grad;
+pub mod memory;
 mod norm;
 pub mod switches;
 
@@ -70,9 +72,9 @@ impl ResidualBlock {
 
     fn forward(&self, x: &Tensor, compute: Compute, training: bool) -> Tensor {
         let inner = compute.conv(x, &self.first, 1, 1);
-        let inner = norm::apply(&self.first_norm, inner, compute, training).relu();
+        let inner = norm::apply(&self.first_norm, inner, compute, training).relu_();
         let outer = compute.conv(&inner, &self.second, 1, 1);
-        (x + norm::apply(&self.second_norm, outer, compute, training)).relu()
+        (x + norm::apply(&self.second_norm, outer, compute, training)).relu_()
     }
 }
 
@@ -246,7 +248,7 @@ impl Vae {
         let mut h = compute.cast(x);
         for stage in &self.down {
             h = compute.conv(&h, &stage.conv, DOWN_STRIDE, DOWN_PADDING);
-            h = norm::apply(&stage.norm, h, compute, training).relu();
+            h = norm::apply(&stage.norm, h, compute, training).relu_();
             if let Some(block) = &stage.residual {
                 h = block.forward(&h, compute, training);
             }
@@ -271,7 +273,7 @@ impl Vae {
         }
         for stage in &self.up {
             h = compute.conv_transpose(&h, &stage.deconv);
-            h = norm::apply(&stage.norm, h, compute, training).relu();
+            h = norm::apply(&stage.norm, h, compute, training).relu_();
             if let Some(block) = &stage.residual {
                 h = block.forward(&h, compute, training);
             }

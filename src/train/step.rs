@@ -23,9 +23,37 @@ pub fn train_step(
     eps: &Tensor,
     settings: StepSettings,
 ) -> LossTerms {
+    train_step_in_phases(model, optimizer, x, eps, settings, |_| {})
+}
+
+/// The parts of a training step, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Encoder, reparameterisation, decoder and the loss.
+    Forward,
+    /// Backpropagation into the flat gradient (and clipping).
+    Backward,
+    /// Adam's update of the weights and moments.
+    Update,
+}
+
+/// [`train_step`], calling `finished` as each phase's work has been issued, so that
+/// `vaelab bench --phases` times the parts of exactly the step training runs.
+pub fn train_step_in_phases(
+    model: &Vae,
+    optimizer: &mut Adam,
+    x: &Tensor,
+    eps: &Tensor,
+    settings: StepSettings,
+    mut finished: impl FnMut(Phase),
+) -> LossTerms {
     let (recon, mu, logvar) = model.forward_with_noise(x, eps);
     let terms = model.loss(&recon, x, &mu, &logvar, settings.objective);
+    finished(Phase::Forward);
     optimizer.set_lr(settings.lr);
-    optimizer.minimize(&terms.loss);
+    optimizer.backward(&terms.loss);
+    finished(Phase::Backward);
+    optimizer.update();
+    finished(Phase::Update);
     terms
 }

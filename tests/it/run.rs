@@ -1,6 +1,7 @@
 //! `vaelab run` end to end on a tiny spec: layout, skip, extend, bad input.
 
 use crate::common::{Workspace, read_state, tiny_spec};
+use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 
 #[test]
@@ -198,7 +199,15 @@ fn bench_prints_a_median_throughput() {
         .assert()
         .success()
         .stdout(contains("plain 32x32 batch 4 fp32 on cpu"))
-        .stdout(contains("img/s"));
+        .stdout(contains("img/s"))
+        .stdout(contains("per step:").not());
+    ws.tiny_bench(4)
+        .args(["--warmup", "1", "--steps", "3", "--phases"])
+        .assert()
+        .success()
+        .stdout(contains("per step: forward and loss "))
+        .stdout(contains(" ms, backward "))
+        .stdout(contains(" ms, Adam update "));
 }
 
 #[test]
@@ -216,6 +225,7 @@ fn bench_reports_precision_layout_and_a_full_epoch_as_json() {
             "--channels-last",
             "--epoch-images",
             "10",
+            "--phases",
             "--json",
         ])
         .assert()
@@ -229,6 +239,10 @@ fn bench_reports_precision_layout_and_a_full_epoch_as_json() {
     assert_eq!(result["device"], "cpu");
     assert_eq!(result["cudnn_benchmark"], false);
     assert_eq!(result["epoch"]["images"], 10);
+    for phase in ["forward", "backward", "update"] {
+        let seconds = result["phases"][phase].as_f64().unwrap_or(0.0);
+        assert!(seconds > 0.0, "{phase}: {result}");
+    }
     let seconds = result["epoch"]["seconds"].as_f64().unwrap();
     let rate = result["epoch"]["images_per_second"].as_f64().unwrap();
     assert!(
@@ -583,9 +597,7 @@ fn select_best_evaluates_the_epoch_with_the_lowest_validation_loss_without_retra
         .stderr(contains(format!(
             "evaluating epoch {lowest}, the lowest validation loss"
         )))
-        .stderr(predicates::prelude::PredicateBooleanExt::not(contains(
-            "epoch 1/6",
-        )));
+        .stderr(contains("epoch 1/6").not());
     let best = run.read_evaluation().unwrap().unwrap();
     assert_eq!(best.epoch, lowest);
     assert_ne!(best.psnr, last.psnr, "measured on other weights");
