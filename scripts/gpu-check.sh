@@ -14,6 +14,8 @@
 #   exact-resume    with train.deterministic, a run SIGKILLed after its first checkpoint and
 #                   resumed ends with the same weights as an uninterrupted one, bit for bit
 #   bench-*         vaelab's train step, residual 64x64, fp32/bf16, batch 256/1024, NCHW/NHWC
+#   phases-*        where a step's time goes (forward and loss / backward / Adam, ms), fp32
+#                   at the smaller batch, vaelab and PyTorch eager
 #   epoch-162770    one bf16 epoch over 162,770 uint8 images held on the device
 #   pytorch-*       PyTorch eager on the same card (cudnn.benchmark on), random tensors on
 #                   the device and a DataLoader with persistent workers
@@ -129,6 +131,24 @@ for batch in "${batches[@]}"; do
     done
   done
 done
+# Where a step's time goes, vaelab and PyTorch eager alike (each waits for the device
+# between phases). PHASES NAME COMMAND...: the command prints JSON with "phases".
+phases() {
+  local name=$1
+  shift
+  if "$@" > "$work/$name.json" 2>> "$log"; then
+    record "$name" 1 "$("$py" -c 'import json,sys; p=json.load(open(sys.argv[1]))["phases"]; print("%.2f/%.2f/%.2f" % tuple(1e3 * p[k] for k in ("forward", "backward", "update")))' "$work/$name.json")" \
+      "ms fwd/bwd/update" "fp32, batch ${batches[0]}"
+  else
+    record "$name" 0 "" "ms fwd/bwd/update" "failed (see log tail)"
+  fi
+}
+phases phases-vaelab "$bin" bench --device "$device" --model residual --image-size $((size * 2)) \
+  --batch-size "${batches[0]}" --warmup "${steps[0]}" --steps "${steps[1]}" --phases --json
+phases phases-pytorch "$py" "$here/benches/pytorch_eager.py" --device "$device" --model residual \
+  --image-size $((size * 2)) --batch-size "${batches[0]}" --warmup "${steps[0]}" \
+  --steps "${steps[1]}" --phases
+
 epoch_precision=${precisions[-1]}
 if "$bin" bench --device "$device" --model residual --image-size $((size * 2)) \
   --batch-size "${batches[-1]}" --precision "$epoch_precision" --warmup 1 --steps 1 \

@@ -529,7 +529,7 @@ fn the_gpu_check_script_runs_its_cpu_safe_parts() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    assert!(stdout.contains("11 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("13 passed, 0 failed"), "{stdout}");
     let mut files: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -548,11 +548,29 @@ fn the_gpu_check_script_runs_its_cpu_safe_parts() {
         "init-weights",
         "first-step",
         "exact-resume",
+        "phases-vaelab",
+        "phases-pytorch",
         "jobs-1",
         "jobs-2",
     ] {
         assert!(checks.contains(&check), "{checks:?}");
     }
+    let phases = summary["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "phases-vaelab")
+        .unwrap();
+    let milliseconds: Vec<f64> = phases["value"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .map(|ms| ms.parse().unwrap())
+        .collect();
+    assert!(
+        milliseconds.len() == 3 && milliseconds.iter().all(|&ms| ms > 0.0),
+        "{phases}"
+    );
 }
 
 #[test]
