@@ -1,4 +1,4 @@
-//! `vaelab info`: versions, devices, threads, bf16.
+//! `vaelab info`: versions, devices, threads, bf16, malloc.
 use anyhow::Result;
 
 use crate::cli::InfoArgs;
@@ -23,5 +23,6 @@ pub fn execute(args: &InfoArgs) -> Result<()> {
         info.cpu_bf16, info.cpu_amx_bf16
     );
     println!("default device   {}", info.default_device);
+    println!("cpu malloc       {}", info.malloc.describe());
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! What this vaelab can use here: versions, devices, threads, bf16 support.
+//! What this vaelab can use here: versions, devices, threads, bf16 support, malloc.
 use serde::Serialize;
 use tch::Device;
 
@@ -14,6 +14,8 @@ pub struct SystemInfo {
     pub cpu_bf16: bool,
     pub cpu_amx_bf16: bool,
     pub default_device: String,
+    /// How this process's malloc treats freed memory ([`super::memory`]).
+    pub malloc: super::memory::MallocSetting,
 }
 
 fn cpu_flags() -> Vec<String> {
@@ -115,6 +117,7 @@ pub fn collect() -> SystemInfo {
         cpu_bf16: flags.iter().any(|f| f == "avx512_bf16"),
         cpu_amx_bf16: flags.iter().any(|f| f == "amx_bf16"),
         default_device: device_name(tch::Device::cuda_if_available()),
+        malloc: super::memory::setting(),
     }
 }
 

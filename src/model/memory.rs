@@ -14,7 +14,8 @@
 const GLIBC_TUNABLES_ENV: &str = "GLIBC_TUNABLES";
 
 /// What [`keep_freed_memory`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MallocSetting {
     /// Freed memory stays in the heap for reuse.
     KeepFreed,
@@ -24,18 +25,40 @@ pub enum MallocSetting {
     Default,
 }
 
+impl MallocSetting {
+    /// How `vaelab info` says it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::KeepFreed => "freed memory kept for reuse (no separate mappings, no trimming)",
+            Self::UserTunables => "as GLIBC_TUNABLES sets it",
+            Self::Default => "the allocator's defaults",
+        }
+    }
+}
+
+static APPLIED: std::sync::OnceLock<MallocSetting> = std::sync::OnceLock::new();
+
+/// What [`keep_freed_memory`] did in this process ([`MallocSetting::Default`] if it was
+/// not called).
+pub fn setting() -> MallocSetting {
+    APPLIED.get().copied().unwrap_or(MallocSetting::Default)
+}
+
 /// Makes malloc serve every block from its heap and never give freed memory back to the
 /// kernel, unless `GLIBC_TUNABLES` already sets malloc's behaviour. Call it once, first
 /// thing in the process, before any thread allocates. (A thread other than the main one
 /// still gets blocks over 64 MB mapped: its arena's heaps are at most that large.
 /// Training runs on the main thread.)
 pub fn keep_freed_memory() -> MallocSetting {
-    let user_tunables =
-        std::env::var(GLIBC_TUNABLES_ENV).is_ok_and(|t| t.contains("glibc.malloc."));
-    if user_tunables {
-        return MallocSetting::UserTunables;
-    }
-    set_malloc_options()
+    *APPLIED.get_or_init(|| {
+        let user_tunables =
+            std::env::var(GLIBC_TUNABLES_ENV).is_ok_and(|t| t.contains("glibc.malloc."));
+        if user_tunables {
+            MallocSetting::UserTunables
+        } else {
+            set_malloc_options()
+        }
+    })
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

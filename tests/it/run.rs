@@ -183,12 +183,22 @@ fn a_corrupt_checkpoint_is_named_and_finished_work_is_kept() {
 fn info_reports_versions_and_devices() {
     let ws = Workspace::new();
     ws.vaelab(&["info"])
+        .env_remove("GLIBC_TUNABLES")
         .assert()
         .success()
         .stdout(contains("libtorch         2.11.0"))
         .stdout(contains("cuda devices"))
         .stdout(contains("cpu threads"))
-        .stdout(contains("cpu bf16"));
+        .stdout(contains("cpu bf16"))
+        .stdout(contains("cpu malloc       freed memory kept for reuse"));
+    // A user's own malloc settings stay in charge.
+    let output = ws
+        .vaelab(&["info", "--json"])
+        .env("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=1048576")
+        .output()
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&output.stdout).expect("info --json");
+    assert_eq!(info["malloc"], "user_tunables", "{info}");
 }
 
 #[test]
