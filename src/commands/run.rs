@@ -45,7 +45,7 @@ pub fn execute(args: &RunArgs, store: &RunStore, reporter: &dyn Reporter) -> Res
             match vaelab::store::SlurmIds::from_env() {
                 Some(ids) => match vaelab::cluster::slurm::requeue(&ids) {
                     Ok(()) => reporter.note(&format!(
-                        "{ids}: requeued after the checkpoint; the task resumes when it starts again"
+                        "{ids}: requeued after the checkpoint; training resumes there when Slurm starts it again"
                     )),
                     Err(detail) => reporter.warn(&format!(
                         "{ids}: requeue failed ({detail}); resubmit to resume from the checkpoint"

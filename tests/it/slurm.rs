@@ -275,7 +275,7 @@ enum Interruption {
     /// The scheduler requeues it (`scontrol requeue`): SIGTERM, then back in the queue.
     Scontrol,
     /// Slurm's time-limit warning (SIGUSR1 to the batch shell): vaelab checkpoints and
-    /// requeues the task itself.
+    /// requeues its own job.
     TimeWarning,
 }
 
