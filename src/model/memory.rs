@@ -51,14 +51,17 @@ pub fn setting() -> MallocSetting {
 /// Training runs on the main thread.)
 pub fn keep_freed_memory() -> MallocSetting {
     *APPLIED.get_or_init(|| {
-        let user_tunables =
-            std::env::var(GLIBC_TUNABLES_ENV).is_ok_and(|t| t.contains("glibc.malloc."));
-        if user_tunables {
+        if user_sets_malloc() {
             MallocSetting::UserTunables
         } else {
             set_malloc_options()
         }
     })
+}
+
+/// Whether `GLIBC_TUNABLES` sets any of malloc's values.
+fn user_sets_malloc() -> bool {
+    std::env::var(GLIBC_TUNABLES_ENV).is_ok_and(|t| t.contains("glibc.malloc."))
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -86,12 +89,10 @@ mod tests {
 
     #[test]
     fn a_large_tensor_comes_from_the_heap_and_stays_there_when_freed() {
-        // nextest runs each test in its own process, so this one sets malloc for itself.
-        if std::env::var(GLIBC_TUNABLES_ENV).is_ok_and(|t| t.contains("glibc.malloc.")) {
-            assert_eq!(keep_freed_memory(), MallocSetting::UserTunables);
-            return;
-        }
-        assert_eq!(keep_freed_memory(), MallocSetting::KeepFreed);
+        // nextest runs each test in its own process, so this one sets malloc for itself,
+        // whatever GLIBC_TUNABLES says (`it::run::info_reports_versions_and_devices`
+        // checks that a user's tunables are left in charge).
+        assert_eq!(set_malloc_options(), MallocSetting::KeepFreed);
         // SAFETY: mallinfo2 only reads malloc's counters.
         let info = || unsafe { libc::mallinfo2() };
         // Above glibc's largest mmap threshold (32 MB), so mapped by default, and below
