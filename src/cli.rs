@@ -158,6 +158,10 @@ pub struct RunArgs {
     /// and requeue this job so that it resumes later.
     #[arg(long)]
     pub slurm_requeue: bool,
+    /// Under Slurm: the job's manifest; the task refuses to train if the spec changed
+    /// since the job was submitted (`vaelab slurm` writes this into its script).
+    #[arg(long, value_name = "PATH")]
+    pub manifest: Option<PathBuf>,
     /// Train with this many worker processes at once, under the run locks, spread over
     /// `--devices` (or sharing the CPU's threads). Several workers may share one GPU.
     #[arg(long, default_value_t = 1)]
@@ -226,6 +230,12 @@ pub struct GcArgs {
     /// Remove what is listed; without it nothing is touched.
     #[arg(long)]
     pub apply: bool,
+    /// With --apply, also remove failed runs that can resume from a checkpoint.
+    #[arg(long)]
+    pub resumable: bool,
+    /// With --apply, also remove this failed, resumable run (an id prefix; repeatable).
+    #[arg(long = "run", value_name = "ID")]
+    pub runs: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -293,9 +303,14 @@ pub struct BenchArgs {
     /// Instead: decode rate of this CelebA tree, and an epoch on its cache vs in memory.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// With --data-dir: first write this many generated 178×218 JPEGs there (CelebA layout).
+    /// With --data-dir: first write this many generated 178×218 JPEGs there (CelebA layout);
+    /// with --fingerprint-dir: this many 16×16 ones, unless the tree is there already.
     #[arg(long)]
     pub generate: Option<usize>,
+    /// Instead: the content fingerprint of this CelebA tree, first with nothing remembered,
+    /// then memoized, and the `plan` of a spec that reads it.
+    #[arg(long)]
+    pub fingerprint_dir: Option<PathBuf>,
     /// With --data-dir: centre crop before resizing.
     #[arg(long)]
     pub crop: Option<u32>,

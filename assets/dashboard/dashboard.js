@@ -168,7 +168,7 @@ async function showExperiment(name) {
       const last = run.curves.epoch.length - 1;
       const row = el("tr", { class: "run-row" + (selected.has(run.id) ? " selected" : ""), "data-run": run.id },
         el("td", {}, el("a", { href: "/runs/" + run.id }, run.label)),
-        el("td", { class: "status-" + run.status }, run.status),
+        el("td", { class: "status-" + run.status, title: run.problem || "" }, run.problem ? run.status + ": " + run.problem : run.status),
         el("td", { class: "num", id: "epoch-" + run.id }, run.epochs_done + "/" + run.epochs_target),
         el("td", { class: "num" }, fmt(run.curves.train_loss[last], 3)),
         el("td", { class: "num" }, fmt(run.curves.val_loss[last], 3)),

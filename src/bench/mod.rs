@@ -1,6 +1,8 @@
 //! Train-step throughput: forward, backward and optimizer step on synthetic inputs.
 use std::time::Instant;
 
+pub mod fingerprint;
+
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
@@ -92,7 +94,7 @@ pub fn plan_speed(runs: usize) -> Result<PlanBenchResult, crate::experiment::spe
     );
     let started = Instant::now();
     let loaded = crate::experiment::spec::parse(std::path::Path::new("plan-bench.yaml"), &text)?;
-    let plan = crate::experiment::plan::plan(&loaded)?;
+    let plan = crate::experiment::plan::plan(&loaded, &crate::experiment::plan::synthetic_only)?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(PlanBenchResult {
         runs: plan.runs.len(),
@@ -345,6 +347,7 @@ pub fn data_speed(
         val_images: 0,
         limit: None,
         root: Some(root.to_path_buf()),
+        fingerprint: None,
         crop,
         resize_filter: Some(filter),
         val_ratio: None,
@@ -407,7 +410,8 @@ fn fake_store(
     );
     let loaded = crate::experiment::spec::parse(std::path::Path::new("report-bench.yaml"), &text)
         .expect("the benchmark spec is valid");
-    let plan = crate::experiment::plan::plan(&loaded).expect("the benchmark spec plans");
+    let plan = crate::experiment::plan::plan(&loaded, &crate::experiment::plan::synthetic_only)
+        .expect("the benchmark spec plans");
     let temp = tempfile::tempdir().map_err(|source| crate::report::ReportError::Io {
         path: std::env::temp_dir(),
         action: "create a temporary directory",
@@ -479,9 +483,13 @@ fn fake_store(
             vaelab_version: env!("CARGO_PKG_VERSION").into(),
             libtorch_version: crate::model::device::libtorch_version().into(),
             device: "cpu".into(),
+            hardware: None,
             error: None,
             device_changes: Vec::new(),
             parameters: None,
+            data_fingerprint: None,
+            data_root: None,
+            provenance: Default::default(),
             slurm: None,
         })?;
         let evaluation = Evaluation {

@@ -26,6 +26,44 @@ pub enum SlurmError {
         "sbatch: {detail}; the script is at {script} (submit it by hand with `sbatch {script}`)"
     )]
     Submit { script: PathBuf, detail: String },
+    #[error(
+        "{}: changed since the Slurm job was submitted (sha256 {now}, {} says {submitted}); this task trains only what was submitted: restore the spec, or submit the sweep again with `vaelab slurm`",
+        spec.display(),
+        manifest.display()
+    )]
+    SpecChanged {
+        spec: PathBuf,
+        manifest: PathBuf,
+        submitted: String,
+        now: String,
+    },
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Refuses an array task whose spec is no longer the one its manifest was written from:
+/// after an edit the task would train other settings, or none.
+pub fn check_spec_unchanged(manifest_path: &Path, spec: &Path) -> Result<(), SlurmError> {
+    let manifest = read_manifest(manifest_path)?;
+    let bytes = std::fs::read(spec).map_err(|e| SlurmError::Unreadable {
+        path: spec.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    let now = sha256_hex(&bytes);
+    if now == manifest.spec_sha256 {
+        return Ok(());
+    }
+    Err(SlurmError::SpecChanged {
+        spec: spec.to_path_buf(),
+        manifest: manifest_path.to_path_buf(),
+        submitted: manifest.spec_sha256,
+        now,
+    })
 }
 
 /// What `vaelab slurm` asks the scheduler for.
@@ -119,6 +157,7 @@ pub fn unfinished<'a>(
 /// The sbatch script for `manifest`.
 pub fn script(
     manifest: &Manifest,
+    manifest_path: &Path,
     options: &SlurmOptions,
     vaelab: &Path,
     log_dir: &Path,
@@ -191,10 +230,11 @@ pub fn script(
         ""
     };
     lines.push(format!(
-        "exec {} --runs-dir {} run {} --only \"${{runs[$SLURM_ARRAY_TASK_ID]}}\" --slurm-requeue{device} ${{threads[@]+\"${{threads[@]}}\"}}",
+        "exec {} --runs-dir {} run {} --only \"${{runs[$SLURM_ARRAY_TASK_ID]}}\" --manifest {} --slurm-requeue{device} ${{threads[@]+\"${{threads[@]}}\"}}",
         shell_quote(&vaelab.display().to_string()),
         shell_quote(&manifest.runs_dir.display().to_string()),
         shell_quote(&manifest.spec.display().to_string()),
+        shell_quote(&manifest_path.display().to_string()),
     ));
     lines.push(String::new());
     lines.join("\n")
@@ -254,10 +294,7 @@ pub fn prepare(
     let manifest = Manifest {
         experiment: plan.experiment.clone(),
         spec: absolute(spec),
-        spec_sha256: Sha256::digest(&spec_bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
+        spec_sha256: sha256_hex(&spec_bytes),
         runs_dir: absolute(store.root()),
         created_at,
         tasks,
@@ -289,7 +326,7 @@ pub fn prepare(
     write_manifest(&job.manifest_path, &job.manifest)?;
     write_atomic(
         &job.script,
-        script(&job.manifest, options, vaelab, &log_dir).as_bytes(),
+        script(&job.manifest, &job.manifest_path, options, vaelab, &log_dir).as_bytes(),
     )?;
     Ok(Some(job))
 }
@@ -398,6 +435,7 @@ mod tests {
         };
         let text = script(
             &manifest(),
+            Path::new("/m.json"),
             &options,
             Path::new("/opt/vaelab"),
             Path::new("/l"),
@@ -423,13 +461,14 @@ mod tests {
         let second = text.find(&"b".repeat(64)).unwrap();
         assert!(first < second);
         assert!(text.contains("'/work/exp'\\''s.yaml'"));
-        assert!(text.contains("--slurm-requeue --device cuda"));
+        assert!(text.contains("--manifest '/m.json' --slurm-requeue --device cuda"));
     }
 
     #[test]
     fn a_cpu_script_asks_for_one_task_and_lets_vaelab_pick_the_device() {
         let text = script(
             &manifest(),
+            Path::new("/m.json"),
             &SlurmOptions::default(),
             Path::new("/opt/vaelab"),
             Path::new("/l"),

@@ -22,6 +22,28 @@ pub fn execute(args: &BenchArgs) -> Result<()> {
         }
         return Ok(());
     }
+    if let Some(root) = &args.fingerprint_dir {
+        if let Some(count) = args.generate
+            && !root.join("list_eval_partition.txt").is_file()
+        {
+            bench::fingerprint::generate_small_celeba_tree(root, count)?;
+        }
+        let cache = tempfile::tempdir()?;
+        let result = bench::fingerprint::fingerprint_speed(root, cache.path())?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&result)?);
+        } else {
+            println!(
+                "fingerprint of {} images ({:.1} MB): {:.2} s the first time, {:.3} s memoized; plan on it {:.3} s",
+                result.images,
+                result.bytes as f64 / 1e6,
+                result.first_seconds,
+                result.memoized_seconds,
+                result.plan_seconds
+            );
+        }
+        return Ok(());
+    }
     if let Some(runs) = args.serve_runs {
         if runs < 1 || args.report_epochs < 1 {
             return Err(usage(

@@ -3,7 +3,8 @@
 use anyhow::Result;
 
 use crate::cli::ExportArgs;
-use vaelab::experiment::{plan, spec};
+use vaelab::data::fingerprint;
+use vaelab::experiment::spec;
 use vaelab::progress::Reporter;
 use vaelab::report::export::{self, ExportFormat};
 use vaelab::store::{RunDir, RunStore};
@@ -22,7 +23,7 @@ pub fn execute(args: &ExportArgs, store: &RunStore, reporter: &dyn Reporter) -> 
     let dirs: Vec<RunDir> = match &args.spec {
         None => listing.runs,
         Some(path) => {
-            let plan = plan::plan(&spec::load(path)?)?;
+            let plan = fingerprint::plan(&spec::load(path)?)?;
             plan.runs
                 .iter()
                 .map(|run| store.run_dir(&run.id))

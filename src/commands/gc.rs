@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use crate::cli::GcArgs;
-use vaelab::experiment::{plan, spec};
+use vaelab::data::{disk, fingerprint};
+use vaelab::experiment::spec;
 use vaelab::progress::Reporter;
 use vaelab::store::RunStore;
-use vaelab::store::gc::{self, Candidate};
+use vaelab::store::gc::{self, Candidate, Reason};
 
 /// `experiments/*.yaml` of the working directory, sorted.
 fn default_specs() -> Result<Vec<PathBuf>> {
@@ -40,25 +41,45 @@ pub fn execute(args: &GcArgs, store: &RunStore, reporter: &dyn Reporter) -> Resu
         args.specs.clone()
     };
     let mut produced = HashSet::new();
+    let mut fingerprints = HashSet::new();
     for path in &specs {
-        produced.extend(
-            plan::plan(&spec::load(path)?)?
-                .runs
-                .into_iter()
-                .map(|r| r.id),
-        );
+        for run in fingerprint::plan(&spec::load(path)?)?.runs {
+            fingerprints.extend(run.config.data.fingerprint.clone());
+            produced.insert(run.id);
+        }
     }
+    let stale_cache: Vec<disk::CacheEntry> = disk::cache_entries(&disk::cache_dir())
+        .into_iter()
+        .filter(|e| {
+            e.fingerprint
+                .as_ref()
+                .is_none_or(|f| !fingerprints.contains(f))
+        })
+        .collect();
     for damaged in store.scan()?.damaged {
         reporter.warn(&format!("{}; left alone", damaged.describe()));
     }
     let candidates: Vec<Candidate> = gc::candidates(store, &produced)?;
-    if candidates.is_empty() {
+    if candidates.is_empty() && stale_cache.is_empty() {
         println!("nothing to remove ({} specs read)", specs.len());
         return Ok(());
     }
-    for c in &candidates {
+    for entry in &stale_cache {
         println!(
-            "{:>10}  {:<16}  {:<8}  {}  ({})",
+            "{:>10}  {:<17}  {:<8}  {}  (decoded images of data no spec reads)",
+            megabytes(entry.bytes),
+            "stale data cache",
+            &entry.key[..8.min(entry.key.len())],
+            disk::cache_dir().join(&entry.key).display(),
+        );
+    }
+    for c in &candidates {
+        let why = match &c.error {
+            Some(error) if c.reason == Reason::FailedResumable => format!(": {error}"),
+            _ => String::new(),
+        };
+        println!(
+            "{:>10}  {:<17}  {:<8}  {}  ({}){why}",
             megabytes(c.bytes),
             c.reason.describe(),
             c.run,
@@ -66,17 +87,42 @@ pub fn execute(args: &GcArgs, store: &RunStore, reporter: &dyn Reporter) -> Resu
             c.label
         );
     }
-    let total: u64 = candidates.iter().map(|c| c.bytes).sum();
+    let (removed, kept): (Vec<&Candidate>, Vec<&Candidate>) = candidates
+        .iter()
+        .partition(|c| c.removed_by_apply(args.resumable, &args.runs));
+    let total: u64 = removed.iter().map(|c| c.bytes).sum::<u64>()
+        + stale_cache.iter().map(|e| e.bytes).sum::<u64>();
+    if !kept.is_empty() {
+        println!(
+            "{} failed run(s) can resume from a checkpoint (`vaelab run` the spec again) and stay; --resumable, or --run ID for one, removes them with --apply",
+            kept.len()
+        );
+    }
     if !args.apply {
         println!(
             "{} in {} places can go; run again with --apply to remove them",
             megabytes(total),
-            candidates.len()
+            removed.len() + stale_cache.len()
         );
         return Ok(());
     }
     let mut freed = 0;
-    for c in &candidates {
+    for entry in &stale_cache {
+        let removed_all = entry
+            .files
+            .iter()
+            .all(|file| match std::fs::remove_file(file) {
+                Ok(()) => true,
+                Err(error) => {
+                    reporter.warn(&format!("{}: kept: {error}", file.display()));
+                    false
+                }
+            });
+        if removed_all {
+            freed += entry.bytes;
+        }
+    }
+    for c in removed {
         match c.remove(store) {
             Ok(()) => freed += c.bytes,
             Err(error) => reporter.warn(&format!("{}: kept: {error}", c.path.display())),

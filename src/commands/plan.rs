@@ -2,14 +2,15 @@
 use anyhow::Result;
 
 use crate::cli::PlanArgs;
-use vaelab::experiment::{plan, spec};
+use vaelab::data::fingerprint;
+use vaelab::experiment::spec;
 use vaelab::report::overview::{self, human_duration};
 use vaelab::store::RunStore;
 use vaelab::store::Standing;
 
 pub fn execute(args: &PlanArgs, store: &RunStore) -> Result<()> {
     let loaded = spec::load(&args.spec)?;
-    let plan = plan::plan(&loaded)?;
+    let plan = fingerprint::plan(&loaded)?;
     let view = overview::plan_view(&plan, store)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&view)?);
@@ -17,6 +18,16 @@ pub fn execute(args: &PlanArgs, store: &RunStore) -> Result<()> {
     }
     for warning in &view.warnings {
         eprintln!("warning: {warning}");
+    }
+    for dataset in &view.datasets {
+        println!(
+            "data: {} at {} (fingerprint {})",
+            serde_json::to_value(dataset.source)?
+                .as_str()
+                .unwrap_or_default(),
+            dataset.root.as_deref().unwrap_or("its default place"),
+            fingerprint::short(&dataset.fingerprint)
+        );
     }
     let width = view
         .runs
@@ -74,14 +85,19 @@ pub fn execute(args: &PlanArgs, store: &RunStore) -> Result<()> {
     }
     if !view.orphans.is_empty() {
         println!(
-            "\n{} run(s) in {} were trained for `{}` but are not in this spec (the spec or a default changed):",
+            "\n{} run(s) in {} were trained for `{}` but are not in this spec (the spec, a default or the data changed):",
             view.orphans.len(),
             store.root().display(),
             view.experiment
         );
         for orphan in &view.orphans {
+            let changed = if orphan.data_changed {
+                "  data changed since trained"
+            } else {
+                ""
+            };
             println!(
-                "  {:<8}  {}  {}  ({})",
+                "  {:<8}  {}  {}{changed}  ({})",
                 orphan.short_id, orphan.label, orphan.description, orphan.path
             );
         }

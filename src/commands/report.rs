@@ -5,7 +5,8 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::cli::ReportArgs;
-use vaelab::experiment::{plan, spec};
+use vaelab::data::fingerprint;
+use vaelab::experiment::spec;
 use vaelab::progress::Reporter;
 use vaelab::report::{self, render};
 use vaelab::store::RunStore;
@@ -17,7 +18,7 @@ pub fn execute(
     reporter: &dyn Reporter,
 ) -> Result<()> {
     let loaded = spec::load(&args.spec)?;
-    let plan = plan::plan(&loaded)?;
+    let plan = fingerprint::plan(&loaded)?;
     let selected = super::select(&plan.runs, &args.only)?;
     let dir = render::report_path(report_dir, &plan.experiment);
     let summary = report::report(

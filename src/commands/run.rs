@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::cli::RunArgs;
-use vaelab::experiment::{plan, spec};
+use vaelab::data::fingerprint;
+use vaelab::experiment::spec;
 use vaelab::progress::Reporter;
 use vaelab::store::{RunStore, StoreError};
 use vaelab::train::{self, Placement, RunOutcome, StopFlag, TrainError};
@@ -14,8 +15,12 @@ use vaelab::train::{self, Placement, RunOutcome, StopFlag, TrainError};
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 pub fn execute(args: &RunArgs, store: &RunStore, reporter: &dyn Reporter) -> Result<ExitCode> {
+    if let Some(manifest) = &args.manifest {
+        vaelab::cluster::slurm::check_spec_unchanged(manifest, &args.spec)
+            .map_err(|e| super::usage(e.to_string()))?;
+    }
     let loaded = spec::load(&args.spec)?;
-    let plan = plan::plan(&loaded)?;
+    let plan = fingerprint::plan(&loaded)?;
     for warning in &plan.warnings {
         reporter.warn(warning);
     }
@@ -59,6 +64,7 @@ pub fn execute(args: &RunArgs, store: &RunStore, reporter: &dyn Reporter) -> Res
     let placement = Placement {
         device,
         stop: stop.clone(),
+        provenance: vaelab::store::Provenance::of_spec(&args.spec),
         ..Placement::default()
     };
 

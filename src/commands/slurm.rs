@@ -4,13 +4,14 @@ use anyhow::{Context, Result};
 
 use crate::cli::SlurmArgs;
 use vaelab::cluster::slurm::{self, SlurmOptions};
-use vaelab::experiment::{plan, spec};
+use vaelab::data::fingerprint;
+use vaelab::experiment::spec;
 use vaelab::progress::Reporter;
 use vaelab::store::RunStore;
 
 pub fn execute(args: &SlurmArgs, store: &RunStore, reporter: &dyn Reporter) -> Result<()> {
     let loaded = spec::load(&args.spec)?;
-    let plan = plan::plan(&loaded)?;
+    let plan = fingerprint::plan(&loaded)?;
     for warning in &plan.warnings {
         reporter.warn(warning);
     }

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
 use super::DataError;
-use crate::experiment::config::{DataConfig, EvalSplit, ResizeFilter};
+use crate::experiment::config::{DataConfig, ResizeFilter};
 use crate::progress::Reporter;
 use crate::store::write_atomic;
 
@@ -154,21 +154,36 @@ fn read_attributes(path: &Path, layout: CelebaLayout) -> Result<AttributeTable, 
     Ok((names, values))
 }
 
+/// Where a CelebA layout keeps its images and annotation files, relative to its root.
+pub struct CelebaFiles {
+    pub images: &'static str,
+    pub partition: &'static str,
+    pub attributes: &'static str,
+}
+
+pub fn celeba_file_names(layout: CelebaLayout) -> CelebaFiles {
+    match layout {
+        CelebaLayout::Official => CelebaFiles {
+            images: "img_align_celeba",
+            partition: "list_eval_partition.txt",
+            attributes: "list_attr_celeba.txt",
+        },
+        CelebaLayout::Kaggle => CelebaFiles {
+            images: "img_align_celeba/img_align_celeba",
+            partition: "list_eval_partition.csv",
+            attributes: "list_attr_celeba.csv",
+        },
+    }
+}
+
 /// The CelebA files of `partition` (0 train, 1 valid, 2 test) in the official order.
 pub fn celeba_files(root: &Path, partition: u8) -> Result<(CelebaLayout, FileList), DataError> {
     let layout = detect_celeba(root)?;
-    let (images, partition_file, attr_file) = match layout {
-        CelebaLayout::Official => (
-            "img_align_celeba",
-            "list_eval_partition.txt",
-            "list_attr_celeba.txt",
-        ),
-        CelebaLayout::Kaggle => (
-            "img_align_celeba/img_align_celeba",
-            "list_eval_partition.csv",
-            "list_attr_celeba.csv",
-        ),
-    };
+    let CelebaFiles {
+        images,
+        partition: partition_file,
+        attributes: attr_file,
+    } = celeba_file_names(layout);
     let entries = read_partition(&root.join(partition_file), layout)?;
     let attr_path = root.join(attr_file);
     let (names, attrs) = if attr_path.is_file() {
@@ -215,6 +230,14 @@ fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) -> Result<(), DataError>
     Ok(())
 }
 
+/// Every image file under `root` (JPEG, PNG, WebP), relative to it, sorted.
+pub fn image_files(root: &Path) -> Result<Vec<String>, DataError> {
+    let mut all = Vec::new();
+    walk(root, root, &mut all)?;
+    all.sort();
+    Ok(all)
+}
+
 /// A folder's images split by a hash of each relative path: stable when files are added.
 pub fn folder_files(root: &Path, val_ratio: f64, validation: bool) -> Result<FileList, DataError> {
     if !root.is_dir() {
@@ -222,10 +245,7 @@ pub fn folder_files(root: &Path, val_ratio: f64, validation: bool) -> Result<Fil
             root: root.to_path_buf(),
         });
     }
-    let mut all = Vec::new();
-    walk(root, root, &mut all)?;
-    all.sort();
-    let files: Vec<String> = all
+    let files: Vec<String> = image_files(root)?
         .into_iter()
         .filter(|rel| {
             let digest = Sha256::digest(rel.as_bytes());
@@ -321,6 +341,10 @@ pub fn preprocess(
 struct CacheMeta {
     version: u32,
     key: String,
+    /// The fingerprint of the dataset it was decoded from (none: written before
+    /// fingerprints, or from a config without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<String>,
     count: usize,
     image_size: u32,
     attribute_names: Vec<String>,
@@ -343,24 +367,37 @@ pub fn cache_dir() -> PathBuf {
         .join("datasets")
 }
 
+/// The cache entry of one split: the dataset's content fingerprint (so a copy that keeps
+/// modification times, or damage that keeps a file's length, never serves stale pixels,
+/// and the same images moved reuse their entry), the split's file list and the
+/// preprocessing. A config without a fingerprint (written before fingerprints) falls back
+/// to each file's size and modification time under its root.
 fn cache_key(list: &FileList, config: &DataConfig) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(format!(
-        "vaelab-cache/{CACHE_VERSION}\n{}\n",
-        list.root.display()
-    ));
+    hasher.update(format!("vaelab-cache/{CACHE_VERSION}\n"));
     hasher.update(format!(
         "{} {:?} {:?}\n",
         config.image_size, config.crop, config.resize_filter
     ));
-    for name in &list.files {
-        let meta = fs::metadata(list.root.join(name)).ok();
-        let size = meta.as_ref().map_or(0, |m| m.len());
-        let mtime = meta
-            .and_then(|m| m.modified().ok())
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
-        hasher.update(format!("{name}\t{size}\t{mtime}\n"));
+    match &config.fingerprint {
+        Some(fingerprint) => {
+            hasher.update(format!("fingerprint {fingerprint}\n"));
+            for name in &list.files {
+                hasher.update(format!("{name}\n"));
+            }
+        }
+        None => {
+            hasher.update(format!("{}\n", list.root.display()));
+            for name in &list.files {
+                let meta = fs::metadata(list.root.join(name)).ok();
+                let size = meta.as_ref().map_or(0, |m| m.len());
+                let mtime = meta
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                hasher.update(format!("{name}\t{size}\t{mtime}\n"));
+            }
+        }
     }
     hasher
         .finalize()
@@ -502,6 +539,7 @@ pub fn decode_cached(
     let meta = CacheMeta {
         version: CACHE_VERSION,
         key: key.clone(),
+        fingerprint: config.fingerprint.clone(),
         count,
         image_size: config.image_size,
         attribute_names: list.attribute_names.clone(),
@@ -518,10 +556,57 @@ pub fn decode_cached(
     })
 }
 
-/// Which partition evaluation reads.
-pub fn eval_partition(config: &DataConfig) -> u8 {
-    match config.split {
-        Some(EvalSplit::Test) => 2,
-        _ => 1,
-    }
+/// One decoded split in the cache: its files, their size, and the dataset it came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CacheEntry {
+    pub key: String,
+    pub fingerprint: Option<String>,
+    pub bytes: u64,
+    pub files: Vec<PathBuf>,
 }
+
+/// Every entry of the decode cache in `cache`, by key; files left by an interrupted decode
+/// (no metadata, or metadata of another version) are entries without a fingerprint.
+pub fn cache_entries(cache: &Path) -> Vec<CacheEntry> {
+    let Ok(read) = fs::read_dir(cache) else {
+        return Vec::new();
+    };
+    let mut entries: Vec<CacheEntry> = Vec::new();
+    for path in read.flatten().map(|e| e.path()) {
+        let (Some(stem), Some(ext)) = (path.file_stem(), path.extension()) else {
+            continue;
+        };
+        if !["u8", "attr", "json"].contains(&ext.to_string_lossy().as_ref()) {
+            continue;
+        }
+        let key = stem.to_string_lossy().into_owned();
+        let bytes = fs::metadata(&path).map_or(0, |m| m.len());
+        match entries.iter_mut().find(|e| e.key == key) {
+            Some(entry) => {
+                entry.bytes += bytes;
+                entry.files.push(path);
+            }
+            None => entries.push(CacheEntry {
+                key,
+                fingerprint: None,
+                bytes,
+                files: vec![path],
+            }),
+        }
+    }
+    for entry in &mut entries {
+        entry.fingerprint = fs::read(cache.join(format!("{}.json", entry.key)))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<CacheMeta>(&b).ok())
+            .filter(|m| m.version == CACHE_VERSION)
+            .and_then(|m| m.fingerprint);
+        entry.files.sort();
+    }
+    entries.sort_by(|a, b| a.key.cmp(&b.key));
+    entries
+}
+
+/// CelebA's partitions, as `list_eval_partition.txt` numbers them.
+pub const TRAIN_PARTITION: u8 = 0;
+pub const VALIDATION_PARTITION: u8 = 1;
+pub const TEST_PARTITION: u8 = 2;

@@ -1,5 +1,6 @@
 //! Datasets: sources of face images, decoded once into uint8 tensors (N, 3, S, S).
 pub mod disk;
+pub mod fingerprint;
 pub mod png;
 pub mod synthetic;
 
@@ -9,7 +10,7 @@ use rayon::prelude::*;
 use tch::{Kind, Tensor};
 
 use crate::experiment::attributes::SYNTHETIC_ATTRIBUTES;
-use crate::experiment::config::{DataConfig, DataSource};
+use crate::experiment::config::{DataConfig, DataSource, EvalSplit};
 use crate::progress::Reporter;
 
 #[derive(Debug, thiserror::Error)]
@@ -60,9 +61,14 @@ pub enum DataError {
 /// A decoded dataset: uint8 images in [0, 255], attributes in {-1, +1}.
 pub struct Dataset {
     pub train: Tensor,
+    /// What per-epoch validation and `train.select: best` see: always the validation
+    /// images, whatever `data.split` says, so test images never choose anything.
     pub val: Tensor,
-    /// Attributes of the validation (or test) images, one column per name.
-    pub val_attributes: Tensor,
+    /// What the end-of-run evaluation measures: the validation images, or the test
+    /// images under `data.split: test`.
+    pub eval: Tensor,
+    /// Attributes of the evaluation images, one column per name.
+    pub eval_attributes: Tensor,
     pub attribute_names: Vec<String>,
 }
 
@@ -92,6 +98,10 @@ fn synthetic_split(
     )
 }
 
+fn evaluates_test(config: &DataConfig) -> bool {
+    config.split == Some(EvalSplit::Test)
+}
+
 pub fn load(config: &DataConfig, reporter: &dyn Reporter) -> Result<Dataset, DataError> {
     let train_count = config.effective_train_images();
     if train_count == 0 {
@@ -101,19 +111,23 @@ pub fn load(config: &DataConfig, reporter: &dyn Reporter) -> Result<Dataset, Dat
     match config.source {
         DataSource::Celeba => {
             let root = celeba_root(config);
-            let (_, mut train) = disk::celeba_files(&root, 0)?;
-            let (_, val) = disk::celeba_files(&root, disk::eval_partition(config))?;
+            let (_, mut train) = disk::celeba_files(&root, disk::TRAIN_PARTITION)?;
+            let (_, val) = disk::celeba_files(&root, disk::VALIDATION_PARTITION)?;
             if let Some(limit) = config.limit {
                 train.files.truncate(limit);
                 train.attributes.truncate(limit);
             }
-            from_lists(&train, &val, config, reporter)
+            let test = evaluates_test(config)
+                .then(|| disk::celeba_files(&root, disk::TEST_PARTITION))
+                .transpose()?
+                .map(|(_, list)| list);
+            from_lists(&train, &val, test.as_ref(), config, reporter)
         }
         DataSource::Folder => {
-            if config.split == Some(crate::experiment::config::EvalSplit::Test) {
+            if evaluates_test(config) {
                 return Err(DataError::NoTestSplit);
             }
-            let root = config.root.clone().unwrap_or_else(|| "data/images".into());
+            let root = folder_root(config);
             let ratio = config
                 .val_ratio
                 .unwrap_or(DataConfig::DEFAULT_FOLDER_VAL_RATIO);
@@ -123,25 +137,22 @@ pub fn load(config: &DataConfig, reporter: &dyn Reporter) -> Result<Dataset, Dat
                 train.files.truncate(limit);
                 train.attributes.truncate(limit);
             }
-            from_lists(&train, &val, config, reporter)
+            from_lists(&train, &val, None, config, reporter)
         }
         DataSource::Synthetic => {
-            let (train, _) = synthetic_split(
-                config.dataset_seed,
-                synthetic::Split::Train,
-                train_count,
-                size,
-            );
-            let (val, val_attributes) = synthetic_split(
-                config.dataset_seed,
-                synthetic::Split::Validation,
-                config.val_images,
-                size,
-            );
+            let generate = |split, count| synthetic_split(config.dataset_seed, split, count, size);
+            let (train, _) = generate(synthetic::Split::Train, train_count);
+            let (val, val_attributes) = generate(synthetic::Split::Validation, config.val_images);
+            let (eval, eval_attributes) = if evaluates_test(config) {
+                generate(synthetic::Split::Test, config.val_images)
+            } else {
+                (val.shallow_clone(), val_attributes)
+            };
             Ok(Dataset {
                 train,
                 val,
-                val_attributes,
+                eval,
+                eval_attributes,
                 attribute_names: SYNTHETIC_ATTRIBUTES.iter().map(|s| s.to_string()).collect(),
             })
         }
@@ -151,18 +162,43 @@ pub fn load(config: &DataConfig, reporter: &dyn Reporter) -> Result<Dataset, Dat
 fn from_lists(
     train: &disk::FileList,
     val: &disk::FileList,
+    test: Option<&disk::FileList>,
     config: &DataConfig,
     reporter: &dyn Reporter,
 ) -> Result<Dataset, DataError> {
     let cache = disk::cache_dir();
     let train = disk::decode_cached(&cache, train, config, "training", reporter)?;
-    let val = disk::decode_cached(&cache, val, config, "evaluation", reporter)?;
+    let val = disk::decode_cached(&cache, val, config, "validation", reporter)?;
+    let (eval, eval_attributes) = match test {
+        Some(test) => {
+            let test = disk::decode_cached(&cache, test, config, "test", reporter)?;
+            (test.images, test.attributes)
+        }
+        None => (val.images.shallow_clone(), val.attributes),
+    };
     Ok(Dataset {
         train: train.images,
         val: val.images,
-        val_attributes: val.attributes,
+        eval,
+        eval_attributes,
         attribute_names: train.attribute_names,
     })
+}
+
+/// Where a dataset on disk is read from, made absolute when it can be (for the record in
+/// `state.json`); `None` for synthetic data.
+pub fn root_of(config: &DataConfig) -> Option<PathBuf> {
+    let root = match config.source {
+        DataSource::Synthetic => return None,
+        DataSource::Folder => folder_root(config),
+        DataSource::Celeba => celeba_root(config),
+    };
+    Some(std::fs::canonicalize(&root).unwrap_or(root))
+}
+
+/// Where an image folder is read from: `data.root`, else `data/images`.
+pub fn folder_root(config: &DataConfig) -> PathBuf {
+    config.root.clone().unwrap_or_else(|| "data/images".into())
 }
 
 /// Where CelebA is read from: `data.root`, else `$VAELAB_CELEBA_ROOT`, else `data/celeba`.

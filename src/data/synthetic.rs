@@ -334,6 +334,8 @@ fn render(face: &Face, size: usize) -> Vec<u8> {
 pub enum Split {
     Train = 0,
     Validation = 1,
+    /// Held out from validation too: what `data.split: test` evaluates.
+    Test = 2,
 }
 
 /// One synthetic image (CHW uint8) and its attributes, a pure function of its coordinates.

@@ -131,6 +131,11 @@ pub struct DataConfig {
     /// Where a dataset on disk lives: placement, not identity (moving it changes no id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<std::path::PathBuf>,
+    /// The content fingerprint of a dataset on disk (`data::fingerprint`), filled in by
+    /// planning: identity in the path's stead. None for synthetic data, whose parameters
+    /// are its identity already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
     /// Centre crop to this square before resizing (datasets on disk; none keeps the frame).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crop: Option<u32>,
@@ -169,6 +174,7 @@ impl Default for DataConfig {
             val_images: 256,
             limit: None,
             root: None,
+            fingerprint: None,
             crop: None,
             resize_filter: None,
             val_ratio: None,
@@ -456,6 +462,120 @@ pub(crate) mod tests {
 
     pub(crate) const PINNED_TINY_ID: &str =
         "d651d1d25f2616d1d355ff80c8e9bac83d988b4f4b4ba9b3dafbbd7b3a233f9b";
+
+    /// Every field set away from its default (a struct literal, so a new field must be
+    /// added here to compile): the hash leaves out exactly the budget, measurement and
+    /// placement keys, so a renamed field can never silently leave the identity.
+    #[test]
+    fn the_identity_leaves_out_exactly_budget_measurement_and_placement() {
+        let everything = RunConfig {
+            seed: 7,
+            data: DataConfig {
+                source: DataSource::Celeba,
+                image_size: 128,
+                dataset_seed: 3,
+                train_images: 1000,
+                val_images: 100,
+                limit: Some(500),
+                root: Some("/data/celeba".into()),
+                fingerprint: Some("ab".repeat(32)),
+                crop: Some(140),
+                resize_filter: Some(ResizeFilter::Lanczos3),
+                val_ratio: Some(0.2),
+                split: Some(EvalSplit::Test),
+                hflip: true,
+            },
+            model: ModelConfig {
+                residual: false,
+                latent_dim: 64,
+                channels: vec![16, 32],
+                norm: Norm::Batch,
+                likelihood: Likelihood::Learned,
+            },
+            train: TrainConfig {
+                epochs: 30,
+                batch_size: 32,
+                lr: 5e-4,
+                beta: 4.0,
+                adam_beta1: 0.5,
+                adam_beta2: 0.99,
+                adam_eps: 1e-6,
+                precision: Precision::Bf16,
+                deterministic: true,
+                tf32: false,
+                kl_warmup_epochs: 5,
+                free_bits: 0.5,
+                lr_schedule: LrSchedule::Cosine,
+                lr_warmup_steps: 100,
+                grad_clip_norm: Some(1.0),
+                select: Select::Best,
+            },
+            eval: EvalConfig {
+                iwae_samples: 100,
+                iwae_images: 10,
+                attribute: "Eyeglasses".into(),
+            },
+        };
+        fn leaves(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+            match value.as_object() {
+                Some(map) => {
+                    for (key, child) in map {
+                        let path = if prefix.is_empty() {
+                            key.clone()
+                        } else {
+                            format!("{prefix}.{key}")
+                        };
+                        leaves(&path, child, out);
+                    }
+                }
+                None => out.push(prefix.to_string()),
+            }
+        }
+        let left_out = |config: &RunConfig| {
+            let (mut all, mut kept) = (Vec::new(), Vec::new());
+            leaves("", &serde_json::to_value(config).unwrap(), &mut all);
+            let identity: serde_json::Value =
+                serde_json::from_str(&config.canonical_identity()).unwrap();
+            leaves("", &identity, &mut kept);
+            all.retain(|path| !kept.contains(path));
+            all
+        };
+        let placement_and_measurement = [
+            "data.root",
+            "eval.attribute",
+            "eval.iwae_images",
+            "eval.iwae_samples",
+            "train.deterministic",
+            "train.select",
+            "train.tf32",
+        ];
+        // A cosine schedule's horizon is its epochs: identity there.
+        assert_eq!(left_out(&everything), placement_and_measurement);
+        let mut constant = everything.clone();
+        constant.train.lr_schedule = LrSchedule::Constant;
+        let mut with_budget = placement_and_measurement.to_vec();
+        with_budget.insert(4, "train.epochs");
+        assert_eq!(left_out(&constant), with_budget);
+    }
+
+    #[test]
+    fn the_data_fingerprint_is_identity_and_the_root_is_not() {
+        let mut on_disk = tiny_config();
+        on_disk.data.source = DataSource::Folder;
+        on_disk.data.fingerprint = Some("1".repeat(64));
+        on_disk.data.root = Some("/a".into());
+        let mut moved = on_disk.clone();
+        moved.data.root = Some("/b".into());
+        assert_eq!(on_disk.id(), moved.id(), "the same images elsewhere");
+        let mut other = on_disk.clone();
+        other.data.fingerprint = Some("2".repeat(64));
+        assert_ne!(on_disk.id(), other.id(), "other images");
+        assert!(
+            !serde_yaml::to_string(&tiny_config())
+                .unwrap()
+                .contains("fingerprint")
+        );
+    }
 
     #[test]
     fn evaluation_settings_are_not_identity() {

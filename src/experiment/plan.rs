@@ -4,7 +4,7 @@
 //! Over 500 lines only because its unit tests (the expansion and error-location table)
 //! sit beside the code; the code itself is about 300.
 use super::resolve::resolve;
-use crate::experiment::config::{RunConfig, RunId};
+use crate::experiment::config::{DataConfig, DataSource, RunConfig, RunId};
 use serde_yaml::{Mapping, Value};
 
 use crate::experiment::spec::{
@@ -217,8 +217,22 @@ fn seeds(loaded: &LoadedSpec) -> Result<Vec<u64>, SpecError> {
     }
 }
 
+/// What identity needs from the data layer: the content fingerprint of the dataset a data
+/// config reads (`None` for synthetic data), or why it cannot be taken.
+pub type Fingerprints<'a> = &'a dyn Fn(&DataConfig) -> Result<Option<String>, String>;
+
+/// For callers without datasets on disk (tests, benchmarks): synthetic data has no
+/// fingerprint, and a dataset on disk is refused rather than given an id without one.
+pub fn synthetic_only(data: &DataConfig) -> Result<Option<String>, String> {
+    match data.source {
+        DataSource::Synthetic => Ok(None),
+        _ => Err("a dataset on disk needs its fingerprint (data::fingerprint::plan)".into()),
+    }
+}
+
 /// Every run the spec describes: variants × grid × seeds, minus exclusions and duplicates.
-pub fn plan(loaded: &LoadedSpec) -> Result<Plan, SpecError> {
+/// Each distinct data config is fingerprinted once.
+pub fn plan(loaded: &LoadedSpec, fingerprints: Fingerprints) -> Result<Plan, SpecError> {
     let variants = variants(loaded)?;
     let axes = axes(loaded)?;
     let seeds = seeds(loaded)?;
@@ -229,6 +243,7 @@ pub fn plan(loaded: &LoadedSpec) -> Result<Plan, SpecError> {
     let mut runs: Vec<PlannedRun> = Vec::new();
     let mut seen: std::collections::HashMap<RunId, usize> = std::collections::HashMap::new();
     let mut warnings = Vec::new();
+    let mut fingerprinted: Vec<(DataConfig, Option<String>)> = Vec::new();
     for variant in &variants {
         for combo in &combos {
             for &seed in &seeds {
@@ -242,7 +257,17 @@ pub fn plan(loaded: &LoadedSpec) -> Result<Plan, SpecError> {
                 if is_excluded(&exclusions, variant, &expanded.doc) {
                     continue;
                 }
-                let config = resolve(&point.parse(loaded, expanded.doc, expanded.origins)?)?;
+                let mut config = resolve(&point.parse(loaded, expanded.doc, expanded.origins)?)?;
+                config.data.fingerprint =
+                    match fingerprinted.iter().find(|(d, _)| *d == config.data) {
+                        Some((_, known)) => known.clone(),
+                        None => {
+                            let found = fingerprints(&config.data)
+                                .map_err(|message| loaded.error("data.root", message))?;
+                            fingerprinted.push((config.data.clone(), found.clone()));
+                            found
+                        }
+                    };
                 let label = point.label(&expanded.coordinates);
                 let id = config.id();
                 if let Some(&first) = seen.get(&id) {
@@ -456,7 +481,7 @@ mod tests {
 
     fn plan_text(text: &str) -> Result<Plan, String> {
         let loaded = parse(Path::new("e.yaml"), text).map_err(|e| e.to_string())?;
-        plan(&loaded).map_err(|e| e.to_string())
+        plan(&loaded, &synthetic_only).map_err(|e| e.to_string())
     }
 
     const ABLATION: &str = "name: ab\nseeds: [0, 1]\nmodel:\n  latent_dim: 16\ngrid:\n  model.latent_dim: [8, 16]\n  train.beta: [1, 4]\nvariants:\n  - name: residual\n    model.residual: true\n  - name: plain\n    model.residual: false\n";
@@ -543,6 +568,10 @@ mod tests {
             (
                 "name: a\neval:\n  attribute: Smilling\n",
                 "e.yaml:3: eval.attribute: \"Smilling\" is not an attribute of the synthetic dataset (did you mean `Smiling`?)",
+            ),
+            (
+                "name: a\ndata:\n  source: folder\n  split: test\n",
+                "e.yaml:4: data.split: an image folder has no test partition",
             ),
             (
                 "name: a\neval:\n  iwae_samples: 0\n",

@@ -144,6 +144,8 @@ fn resolve_data(
         )?,
         limit,
         root: spec.data.root.clone(),
+        // Filled in by planning, which reads the data (`data::fingerprint::plan`).
+        fingerprint: None,
         crop: match spec.data.crop {
             None => None,
             Some(v) => Some(positive(loaded, "data.crop", Some(v), 1)? as u32),
@@ -168,9 +170,15 @@ fn resolve_data(
             }
             (_, ratio) => ratio,
         },
-        split: match spec.data.split {
-            Some(EvalSplit::Validation) | None => None,
-            Some(EvalSplit::Test) => Some(EvalSplit::Test),
+        split: match (spec.data.split, source) {
+            (Some(EvalSplit::Validation) | None, _) => None,
+            (Some(EvalSplit::Test), DataSource::Folder) => {
+                return Err(loaded.error(
+                    "data.split",
+                    "an image folder has no test partition (it is split into training and validation by data.val_ratio); use split: validation, or put the test images in a folder of their own",
+                ));
+            }
+            (Some(EvalSplit::Test), _) => Some(EvalSplit::Test),
         },
         hflip: spec.data.hflip.unwrap_or(defaults.hflip),
     })

@@ -84,6 +84,29 @@ pub fn device_kind(device: Device) -> &'static str {
     if device.is_cuda() { "cuda" } else { "cpu" }
 }
 
+/// The CPU's model name, as `/proc/cpuinfo` gives it.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, name)| name.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// What computes a run's numbers on `device`, as far as its last bits go: the CPU's model
+/// and thread count (oneDNN picks kernels by both), or the GPU's model.
+pub fn hardware(device: Device) -> String {
+    match gpu_name(device) {
+        Some(gpu) => format!("cuda ({gpu})"),
+        None if device.is_cuda() => "cuda".into(),
+        None => format!("cpu ({}, {} threads)", cpu_model(), tch::get_num_threads()),
+    }
+}
+
 /// The model of the GPU behind `device`, when it is one and the driver's tool says.
 pub fn gpu_name(device: Device) -> Option<String> {
     match device {

@@ -148,6 +148,8 @@ pub struct RunRecord {
     pub evaluation: Option<Evaluation>,
     pub latent: Option<LatentStats>,
     pub parameters: f64,
+    /// The build and hardware that last trained it (`RunState::trained_by`).
+    pub trained_by: Option<String>,
     /// Files that could not be read, with why.
     pub problems: Vec<String>,
 }
@@ -278,12 +280,12 @@ pub fn gather(
         });
         // Recorded by the trainer when it built the model; runs from before it was
         // recorded show none.
-        let parameters = dir
-            .read_state()
-            .ok()
-            .flatten()
+        let state = dir.read_state().ok().flatten();
+        let parameters = state
+            .as_ref()
             .and_then(|s| s.parameters)
             .map_or(f64::NAN, |p| p as f64);
+        let trained_by = state.as_ref().map(|s| s.trained_by());
         let metrics = if dir.metrics_path().exists() {
             store::read_metrics_file(&dir.metrics_path()).unwrap_or_else(|e| {
                 problems.push(e.to_string());
@@ -309,6 +311,7 @@ pub fn gather(
             evaluation,
             latent,
             parameters,
+            trained_by,
             problems,
         });
     }

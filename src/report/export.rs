@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 
 use crate::progress::Reporter;
-use crate::store::{RunDir, StoreError, write_atomic, write_atomic_with};
+use crate::store::{RunDir, StoreError, write_atomic, write_parquet};
 
 /// One value of a run's row.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,6 +98,22 @@ pub fn run_row(dir: &RunDir) -> Result<Row, StoreError> {
         }
         if let Some(error) = state.error {
             row.insert("error".into(), Value::Text(error));
+        }
+        let provenance = state.provenance;
+        let texts = [
+            ("vaelab_version", Some(state.vaelab_version)),
+            ("libtorch_version", Some(state.libtorch_version)),
+            ("vaelab_commit", provenance.vaelab_commit),
+            ("spec_commit", provenance.spec_commit),
+            ("data_fingerprint", state.data_fingerprint),
+        ];
+        for (name, value) in texts {
+            if let Some(value) = value {
+                row.insert(name.into(), Value::Text(value));
+            }
+        }
+        if let Some(dirty) = provenance.spec_dirty {
+            row.insert("spec_dirty".into(), Value::Flag(dirty));
         }
     }
     if let Some(last) = dir.read_metrics()?.last() {
@@ -283,12 +299,7 @@ pub fn write(rows: &[Row], path: &Path, format: ExportFormat) -> Result<(), Stor
     match format {
         ExportFormat::Parquet => {
             let mut frame = frame(rows).map_err(corrupt)?;
-            write_atomic_with(path, |file| {
-                ParquetWriter::new(file)
-                    .finish(&mut frame)
-                    .map(|_| ())
-                    .map_err(std::io::Error::other)
-            })
+            write_parquet(path, &mut frame)
         }
         ExportFormat::Csv => write_atomic(path, &csv_bytes(rows)),
     }

@@ -2,9 +2,9 @@
 //! `status`. Reads only; safe while a sweep is training.
 use serde::Serialize;
 
-use crate::experiment::config::{DataSource, EvalConfig, Select};
+use crate::experiment::config::DataSource;
 use crate::experiment::plan::Plan;
-use crate::store::{EpochMetrics, RunDir, RunStore, Standing, StoreError, Target};
+use crate::store::{EpochMetrics, RunStore, Standing, StoreError, Target};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedRunView {
@@ -25,6 +25,17 @@ pub struct OrphanView {
     pub label: String,
     pub path: String,
     pub description: String,
+    /// The spec still asks for this run, but the dataset's content has changed since it
+    /// trained (its id holds the old fingerprint).
+    pub data_changed: bool,
+}
+
+/// One dataset on disk that the plan's runs read, as identified by its content.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DatasetView {
+    pub source: DataSource,
+    pub root: Option<String>,
+    pub fingerprint: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -38,36 +49,42 @@ pub struct PlanView {
     pub measured_images_per_second: Option<f64>,
     pub estimated_seconds: Option<f64>,
     pub orphans: Vec<OrphanView>,
+    /// The datasets on disk the runs read, each once.
+    pub datasets: Vec<DatasetView>,
     pub warnings: Vec<String>,
 }
 
-/// A run's own target, from its `config.yaml`: what `status` measures it against.
-struct StoredTarget {
-    epochs: u32,
-    eval: EvalConfig,
-    select: Select,
+/// Whether `config` is a planned run but for the dataset's fingerprint: its data changed.
+fn trained_on_changed_data(
+    config: &crate::experiment::config::RunConfig,
+    plan: &Plan,
+    planned: &std::collections::HashSet<&str>,
+) -> bool {
+    config.data.fingerprint.is_some()
+        && plan.runs.iter().any(|run| {
+            let mut now = config.clone();
+            now.data.fingerprint = run.config.data.fingerprint.clone();
+            now.data.fingerprint != config.data.fingerprint && planned.contains(now.id().full())
+        })
 }
 
-impl StoredTarget {
-    fn as_target(&self) -> Target<'_> {
-        Target {
-            epochs: self.epochs,
-            eval: &self.eval,
-            select: self.select,
+fn datasets(plan: &Plan) -> Vec<DatasetView> {
+    let mut out: Vec<DatasetView> = Vec::new();
+    for run in &plan.runs {
+        let data = &run.config.data;
+        let Some(fingerprint) = &data.fingerprint else {
+            continue;
+        };
+        let view = DatasetView {
+            source: data.source,
+            root: data.root.as_ref().map(|r| r.display().to_string()),
+            fingerprint: fingerprint.clone(),
+        };
+        if !out.contains(&view) {
+            out.push(view);
         }
     }
-}
-
-fn stored_target(dir: &RunDir, epochs_target: u32) -> Result<StoredTarget, StoreError> {
-    let (eval, select) = dir
-        .read_config()?
-        .map(|c| (c.eval, c.train.select))
-        .unwrap_or_default();
-    Ok(StoredTarget {
-        epochs: epochs_target,
-        eval,
-        select,
-    })
+    out
 }
 
 fn median(mut values: Vec<f64>) -> Option<f64> {
@@ -133,12 +150,16 @@ pub fn plan_view(plan: &Plan, store: &RunStore) -> Result<PlanView, StoreError> 
         if state.experiment != plan.experiment {
             continue;
         }
-        let standing = dir.standing(stored_target(&dir, state.epochs_target)?.as_target())?;
+        let standing = dir.own_standing(state.epochs_target)?;
+        let data_changed = dir
+            .read_config()?
+            .is_some_and(|config| trained_on_changed_data(&config, plan, &planned));
         orphans.push(OrphanView {
             short_id: dir.id().short().to_string(),
             label: state.label,
             path: dir.path().display().to_string(),
             description: standing.describe(state.epochs_target),
+            data_changed,
         });
     }
     let measured = median(throughputs);
@@ -150,6 +171,7 @@ pub fn plan_view(plan: &Plan, store: &RunStore) -> Result<PlanView, StoreError> 
         measured_images_per_second: measured,
         estimated_seconds: measured.map(|rate| remaining as f64 / rate),
         orphans,
+        datasets: datasets(plan),
         warnings,
     })
 }
@@ -204,7 +226,7 @@ pub fn store_view(store: &RunStore) -> Result<Vec<StoreRunView>, StoreError> {
         let Some(state) = dir.read_state()? else {
             continue;
         };
-        let standing = dir.standing(stored_target(&dir, state.epochs_target)?.as_target())?;
+        let standing = dir.own_standing(state.epochs_target)?;
         // A run being written can be read mid-rename only as old or new, never torn; a
         // missing file is normal for a new run, a damaged one is said.
         let (metrics, unreadable): (Vec<EpochMetrics>, Option<String>) = match dir.read_metrics() {

@@ -6,14 +6,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::{ReportError, ReportFiles, io};
-use crate::store::write_atomic;
+use crate::store::{parent_dir, write_atomic};
 
 /// Writes `files` as directory `dir`, replacing an earlier report there atomically.
 pub fn write(dir: &Path, files: &ReportFiles) -> Result<(), ReportError> {
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let parent = parent_dir(dir);
     fs::create_dir_all(parent).map_err(io(parent, "create directory"))?;
     let name = dir
         .file_name()
@@ -21,15 +18,17 @@ pub fn write(dir: &Path, files: &ReportFiles) -> Result<(), ReportError> {
         .unwrap_or_default();
     remove_stale(parent, &name);
     let staging = tempfile::Builder::new()
-        .prefix(&staging_prefix(&name, std::process::id()))
+        .prefix(&staging_prefix(&name, &host(), std::process::id()))
         .tempdir_in(parent)
         .map_err(io(parent, "create a temporary directory"))?;
     for (relative, bytes) in &files.files {
         write_atomic(&staging.path().join(relative), bytes)?;
     }
     let staged = staging.keep();
-    if !dir.exists() {
-        return fs::rename(&staged, dir).map_err(io(dir, "move the new report into place"));
+    // A first report moves in by rename; if another process's first report got there
+    // since (the rename then fails on a non-empty folder), it is exchanged like any other.
+    if !dir.exists() && fs::rename(&staged, dir).is_ok() {
+        return Ok(());
     }
     match exchange(&staged, dir) {
         // `staged` now holds the previous report.
@@ -37,19 +36,25 @@ pub fn write(dir: &Path, files: &ReportFiles) -> Result<(), ReportError> {
         Err(_) => two_renames(
             &staged,
             dir,
-            &parent.join(old_name(&name, std::process::id())),
+            &parent.join(old_name(&name, &host(), std::process::id())),
         ),
     }
 }
 
-/// `.report-NAME-PID-`: a staging folder's prefix, naming the process that owns it.
-fn staging_prefix(name: &str, pid: u32) -> String {
-    format!(".report-{name}-{pid}-")
+/// This machine's name, as staging folders carry it: on a shared file system a process
+/// id means something only on its own host.
+fn host() -> String {
+    crate::store::host_name().replace(['@', '/'], "_")
 }
 
-/// `.old-NAME-PID`: where the two-rename fallback parks the previous report.
-fn old_name(name: &str, pid: u32) -> String {
-    format!(".old-{name}-{pid}")
+/// `.report-NAME@HOST@PID-`: a staging folder's prefix, naming the process that owns it.
+fn staging_prefix(name: &str, host: &str, pid: u32) -> String {
+    format!(".report-{name}@{host}@{pid}-")
+}
+
+/// `.old-NAME@HOST@PID`: where the two-rename fallback parks the previous report.
+fn old_name(name: &str, host: &str, pid: u32) -> String {
+    format!(".old-{name}@{host}@{pid}")
 }
 
 /// Swaps two paths in one step, where the file system can.
@@ -102,12 +107,14 @@ fn two_renames(staged: &Path, dir: &Path, old: &Path) -> Result<(), ReportError>
     fs::remove_dir_all(old).map_err(io(old, "remove the previous report"))
 }
 
-/// The pid in `.report-NAME-PID-xxxx` or `.old-NAME-PID`, for folders of report `name`.
-fn owner(entry: &str, name: &str) -> Option<u32> {
+/// The host and pid in `.report-NAME@HOST@PID-xxxx` or `.old-NAME@HOST@PID`, for
+/// folders of report `name`.
+fn owner(entry: &str, name: &str) -> Option<(String, u32)> {
     let rest = entry
-        .strip_prefix(&format!(".report-{name}-"))
-        .or_else(|| entry.strip_prefix(&format!(".old-{name}-")))?;
-    rest.split('-').next()?.parse().ok()
+        .strip_prefix(&format!(".report-{name}@"))
+        .or_else(|| entry.strip_prefix(&format!(".old-{name}@")))?;
+    let (host, rest) = rest.split_once('@')?;
+    Some((host.to_string(), rest.split('-').next()?.parse().ok()?))
 }
 
 /// Whether process `pid` is alive on this machine.
@@ -117,8 +124,9 @@ fn alive(pid: u32) -> bool {
     result == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
-/// Removes staging and old folders of report `name` whose process is gone; a report being
-/// written by a live process keeps its folder.
+/// Removes staging and old folders of report `name` whose process on this host is gone; a
+/// report being written by a live process, or by any process of another host (whose
+/// liveness cannot be seen from here), keeps its folder.
 fn remove_stale(parent: &Path, name: &str) {
     let Ok(entries) = fs::read_dir(parent) else {
         return;
@@ -127,7 +135,9 @@ fn remove_stale(parent: &Path, name: &str) {
         .flatten()
         .filter(|e| {
             let entry = e.file_name().to_string_lossy().into_owned();
-            owner(&entry, name).is_some_and(|pid| pid != std::process::id() && !alive(pid))
+            owner(&entry, name).is_some_and(|(owner_host, pid)| {
+                owner_host == host() && pid != std::process::id() && !alive(pid)
+            })
         })
         .map(|e| e.path())
         .collect();
@@ -171,6 +181,36 @@ mod tests {
         assert_eq!(names, vec!["exp"]);
     }
 
+    /// Two processes publishing the first report of one experiment at once: both succeed
+    /// and the folder holds one whole report.
+    #[test]
+    fn concurrent_first_reports_both_succeed() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("exp");
+        let barrier = std::sync::Barrier::new(8);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let (dir, barrier) = (&dir, &barrier);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        write(dir, &files(&format!("report {i}")))
+                    })
+                })
+                .collect();
+            for handle in handles {
+                handle.join().unwrap().unwrap();
+            }
+        });
+        let text = fs::read_to_string(dir.join("report.md")).unwrap();
+        assert!(text.starts_with("report "), "{text}");
+        let names: Vec<String> = fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["exp"], "nothing left beside it");
+    }
+
     #[test]
     fn the_exchange_swaps_two_folders_in_one_step() {
         let root = tempfile::tempdir().unwrap();
@@ -192,7 +232,7 @@ mod tests {
             fs::create_dir(d).unwrap();
             fs::write(d.join("report.md"), text).unwrap();
         }
-        two_renames(&staged, &dir, &root.path().join(".old-exp-1")).unwrap();
+        two_renames(&staged, &dir, &root.path().join(old_name("exp", "h", 1))).unwrap();
         assert_eq!(fs::read_to_string(dir.join("report.md")).unwrap(), "new");
         assert_eq!(fs::read_dir(root.path()).unwrap().count(), 1);
     }
@@ -202,13 +242,16 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dead = dead_pid();
         let live = std::process::id();
+        let here = host();
         let leftovers = [
-            format!("{}abc123", staging_prefix("exp", dead)),
-            old_name("exp", dead),
+            format!("{}abc123", staging_prefix("exp", &here, dead)),
+            old_name("exp", &here, dead),
         ];
         let kept = [
-            format!("{}def456", staging_prefix("exp", live)),
-            format!("{}ghi789", staging_prefix("other", dead)),
+            format!("{}def456", staging_prefix("exp", &here, live)),
+            format!("{}ghi789", staging_prefix("other", &here, dead)),
+            // Another host's process: its pid says nothing here.
+            format!("{}jkl012", staging_prefix("exp", "elsewhere", dead)),
         ];
         for name in leftovers.iter().chain(&kept) {
             fs::create_dir(root.path().join(name)).unwrap();

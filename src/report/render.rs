@@ -129,6 +129,31 @@ fn document(agg: &Aggregate, description: Option<&str>, content: &Content) -> Do
     doc
 }
 
+/// Which compared runs were trained by which build and hardware, when they differ: their
+/// numbers then differ in the last digits for that reason alone.
+fn mixed_builds(agg: &Aggregate) -> Option<String> {
+    let mut by_build: Vec<(&str, Vec<&str>)> = Vec::new();
+    for run in agg.runs.iter().filter(|r| r.finished()) {
+        let Some(build) = run.trained_by.as_deref() else {
+            continue;
+        };
+        match by_build.iter_mut().find(|(b, _)| *b == build) {
+            Some((_, labels)) => labels.push(&run.planned.label),
+            None => by_build.push((build, vec![&run.planned.label])),
+        }
+    }
+    (by_build.len() > 1).then(|| {
+        let parts: Vec<String> = by_build
+            .iter()
+            .map(|(build, labels)| format!("{build}: {}", labels.join(", ")))
+            .collect();
+        format!(
+            "these runs were trained by different builds or hardware, so their numbers differ in the last digits for that reason too — {}.",
+            parts.join("; ")
+        )
+    })
+}
+
 /// When and by what the report was made, how many runs it compares, and a note naming
 /// every run left out.
 fn header(doc: &mut Document, agg: &Aggregate) {
@@ -154,6 +179,13 @@ fn header(doc: &mut Document, agg: &Aggregate) {
             id: "incomplete",
             label: "Incomplete",
             text: format!("{incomplete} — these are left out of the comparison."),
+        });
+    }
+    if let Some(text) = mixed_builds(agg) {
+        doc.push(Block::Note {
+            id: "mixed",
+            label: "Not comparable to the last digit",
+            text,
         });
     }
     if !agg.damaged.is_empty() {

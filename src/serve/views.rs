@@ -10,7 +10,8 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::store::{
-    EpochMetrics, EvaluationPicture, RunDir, RunStore, SampleKind, StoreError, read_metrics_file,
+    EpochMetrics, EvaluationPicture, RunDir, RunState, RunStore, SampleKind, Standing, StoreError,
+    read_metrics_file,
 };
 
 /// Parquet metrics by path, kept until the file's modification time or size changes.
@@ -112,7 +113,10 @@ pub struct RunView {
     pub label: String,
     /// The label up to its last `/` (`residual` of `residual/seed=0`): the curves' group.
     pub variant: String,
+    /// The run's standing in one word (`Standing::word`), as `status` says it.
     pub status: String,
+    /// What is wrong with a damaged run, or a run whose metrics cannot be read.
+    pub problem: Option<String>,
     pub epochs_done: u32,
     pub epochs_target: u32,
     pub eta_seconds: Option<f64>,
@@ -126,11 +130,62 @@ fn variant_of(label: &str) -> String {
     }
 }
 
-/// Every experiment named by a run's state, with status counts.
+/// A run directory as the dashboard reads it: its state and standing, or why it cannot
+/// be read (then it is damaged, and which experiment it belongs to cannot be told).
+enum Read {
+    Run {
+        dir: RunDir,
+        state: Box<RunState>,
+        standing: Standing,
+    },
+    Damaged {
+        dir_name: String,
+        reason: String,
+    },
+}
+
+fn read_all(store: &RunStore) -> Result<Vec<Read>, StoreError> {
+    let listing = store.scan()?;
+    let mut out: Vec<Read> = listing
+        .damaged
+        .into_iter()
+        .map(|d| Read::Damaged {
+            dir_name: file_name(&d.path).unwrap_or_default(),
+            reason: d.reason,
+        })
+        .collect();
+    for dir in listing.runs {
+        let read = dir.read_state().and_then(|state| match state {
+            None => Ok(None),
+            Some(state) => Ok(Some((dir.own_standing(state.epochs_target)?, state))),
+        });
+        match read {
+            Ok(None) => {}
+            Ok(Some((standing, state))) => out.push(Read::Run {
+                dir,
+                state: Box::new(state),
+                standing,
+            }),
+            Err(error) => out.push(Read::Damaged {
+                dir_name: dir.id().dir_name().to_string(),
+                reason: error.to_string(),
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// Every experiment named by a run's state, with status counts. A damaged run may
+/// belong to any of them, so each counts it.
 pub fn experiments(store: &RunStore) -> Result<Vec<ExperimentView>, StoreError> {
     let mut by_name: BTreeMap<String, ExperimentView> = BTreeMap::new();
-    for dir in store.list()? {
-        let Some(state) = dir.read_state()? else {
+    let mut damaged = 0;
+    for read in read_all(store)? {
+        let Read::Run {
+            state, standing, ..
+        } = read
+        else {
+            damaged += 1;
             continue;
         };
         let view = by_name
@@ -141,60 +196,90 @@ pub fn experiments(store: &RunStore) -> Result<Vec<ExperimentView>, StoreError> 
                 statuses: BTreeMap::new(),
             });
         view.runs += 1;
-        *view.statuses.entry(status_of(&dir, &state)).or_default() += 1;
+        *view
+            .statuses
+            .entry(standing.word().to_string())
+            .or_default() += 1;
+    }
+    for view in by_name.values_mut().filter(|_| damaged > 0) {
+        view.statuses.insert(
+            Standing::Damaged {
+                reason: String::new(),
+            }
+            .word()
+            .into(),
+            damaged,
+        );
     }
     Ok(by_name.into_values().collect())
 }
 
-/// `running` only while a process holds the lock; a dead trainer's run reads as
-/// interrupted.
-fn status_of(dir: &RunDir, state: &crate::store::RunState) -> String {
-    let status = state.status.to_string();
-    if status == "running" && !dir.is_locked() {
-        "interrupted".into()
-    } else {
-        status
-    }
-}
-
-/// The runs of experiment `name`, with their curves.
+/// The runs of experiment `name`, with their curves, and every damaged run (which might
+/// be one of them), marked so; a damaged run never takes the page down.
 pub fn experiment(
     store: &RunStore,
     cache: &MetricsCache,
     name: &str,
 ) -> Result<Vec<RunView>, StoreError> {
     let mut runs = Vec::new();
-    for dir in store.list()? {
-        let Some(state) = dir.read_state()? else {
-            continue;
-        };
-        if state.experiment != name {
-            continue;
+    for read in read_all(store)? {
+        match read {
+            Read::Run {
+                dir,
+                state,
+                standing,
+            } if state.experiment == name => runs.push(run_view(cache, &dir, &state, &standing)),
+            Read::Run { .. } => {}
+            Read::Damaged { dir_name, reason } => runs.push(RunView {
+                label: dir_name.clone(),
+                id: dir_name,
+                variant: "damaged".into(),
+                status: Standing::Damaged {
+                    reason: reason.clone(),
+                }
+                .word()
+                .into(),
+                problem: Some(reason),
+                epochs_done: 0,
+                epochs_target: 0,
+                eta_seconds: None,
+                curves: Curves::default(),
+            }),
         }
-        let metrics = cache.metrics(&dir)?;
-        let status = status_of(&dir, &state);
-        let mean_epoch = {
-            let mut seconds: Vec<f64> = metrics.iter().map(|m| m.epoch_seconds).collect();
-            seconds.sort_by(f64::total_cmp);
-            seconds.get(seconds.len() / 2).copied()
-        };
-        let left = state.epochs_target.saturating_sub(state.epochs_done);
-        runs.push(RunView {
-            id: dir.id().dir_name().to_string(),
-            variant: variant_of(&state.label),
-            label: state.label.clone(),
-            eta_seconds: (status == "running")
-                .then_some(mean_epoch)
-                .flatten()
-                .map(|s| s * f64::from(left)),
-            status,
-            epochs_done: state.epochs_done,
-            epochs_target: state.epochs_target,
-            curves: Curves::of(&metrics),
-        });
     }
     runs.sort_by(|a, b| a.label.cmp(&b.label));
     Ok(runs)
+}
+
+fn run_view(cache: &MetricsCache, dir: &RunDir, state: &RunState, standing: &Standing) -> RunView {
+    let (metrics, problem) = match cache.metrics(dir) {
+        Ok(rows) => (rows, None),
+        Err(error) => (Arc::new(Vec::new()), Some(error.to_string())),
+    };
+    let status = match problem {
+        Some(_) => "damaged",
+        None => standing.word(),
+    };
+    let mean_epoch = {
+        let mut seconds: Vec<f64> = metrics.iter().map(|m| m.epoch_seconds).collect();
+        seconds.sort_by(f64::total_cmp);
+        seconds.get(seconds.len() / 2).copied()
+    };
+    let left = state.epochs_target.saturating_sub(state.epochs_done);
+    RunView {
+        id: dir.id().dir_name().to_string(),
+        variant: variant_of(&state.label),
+        label: state.label.clone(),
+        eta_seconds: matches!(standing, Standing::Running { .. })
+            .then_some(mean_epoch)
+            .flatten()
+            .map(|s| s * f64::from(left)),
+        status: status.into(),
+        problem,
+        epochs_done: state.epochs_done,
+        epochs_target: state.epochs_target,
+        curves: Curves::of(&metrics),
+    }
 }
 
 /// One run in full: its config, state, curves, sample pictures and evaluation.
@@ -222,11 +307,14 @@ pub fn find_run(store: &RunStore, name: &str) -> Result<Option<RunDir>, StoreErr
 
 pub fn run_detail(cache: &MetricsCache, dir: &RunDir) -> Result<RunDetail, StoreError> {
     let config = std::fs::read_to_string(dir.config_path()).unwrap_or_default();
-    let state = dir
-        .read_state()?
-        .map(|s| serde_json::to_value(s).unwrap_or_default())
-        .unwrap_or_default();
-    let metrics = cache.metrics(dir)?;
+    // A damaged file is shown as such on the run's page, never a failed page.
+    let state = match dir.read_state() {
+        Ok(state) => state
+            .map(|s| serde_json::to_value(s).unwrap_or_default())
+            .unwrap_or_default(),
+        Err(error) => serde_json::json!({ "status": "damaged", "error": error.to_string() }),
+    };
+    let metrics = cache.metrics(dir).unwrap_or_default();
     let samples = metrics
         .iter()
         .map(|m| dir.sample_path(m.epoch, SampleKind::Prior))

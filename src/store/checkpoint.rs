@@ -67,6 +67,10 @@ pub struct Progress {
     /// The GPU's model when `device_kind` is `cuda`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<String>,
+    /// The CPU model and thread count, or the GPU model, that trained up to here
+    /// (`model::device::hardware`): resuming on other hardware gives up bit-exactness.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardware: Option<String>,
 }
 
 impl RunDir {

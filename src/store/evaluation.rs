@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use polars::prelude::*;
 
-use super::{RunDir, StoreError, write_atomic_with};
+use super::{RunDir, StoreError, write_parquet};
 use crate::experiment::config::{EvalConfig, Likelihood};
 
 /// The decoder likelihoods the bounds assume, in words for the report.
@@ -255,15 +255,6 @@ fn from_frame(frame: &DataFrame) -> PolarsResult<Evaluation> {
         iwae_images: u("iwae_images")?,
         attribute: frame.column("attribute")?.str()?.get(0).map(str::to_string),
         evaluated_at: DateTime::from_timestamp_micros(micros).ok_or_else(missing)?,
-    })
-}
-
-fn write_parquet(path: &Path, frame: &mut DataFrame) -> Result<(), StoreError> {
-    write_atomic_with(path, |file| {
-        ParquetWriter::new(file)
-            .finish(frame)
-            .map(|_| ())
-            .map_err(std::io::Error::other)
     })
 }
 

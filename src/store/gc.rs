@@ -1,7 +1,7 @@
 //! What `vaelab gc` may remove from a store, with sizes: runs that no given spec produces,
 //! failed runs, and checkpoints beyond the newest [`KEPT_CHECKPOINTS`] and the best. A run
-//! that a process is training (its lock held) is never touched, and removal takes the
-//! run's lock first.
+//! that a process is training (its lock held) is never touched, removal takes the run's
+//! lock first, and a failed run that can resume from a checkpoint is removed only by name.
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,8 +21,11 @@ pub const KEPT_CHECKPOINTS: usize = 2;
 pub enum Reason {
     /// No spec given produces this run (any more).
     NotProduced,
-    /// The run failed.
+    /// The run failed before it wrote a checkpoint: nothing to resume from.
     Failed,
+    /// The run failed (a full disk, out of memory, a stop) after a checkpoint, and
+    /// resumes from it: removed only when asked for by name or with `--resumable`.
+    FailedResumable,
     /// An old checkpoint of a run that stays.
     OldCheckpoint,
 }
@@ -32,6 +35,7 @@ impl Reason {
         match self {
             Reason::NotProduced => "no spec produces it",
             Reason::Failed => "failed",
+            Reason::FailedResumable => "failed, resumable",
             Reason::OldCheckpoint => "old checkpoint",
         }
     }
@@ -44,6 +48,8 @@ pub struct Candidate {
     pub label: String,
     pub path: PathBuf,
     pub reason: Reason,
+    /// Why the run failed, as its `state.json` says.
+    pub error: Option<String>,
     pub bytes: u64,
 }
 
@@ -72,11 +78,13 @@ pub fn candidates(
         }
         let state = dir.read_state()?;
         let label = state.as_ref().map(|s| s.label.clone()).unwrap_or_default();
+        let error = state.as_ref().and_then(|s| s.error.clone());
         let whole = |reason| Candidate {
             run: dir.id().short().to_string(),
             label: label.clone(),
             path: dir.path().to_path_buf(),
             reason,
+            error: error.clone(),
             bytes: size(dir.path()),
         };
         if !produced.contains(dir.id()) {
@@ -85,7 +93,10 @@ pub fn candidates(
             .as_ref()
             .is_some_and(|s| s.status == RunStatus::Failed)
         {
-            out.push(whole(Reason::Failed));
+            out.push(whole(match dir.latest_checkpoint()? {
+                Some(_) => Reason::FailedResumable,
+                None => Reason::Failed,
+            }));
         } else {
             out.extend(old_checkpoints(&dir, &label)?);
         }
@@ -107,12 +118,28 @@ fn old_checkpoints(dir: &RunDir, label: &str) -> Result<Vec<Candidate>, StoreErr
                 bytes: size(&path),
                 path,
                 reason: Reason::OldCheckpoint,
+                error: None,
             }
         })
         .collect())
 }
 
 impl Candidate {
+    /// Whether `--apply` removes it: a run that can resume goes only when asked for,
+    /// by `--resumable` or by its id (`named`: id prefixes).
+    pub fn removed_by_apply(&self, resumable: bool, named: &[String]) -> bool {
+        let dir_name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // A name is an id prefix, or a full id (which starts with the directory's name).
+        let is_named = |name: &String| {
+            !name.is_empty() && (dir_name.starts_with(name.as_str()) || name.starts_with(&dir_name))
+        };
+        self.reason != Reason::FailedResumable || resumable || named.iter().any(is_named)
+    }
+
     /// Removes it under its run's lock; a run that a process took up since it was listed
     /// is left alone (the lock error says by whom).
     pub fn remove(&self, store: &RunStore) -> Result<(), StoreError> {

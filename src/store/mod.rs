@@ -6,7 +6,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::experiment::config::{RunConfig, RunId};
@@ -18,11 +17,12 @@ mod evaluation;
 pub mod gc;
 mod lock;
 mod metrics;
+mod provenance;
 mod space;
 mod standing;
 mod state;
 
-pub use atomic::{sync_dir, write_atomic, write_atomic_with};
+pub use atomic::{parent_dir, sync_dir, write_atomic, write_atomic_with, write_parquet};
 pub use checkpoint::{CheckpointRef, MODEL_FILE, OPTIMIZER_FILE, PROGRESS_FILE, Progress};
 pub use crash::{crash_point, crash_point_until_stopped};
 pub(crate) use evaluation::to_frame as evaluation_row;
@@ -35,6 +35,7 @@ pub use lock::RunLock;
 pub(crate) use metrics::COLUMNS as METRICS_COLUMNS;
 use metrics::metrics_to_frame;
 pub use metrics::{EpochMetrics, best_epoch, read_metrics_file};
+pub use provenance::{BUILD_COMMIT, Provenance};
 use space::disk_full;
 pub use standing::{Standing, Target};
 pub use state::{RunState, RunStatus, SlurmIds, host_name};
@@ -363,12 +364,7 @@ impl RunDir {
             path: path.clone(),
             detail: e.to_string(),
         })?;
-        write_atomic_with(&path, |file| {
-            ParquetWriter::new(file)
-                .finish(&mut frame)
-                .map(|_| ())
-                .map_err(std::io::Error::other)
-        })
+        write_parquet(&path, &mut frame)
     }
 }
 

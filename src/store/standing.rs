@@ -89,6 +89,20 @@ impl Standing {
         )
     }
 
+    /// The one-word status every view shows (`done`, `partial`, `not_evaluated`, ...):
+    /// the name `status --json` gives it.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Standing::New => "new",
+            Standing::Partial { .. } => "partial",
+            Standing::Running { .. } => "running",
+            Standing::Failed { .. } => "failed",
+            Standing::TrainedNotEvaluated { .. } => "not_evaluated",
+            Standing::Complete { .. } => "done",
+            Standing::Damaged { .. } => "damaged",
+        }
+    }
+
     /// One phrase for tables, e.g. `partial 3 of 6 epochs`.
     pub fn describe(&self, target_epochs: u32) -> String {
         match self {
@@ -116,6 +130,20 @@ impl RunDir {
         Ok(match select {
             Select::Last => trained,
             Select::Best => super::best_epoch(&self.read_metrics()?, trained).unwrap_or(trained),
+        })
+    }
+
+    /// Where this run stands against its own `config.yaml` (its evaluation settings and
+    /// selection) and `epochs_target`: what `status` and the dashboard show.
+    pub fn own_standing(&self, epochs_target: u32) -> Result<Standing, StoreError> {
+        let (eval, select) = self
+            .read_config()?
+            .map(|c| (c.eval, c.train.select))
+            .unwrap_or_default();
+        self.standing(Target {
+            epochs: epochs_target,
+            eval: &eval,
+            select,
         })
     }
 
@@ -148,5 +176,34 @@ impl RunDir {
                 Standing::Partial { epochs_done }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `word` is the tag `status --json` writes, so every view speaks one vocabulary.
+    #[test]
+    fn the_word_is_the_serialized_status() {
+        for standing in [
+            Standing::New,
+            Standing::Partial { epochs_done: 1 },
+            Standing::Running {
+                epochs_done: 1,
+                host: "h".into(),
+                pid: 1,
+            },
+            Standing::Failed {
+                epochs_done: 1,
+                reason: "r".into(),
+            },
+            Standing::TrainedNotEvaluated { epochs_done: 1 },
+            Standing::Complete { epochs_done: 1 },
+            Standing::Damaged { reason: "r".into() },
+        ] {
+            let json = serde_json::to_value(&standing).unwrap();
+            assert_eq!(json["status"], standing.word());
+        }
     }
 }

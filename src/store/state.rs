@@ -46,18 +46,50 @@ pub struct RunState {
     pub vaelab_version: String,
     pub libtorch_version: String,
     pub device: String,
+    /// The CPU model and threads, or the GPU model, of the last training
+    /// (`model::device::hardware`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardware: Option<String>,
     pub error: Option<String>,
-    /// Each time the run resumed on another kind of device than the one that wrote its
-    /// checkpoint, e.g. `epoch 3 step 0: cpu → cuda`: the trajectory continues, its bits do
-    /// not match a run trained on one device throughout.
+    /// Each time the run resumed on other hardware (device kind, CPU model or threads, GPU
+    /// model) than what wrote its checkpoint, e.g. `epoch 3 step 0: cpu (…) → cuda (…)`:
+    /// the trajectory continues, its bits do not match a run trained on one machine.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub device_changes: Vec<String>,
     /// Trainable parameters of the run's model, recorded when it is built.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<i64>,
+    /// The content fingerprint of the dataset on disk the run learned from (also in its
+    /// config), and where that dataset was read from when it last trained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_fingerprint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_root: Option<std::path::PathBuf>,
+    /// The spec's git commit and the vaelab build that last trained the run.
+    #[serde(default, flatten)]
+    pub provenance: super::Provenance,
     /// The Slurm job that last trained the run, when it ran under Slurm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slurm: Option<SlurmIds>,
+}
+
+impl RunState {
+    /// `vaelab 0.1.0 (abc123), libtorch 2.11.0, cpu (AMD EPYC 7B13, 2 threads)`: what
+    /// trained the run, as far as its last digits depend on it.
+    pub fn trained_by(&self) -> String {
+        let commit = self
+            .provenance
+            .vaelab_commit
+            .as_ref()
+            .map(|c| format!(" ({})", &c[..c.len().min(12)]))
+            .unwrap_or_default();
+        format!(
+            "vaelab {}{commit}, libtorch {}, {}",
+            self.vaelab_version,
+            self.libtorch_version,
+            self.hardware.as_deref().unwrap_or(&self.device)
+        )
+    }
 }
 
 /// The Slurm job a process runs in, from the environment Slurm sets.

@@ -139,6 +139,8 @@ pub struct Placement {
     pub log_every: usize,
     pub keep_checkpoints: usize,
     pub stop: StopFlag,
+    /// The spec's commit and vaelab's, recorded in `state.json` (never identity).
+    pub provenance: store::Provenance,
 }
 
 impl Default for Placement {
@@ -148,6 +150,7 @@ impl Default for Placement {
             log_every: 10,
             keep_checkpoints: store::KEPT_CHECKPOINTS,
             stop: StopFlag::new(),
+            provenance: store::Provenance::default(),
         }
     }
 }
@@ -185,9 +188,13 @@ fn fresh_state(run: &RunDir, label: &str, config: &RunConfig, device: Device) ->
         vaelab_version: env!("CARGO_PKG_VERSION").to_string(),
         libtorch_version: libtorch_version().to_string(),
         device: device_name(device),
+        hardware: None,
         error: None,
         device_changes: Vec::new(),
         parameters: None,
+        data_fingerprint: None,
+        data_root: None,
+        provenance: store::Provenance::default(),
         slurm: SlurmIds::from_env(),
     }
 }
@@ -223,10 +230,14 @@ pub fn train_run(
     state.host = store::host_name();
     state.pid = std::process::id();
     state.device = device_name(placement.device);
+    state.hardware = Some(crate::model::device::hardware(placement.device));
     state.vaelab_version = env!("CARGO_PKG_VERSION").to_string();
     state.libtorch_version = libtorch_version().to_string();
     state.error = None;
     state.slurm = SlurmIds::from_env();
+    state.data_fingerprint = config.data.fingerprint.clone();
+    state.data_root = crate::data::root_of(&config.data);
+    state.provenance = placement.provenance.clone();
     state.status = RunStatus::Running;
     state.started_at = Some(Utc::now());
     state.updated_at = Utc::now();

@@ -74,7 +74,9 @@ pub(super) struct Trainer<'a> {
     optimizer: Adam,
     train_images: Tensor,
     val_images: Tensor,
-    val_attributes: Tensor,
+    /// The end-of-run evaluation's images: the validation ones, or the test ones.
+    eval_images: Tensor,
+    eval_attributes: Tensor,
     attribute_names: Vec<String>,
     fixed_noise: Tensor,
     metrics: Vec<EpochMetrics>,
@@ -120,7 +122,7 @@ impl<'a> Trainer<'a> {
         let device_change = device_change(&restored, device);
         if let Some(change) = &device_change {
             reporter.warn(&format!(
-                "{label}: resuming on another kind of device ({change}); the run continues its trajectory, but its numbers will not match a run trained on one device bit for bit"
+                "{label}: resuming on other hardware ({change}); the run continues its trajectory, but its numbers will not match a run trained on one machine bit for bit"
             ));
         }
         let (start, start_sums) = (restored.at, restored.sums);
@@ -148,7 +150,8 @@ impl<'a> Trainer<'a> {
             optimizer,
             train_images: dataset.train.to_device(device),
             val_images: dataset.val.to_device(device),
-            val_attributes: dataset.val_attributes,
+            eval_images: dataset.eval.to_device(device),
+            eval_attributes: dataset.eval_attributes,
             attribute_names: dataset.attribute_names,
             fixed_noise,
             metrics,
@@ -300,10 +303,10 @@ impl<'a> Trainer<'a> {
 
     fn evaluate_final_weights(&self, epoch: u32) -> Result<(), TrainError> {
         let held_out = EvalData {
-            images: &self.val_images,
+            images: &self.eval_images,
             train_images: &self.train_images,
             attributes: (!self.attribute_names.is_empty())
-                .then_some((&self.val_attributes, self.attribute_names.as_slice())),
+                .then_some((&self.eval_attributes, self.attribute_names.as_slice())),
         };
         let context = EvalContext {
             run: self.run,
@@ -500,6 +503,7 @@ impl<'a> Trainer<'a> {
             saved_at: Utc::now(),
             device_kind: Some(device::device_kind(self.placement.device).to_string()),
             gpu: self.gpu.clone(),
+            hardware: Some(device::hardware(self.placement.device)),
         };
         self.run
             .write_checkpoint(at, |dir: &Path| -> Result<(), TrainError> {
@@ -526,6 +530,7 @@ fn restore_checkpoint(
             at: CheckpointRef { epoch: 0, step: 0 },
             sums: [0.0; 3],
             device_kind: None,
+            hardware: None,
         });
     };
     let corrupt = |path: PathBuf, detail: String| TrainError::Checkpoint { path, detail };
@@ -561,6 +566,7 @@ fn restore_checkpoint(
         at: checkpoint,
         sums: progress.partial_sums,
         device_kind: progress.device_kind,
+        hardware: progress.hardware,
     })
 }
 
@@ -580,12 +586,20 @@ struct Restored {
     /// Running loss sums of a mid-epoch checkpoint.
     sums: [f64; 3],
     device_kind: Option<String>,
+    hardware: Option<String>,
 }
 
-/// `epoch 3 step 0: cpu → cuda` when the checkpoint was written on another kind of device.
+/// `epoch 3 step 0: cpu (AMD EPYC, 2 threads) → cuda (NVIDIA H200)` when the checkpoint
+/// was written on other hardware: another kind of device, CPU model, thread count or GPU
+/// model (checkpoints from before hardware was recorded compare the kind only).
 fn device_change(restored: &Restored, now: Device) -> Option<String> {
-    let before = restored.device_kind.as_deref()?;
-    let now = device::device_kind(now);
+    let (before, now) = match &restored.hardware {
+        Some(before) => (before.clone(), device::hardware(now)),
+        None => (
+            restored.device_kind.clone()?,
+            device::device_kind(now).to_string(),
+        ),
+    };
     (before != now).then(|| {
         format!(
             "epoch {} step {}: {before} → {now}",

@@ -29,10 +29,17 @@ impl Workspace {
         path
     }
 
-    /// `vaelab --runs-dir <ws>/runs ARGS...`, on the CPU with a fixed thread count.
+    /// The workspace's own cache (decoded datasets, remembered fingerprints), so tests
+    /// never share one, nor touch the user's.
+    pub fn cache(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
+    /// `vaelab --runs-dir <ws>/runs ARGS...` with the workspace's own cache.
     pub fn vaelab(&self, args: &[&str]) -> Command {
         let mut cmd = Command::cargo_bin("vaelab").expect("vaelab binary");
         cmd.current_dir(self.path())
+            .env("VAELAB_CACHE", self.cache())
             .arg("--runs-dir")
             .arg(self.runs())
             .args(args);
@@ -61,6 +68,7 @@ impl Workspace {
     pub fn spawn(&self, args: &[&str], stderr: std::process::Stdio) -> std::process::Child {
         std::process::Command::new(assert_cmd::cargo::cargo_bin("vaelab"))
             .current_dir(self.path())
+            .env("VAELAB_CACHE", self.cache())
             .arg("--runs-dir")
             .arg(self.runs())
             .args(args)

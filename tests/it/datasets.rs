@@ -82,6 +82,7 @@ fn config(root: &Path, source: DataSource, crop: Option<u32>) -> DataConfig {
         val_images: 256,
         limit: None,
         root: Some(root.to_path_buf()),
+        fingerprint: None,
         crop,
         resize_filter: Some(ResizeFilter::Triangle),
         val_ratio: Some(0.3),
@@ -334,7 +335,6 @@ fn a_run_trains_on_generated_celeba_found_through_the_environment() {
     );
     ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
         .env("VAELAB_CELEBA_ROOT", &root)
-        .env("VAELAB_CACHE", ws.path().join("cache"))
         .assert()
         .success()
         .stderr(contains("celeb/seed=0 epoch 1/1"));
@@ -353,7 +353,6 @@ fn a_run_trains_on_generated_celeba_found_through_the_environment() {
         std::fs::write(&spec, text).unwrap();
         ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
             .env("VAELAB_CELEBA_ROOT", &root)
-            .env("VAELAB_CACHE", ws.path().join("cache"))
             .assert()
             .success();
         let store = vaelab::store::RunStore::new(ws.runs());
@@ -393,6 +392,132 @@ fn a_run_trains_on_generated_celeba_found_through_the_environment() {
     };
     images_shown(None, [6, 7]);
     images_shown(Some("test"), [8, 9]);
+    // The test images chose nothing: validation (and so `select: best`) saw the same
+    // validation images in both runs, bit for bit.
+    let store = vaelab::store::RunStore::new(ws.runs());
+    let runs = store.list().unwrap();
+    assert_eq!(runs.len(), 2);
+    let val_losses: Vec<Vec<u64>> = runs
+        .iter()
+        .map(|r| {
+            r.read_metrics()
+                .unwrap()
+                .iter()
+                .map(|m| m.val_loss.to_bits())
+                .collect()
+        })
+        .collect();
+    assert_eq!(val_losses[0], val_losses[1]);
+    for run in &runs {
+        let evaluation = run.read_evaluation().unwrap().unwrap();
+        assert_eq!(evaluation.images, 2, "{}", evaluation.split);
+    }
+}
+
+/// `plan --json` ids of a folder spec whose root is `root`.
+fn folder_ids(ws: &Workspace, root: &Path) -> Vec<String> {
+    let spec = ws.write(
+        "folder.yaml",
+        &format!(
+            "name: f\ndata:\n  source: folder\n  root: {}\n  image_size: 16\n  val_ratio: 0.5\nmodel:\n  latent_dim: 4\n  channels: [4, 8]\ntrain:\n  epochs: 1\n  batch_size: 2\n",
+            root.display()
+        ),
+    );
+    let out = ws
+        .vaelab(&["plan", spec.to_str().unwrap(), "--json"])
+        .assert()
+        .success();
+    let view: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    view["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A run's id names the images it learns from: two folders of other images never share
+/// one, the same images moved keep theirs, an added or edited image changes it.
+#[test]
+fn a_run_id_covers_the_images_and_not_their_path() {
+    let ws = Workspace::new();
+    let (a, b) = (ws.path().join("a"), ws.path().join("b"));
+    for (root, offset) in [(&a, 0), (&b, 100)] {
+        std::fs::create_dir_all(root).unwrap();
+        for i in 0..4 {
+            celeba_image(i + offset).save(root.join(name(i))).unwrap();
+        }
+    }
+    let first = folder_ids(&ws, &a);
+    assert_ne!(first, folder_ids(&ws, &b), "other images, another id");
+    let moved = ws.path().join("moved/a");
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    std::fs::rename(&a, &moved).unwrap();
+    assert_eq!(first, folder_ids(&ws, &moved), "the same images moved");
+    celeba_image(50).save(moved.join(name(9))).unwrap();
+    let added = folder_ids(&ws, &moved);
+    assert_ne!(first, added, "an added image");
+    // Edited in place with the size and modification time kept, as `cp -p` would.
+    let edited_path = moved.join(name(0));
+    let meta = std::fs::metadata(&edited_path).unwrap();
+    let mut bytes = std::fs::read(&edited_path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xFF;
+    std::fs::write(&edited_path, &bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&edited_path)
+        .unwrap()
+        .set_modified(meta.modified().unwrap())
+        .unwrap();
+    // Moved again, so its inode-keyed memo cannot answer for it: hashed afresh.
+    let again = ws.path().join("again");
+    std::fs::rename(&moved, &again).unwrap();
+    assert_ne!(added, folder_ids(&ws, &again), "an edited image");
+
+    // config.yaml and state.json record the fingerprint and the root used.
+    let spec = ws.path().join("folder.yaml");
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success();
+    let run = ws.single_run_dir();
+    let state = crate::common::read_state(&run);
+    let config = std::fs::read_to_string(run.join("config.yaml")).unwrap();
+    let fingerprint = state["data_fingerprint"].as_str().unwrap();
+    assert!(
+        config.contains(&format!("fingerprint: {fingerprint}")),
+        "{config}"
+    );
+    assert_eq!(
+        state["data_root"].as_str().unwrap(),
+        std::fs::canonicalize(&again).unwrap().to_str().unwrap()
+    );
+    // The data changes after training: plan says so of the run it no longer produces.
+    celeba_image(60).save(again.join(name(8))).unwrap();
+    let spec_text = spec.to_str().unwrap();
+    ws.vaelab(&["plan", spec_text])
+        .assert()
+        .success()
+        .stdout(contains("data changed since trained"))
+        .stdout(contains("data: folder at "));
+    // The decoded images of the old content are stale: gc lists them with their size and
+    // removes them with --apply.
+    assert_eq!(
+        disk::cache_entries(&cache(&ws)).len(),
+        2,
+        "training and validation"
+    );
+    ws.vaelab(&["gc", spec_text])
+        .assert()
+        .success()
+        .stdout(contains("stale data cache"));
+    assert_eq!(
+        disk::cache_entries(&cache(&ws)).len(),
+        2,
+        "listing removes nothing"
+    );
+    ws.vaelab(&["gc", spec_text, "--apply"]).assert().success();
+    assert_eq!(disk::cache_entries(&cache(&ws)), vec![]);
 }
 
 #[test]
@@ -410,7 +535,6 @@ fn the_data_benchmark_generates_a_celeba_tree_and_compares_cache_with_memory() {
             "148",
             "--json",
         ])
-        .env("VAELAB_CACHE", ws.path().join("cache"))
         .assert()
         .success();
     let result: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();

@@ -341,18 +341,68 @@ fn report_tables_equal_numbers_recomputed_from_parquet_and_all_formats_agree() {
     );
     assert_eq!(markdown_table(&md, "## Runs"), html_table(&html, "runs"));
 
-    // The answer line names the comparison and its interval.
+    // The answer line names the comparison, its direction and its verdict, as the
+    // differences the runs' own numbers give.
+    let (verb, verdict) = if mean > 0.0 {
+        ("raises", "worse")
+    } else {
+        ("lowers", "better")
+    };
+    let verdict = if (mean - half) * (mean + half) > 0.0 {
+        format!("— {verdict}: the 95% interval excludes zero.")
+    } else {
+        "— no detectable difference: the 95% interval includes zero".to_string()
+    };
+    let answer = md
+        .lines()
+        .find(|l| l.contains("plain") && l.contains("the negative ELBO by"))
+        .unwrap_or_else(|| panic!("no ELBO answer line:\n{md}"));
     assert!(
-        md.contains("plain lowers the negative ELBO")
-            || md.contains("plain raises the negative ELBO"),
-        "{md}"
+        answer.contains(&format!("plain {verb} the negative ELBO by")),
+        "{answer}"
     );
-    assert!(md.contains("(95% CI over seeds, n = 2)"));
+    assert!(
+        answer.contains("against residual (95% CI over seeds, n = 2)"),
+        "{answer}"
+    );
+    assert!(answer.contains(&verdict), "{answer}\nwant {verdict}");
     // Self-contained: no external resource of any kind.
     for needle in ["<script", "<link", "http://", "https://", "@import", "url("] {
         assert!(!html.contains(needle), "index.html contains {needle}");
     }
     assert!(html.matches("data:image/png;base64,").count() >= 10);
+    assert!(
+        !md.contains("trained by different builds or hardware"),
+        "{md}"
+    );
+
+    // One run as if trained on another machine: the report says which runs differ.
+    let run = std::fs::read_dir(ws.runs())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("state.json").is_file())
+        .unwrap();
+    let mut state = crate::common::read_state(&run);
+    state["hardware"] = "cpu (Another CPU, 8 threads)".into();
+    std::fs::write(run.join("state.json"), serde_json::to_vec(&state).unwrap()).unwrap();
+    ws.vaelab(&[
+        "--report-dir",
+        "report",
+        "report",
+        ws.path().join("sweep.yaml").to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let other = format!(
+        ", cpu (Another CPU, 8 threads): {}",
+        state["label"].as_str().unwrap()
+    );
+    assert!(
+        md.contains("trained by different builds or hardware"),
+        "{md}"
+    );
+    assert!(md.contains(&other), "{md}");
 }
 
 #[test]
@@ -656,6 +706,21 @@ fn export_writes_one_row_per_run_that_polars_reads_back_as_the_runs_files() {
     let rows = csv_rows(&csv);
     assert_eq!(rows.len(), 4);
     assert_eq!(rows[0].len(), frame.width());
+    // A bare file name is written in the working directory, readable as `File::create`
+    // would make it (0666 less the umask), not private to its owner.
+    ws.vaelab(&["export", "--to", "runs.parquet"])
+        .assert()
+        .success();
+    let bare = ws.path().join("runs.parquet");
+    assert_eq!(read_parquet(&bare).height(), 4);
+    let umask = unsafe {
+        let mask = libc::umask(0o022);
+        libc::umask(mask);
+        mask
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&bare).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o666 & !umask, "{mode:o}");
     ws.vaelab(&["export", "--to", "x.json"])
         .assert()
         .code(2)

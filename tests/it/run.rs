@@ -445,35 +445,54 @@ fn a_cuda_device_that_is_not_there_is_a_usage_error() {
     assert!(!ws.runs().exists() || std::fs::read_dir(ws.runs()).unwrap().next().is_none());
 }
 
-/// A checkpoint records the kind of device that wrote it; resuming on another kind warns
-/// once and the run's state keeps the change.
+/// A checkpoint records the hardware that wrote it (device kind, CPU model and threads, or
+/// GPU model); resuming on other hardware warns once and the run's state keeps the change.
 #[test]
-fn resuming_on_another_kind_of_device_warns_and_is_recorded() {
+fn resuming_on_other_hardware_warns_and_is_recorded() {
     let ws = Workspace::new();
     let spec = ws.write("d.yaml", &tiny_spec("d", 1));
-    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+    let run_with = |threads: &str| {
+        ws.vaelab(&[
+            "run",
+            spec.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--threads",
+            threads,
+        ])
         .assert()
-        .success();
+        .success()
+    };
+    run_with("2");
     let run = ws.single_run_dir();
     let progress_path = run.join("checkpoints/epoch-0001/progress.json");
     let mut progress: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&progress_path).unwrap()).unwrap();
     assert_eq!(progress["device_kind"], "cpu");
+    let hardware = progress["hardware"].as_str().unwrap().to_string();
+    assert!(
+        hardware.starts_with("cpu (") && hardware.ends_with(", 2 threads)"),
+        "{hardware}"
+    );
     assert!(read_state(&run).get("device_changes").is_none());
 
     // As if a GPU had trained the first epoch.
     progress["device_kind"] = "cuda".into();
+    progress["hardware"] = "cuda (NVIDIA H200, 143771 MiB)".into();
     std::fs::write(&progress_path, serde_json::to_vec(&progress).unwrap()).unwrap();
     std::fs::write(&spec, tiny_spec("d", 2)).unwrap();
-    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
-        .assert()
-        .success()
-        .stderr(contains(
-            "resuming on another kind of device (epoch 1 step 0: cuda → cpu)",
-        ));
+    let change = format!("epoch 1 step 0: cuda (NVIDIA H200, 143771 MiB) → {hardware}");
+    run_with("2").stderr(contains(format!("resuming on other hardware ({change})")));
+    // Fewer threads: another summation order in oneDNN's kernels, so it is said too.
+    std::fs::write(&spec, tiny_spec("d", 3)).unwrap();
+    let fewer = format!(
+        "epoch 2 step 0: {hardware} → {}",
+        hardware.replace(", 2 threads)", ", 1 threads)")
+    );
+    run_with("1").stderr(contains(format!("resuming on other hardware ({fewer})")));
     assert_eq!(
         read_state(&run)["device_changes"],
-        serde_json::json!(["epoch 1 step 0: cuda → cpu"])
+        serde_json::json!([change, fewer])
     );
     let resumed: serde_json::Value = serde_json::from_slice(
         &std::fs::read(run.join("checkpoints/epoch-0002/progress.json")).unwrap(),
@@ -781,4 +800,31 @@ fn a_written_slurm_job_stays_fixed_when_the_spec_is_edited() {
     );
     assert_eq!(std::fs::read(&script).unwrap(), script_bytes);
     assert_eq!(std::fs::read(&manifest).unwrap(), manifest_bytes);
+    // The first job's task, as its script starts it, refuses the edited spec instead of
+    // training other settings, and says what to do.
+    assert!(script_text.contains("--manifest "), "{script_text}");
+    let task = |spec_text: &str| {
+        std::fs::write(spec, spec_text).unwrap();
+        let manifest = manifest.to_str().unwrap();
+        ws.vaelab(&[
+            "run",
+            spec,
+            "--only",
+            ids[0],
+            "--manifest",
+            manifest,
+            "--device",
+            "cpu",
+        ])
+        .assert()
+    };
+    task(&crate::common::tiny_sweep("fixed", 1).replace("seeds: [0, 1]", "seeds: [7]"))
+        .code(2)
+        .stderr(predicates::str::contains(
+            "changed since the Slurm job was submitted",
+        ))
+        .stderr(predicates::str::contains("submit the sweep again"));
+    assert!(!ws.runs().join(&ids[0][..16]).exists(), "nothing trained");
+    task(&crate::common::tiny_sweep("fixed", 1)).success();
+    assert!(ws.runs().join(&ids[0][..16]).join("config.yaml").is_file());
 }

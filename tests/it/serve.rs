@@ -104,6 +104,70 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, SystemTime)> {
     out
 }
 
+/// One damaged `state.json` and one damaged `metrics.parquet` leave the experiment page
+/// answering 200: those runs are marked damaged with why, the others intact; status
+/// words are the ones `vaelab status` uses.
+#[test]
+fn damaged_runs_are_marked_and_never_take_the_page_down() {
+    let ws = Workspace::new();
+    let spec = ws.write(
+        "three.yaml",
+        &tiny_spec("three", 1).replace("seed: 3\n", "seeds: [1, 2, 3]\n"),
+    );
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success();
+    let store = vaelab::store::RunStore::new(ws.runs());
+    let dirs = store.list().unwrap();
+    let label = |d: &vaelab::store::RunDir| d.read_state().unwrap().unwrap().label;
+    let by_seed = |seed: &str| {
+        dirs.iter()
+            .find(|d| label(d) == format!("seed={seed}"))
+            .unwrap()
+            .clone()
+    };
+    let (bad_metrics, bad_state, intact) = (by_seed("1"), by_seed("2"), by_seed("3"));
+    std::fs::write(bad_metrics.metrics_path(), b"not parquet").unwrap();
+    std::fs::write(bad_state.state_path(), b"{ torn").unwrap();
+
+    let server = Server::start(&ws, &[]);
+    let runs = server.json("/api/experiments/three");
+    let find = |id: &str| {
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("{id} missing: {runs}"))
+            .clone()
+    };
+    let intact_view = find(intact.id().dir_name());
+    assert_eq!(intact_view["status"], "done");
+    assert_eq!(intact_view["curves"]["epoch"], serde_json::json!([1]));
+    let metrics_view = find(bad_metrics.id().dir_name());
+    assert_eq!(metrics_view["status"], "damaged");
+    assert!(
+        metrics_view["problem"]
+            .as_str()
+            .unwrap()
+            .contains("metrics.parquet"),
+        "{metrics_view}"
+    );
+    let state_view = find(bad_state.id().dir_name());
+    assert_eq!(state_view["status"], "damaged");
+    assert!(
+        state_view["problem"]
+            .as_str()
+            .unwrap()
+            .contains("state.json"),
+        "{state_view}"
+    );
+    let detail = server.json(&format!("/api/runs/{}", bad_state.id().dir_name()));
+    assert_eq!(detail["state"]["status"], "damaged", "{detail}");
+    let experiments = server.json("/api/experiments");
+    assert_eq!(experiments[0]["statuses"]["done"], 2, "{experiments}");
+    assert_eq!(experiments[0]["statuses"]["damaged"], 1, "{experiments}");
+}
+
 #[test]
 fn the_dashboard_serves_the_store_and_refuses_everything_else() {
     let ws = Workspace::new();

@@ -506,13 +506,14 @@ fn bench_times_planning_a_large_grid() {
 
 /// `vaelab gc SPEC` lists runs the spec does not produce, failed runs and old
 /// checkpoints, with sizes, and touches nothing; with `--apply` it removes exactly those,
-/// and never a run that a process is training.
+/// never a run that a process is training, and never a failed run that can resume from
+/// its checkpoint unless that run is named (`--run ID`): such a run then resumes.
 #[test]
-fn gc_lists_then_removes_what_can_go_and_never_a_running_run() {
+fn gc_lists_then_removes_what_can_go_and_never_a_running_or_resumable_run() {
     let ws = Workspace::new();
     let keep = ws.write(
         "keep.yaml",
-        &tiny_spec("keep", 3).replace("seed: 3\n", "seeds: [3, 5]\n"),
+        &tiny_spec("keep", 3).replace("seed: 3\n", "seeds: [3, 5, 7]\n"),
     );
     let keep = keep.to_str().unwrap();
     let gone = ws.write(
@@ -526,14 +527,18 @@ fn gc_lists_then_removes_what_can_go_and_never_a_running_run() {
     ws.vaelab(&["run", keep, "--only", "seed=3", "--device", "cpu"])
         .assert()
         .success();
-    ws.vaelab(&["run", keep, "--only", "seed=5", "--device", "cpu"])
-        .env(
-            vaelab::store::crash::CRASH_AT_ENV,
-            "checkpoint-partial:epoch-0001",
-        )
-        .env(vaelab::store::crash::CRASH_SIGNAL_ENV, "ENOSPC")
-        .assert()
-        .code(1);
+    // Seeds 5 and 7 fail on a full disk while writing their second epoch's checkpoint:
+    // the first one is there to resume from.
+    for seed in ["seed=5", "seed=7"] {
+        ws.vaelab(&["run", keep, "--only", seed, "--device", "cpu"])
+            .env(
+                vaelab::store::crash::CRASH_AT_ENV,
+                "checkpoint-partial:epoch-0002",
+            )
+            .env(vaelab::store::crash::CRASH_SIGNAL_ENV, "ENOSPC")
+            .assert()
+            .code(1);
+    }
     ws.vaelab(&["run", gone.to_str().unwrap(), "--device", "cpu"])
         .assert()
         .success();
@@ -572,15 +577,21 @@ fn gc_lists_then_removes_what_can_go_and_never_a_running_run() {
     let old = kept.checkpoints_dir().join("epoch-0000-step-000002");
     std::fs::create_dir(&old).unwrap();
     std::fs::write(old.join("model.safetensors"), vec![0u8; 4096]).unwrap();
-    let (failed, orphan) = (by_label("seed=5").unwrap(), by_label("seed=9").unwrap());
+    let orphan = by_label("seed=9").unwrap();
+    let (resumable, named) = (by_label("seed=5").unwrap(), by_label("seed=7").unwrap());
 
     let listed = ws.vaelab(&["gc", keep]).assert().success();
     let text = String::from_utf8_lossy(&listed.get_output().stdout).into_owned();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 4, "three places and a total:\n{text}");
+    assert_eq!(
+        lines.len(),
+        6,
+        "four places, the resumable note and a total:\n{text}"
+    );
     for (path, reason) in [
         (orphan.path(), "no spec produces it"),
-        (failed.path(), "failed"),
+        (resumable.path(), "failed, resumable"),
+        (named.path(), "failed, resumable"),
         (old.as_path(), "old checkpoint"),
     ] {
         let path = path.display().to_string();
@@ -592,14 +603,32 @@ fn gc_lists_then_removes_what_can_go_and_never_a_running_run() {
         );
     }
     assert!(
+        lines
+            .iter()
+            .filter(|l| l.contains("failed, resumable"))
+            .all(|l| l.contains("no space left on")),
+        "the reason is shown:\n{text}"
+    );
+    assert!(
+        text.contains("2 failed run(s) can resume from a checkpoint"),
+        "{text}"
+    );
+    assert!(
         !text.contains(&busy_run.path().display().to_string()),
         "{text}"
     );
     assert!(text.contains("run again with --apply"));
-    assert!(orphan.path().exists() && failed.path().exists() && old.exists());
+    assert!(orphan.path().exists() && resumable.path().exists() && old.exists());
 
-    ws.vaelab(&["gc", keep, "--apply"]).assert().success();
-    assert!(!orphan.path().exists() && !failed.path().exists() && !old.exists());
+    let named_id = named.id().dir_name().to_string();
+    ws.vaelab(&["gc", keep, "--apply", "--run", &named_id])
+        .assert()
+        .success();
+    assert!(!orphan.path().exists() && !old.exists() && !named.path().exists());
+    assert!(
+        resumable.checkpoints_dir().join("epoch-0001").is_dir(),
+        "a resumable run stays with its checkpoint"
+    );
     assert!(kept.checkpoints_dir().join("epoch-0003").is_dir());
     assert!(
         busy_run.path().join("config.yaml").is_file(),
@@ -609,6 +638,10 @@ fn gc_lists_then_removes_what_can_go_and_never_a_running_run() {
         .assert()
         .success()
         .stderr(contains("already done (3 epochs)"));
+    ws.vaelab(&["run", keep, "--only", "seed=5", "--device", "cpu"])
+        .assert()
+        .success()
+        .stderr(contains("seed=5: resuming from epoch 1 of 3"));
     trainer.kill().unwrap();
     trainer.wait().unwrap();
 }
