@@ -158,7 +158,7 @@ pub struct RunArgs {
     /// and requeue this job so that it resumes later.
     #[arg(long)]
     pub slurm_requeue: bool,
-    /// Under Slurm: the job's manifest; the task refuses to train if the spec changed
+    /// Under Slurm: the job's manifest; an array task refuses to train if the spec changed
     /// since the job was submitted (`vaelab slurm` writes this into its script).
     #[arg(long, value_name = "PATH")]
     pub manifest: Option<PathBuf>,

@@ -47,7 +47,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Refuses an array task whose spec is no longer the one its manifest was written from:
-/// after an edit the task would train other settings, or none.
+/// after an edit it would train other settings, or none.
 pub fn check_spec_unchanged(manifest_path: &Path, spec: &Path) -> Result<(), SlurmError> {
     let manifest = read_manifest(manifest_path)?;
     let bytes = std::fs::read(spec).map_err(|e| SlurmError::Unreadable {

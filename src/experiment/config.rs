@@ -220,6 +220,30 @@ impl Likelihood {
     }
 }
 
+/// How a model's weights start (`model.init`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Init {
+    /// PyTorch's defaults for `Conv2d`, `ConvTranspose2d` and `Linear`, which the seed's
+    /// model was trained from: weights and biases uniform in ±1/√fan_in.
+    #[default]
+    Pytorch,
+    /// tch's He-uniform weights (bound √6/√fan_in) and zero convolution biases: what runs
+    /// were made with before `model.init` existed.
+    He,
+}
+
+impl Init {
+    pub fn is_he(&self) -> bool {
+        *self == Self::He
+    }
+
+    /// What a `config.yaml` written before `model.init` existed was trained with.
+    fn before_it_existed() -> Self {
+        Self::He
+    }
+}
+
 /// The seed model's widths: five down-sampling stages.
 pub const DEFAULT_CHANNELS: [usize; 5] = [32, 64, 128, 256, 512];
 
@@ -235,6 +259,13 @@ pub struct ModelConfig {
     /// Left out at `fixed`, likewise.
     #[serde(default, skip_serializing_if = "Likelihood::is_fixed")]
     pub likelihood: Likelihood,
+    /// Left out at `he`, what every run before it was made with, so those runs keep their
+    /// ids and read back as `he`; the default, `pytorch`, is written, so it makes new ids.
+    #[serde(
+        default = "Init::before_it_existed",
+        skip_serializing_if = "Init::is_he"
+    )]
+    pub init: Init,
 }
 
 /// The seed's model: residual blocks, latent 128, widths 32 to 512.
@@ -246,6 +277,7 @@ impl Default for ModelConfig {
             channels: DEFAULT_CHANNELS.to_vec(),
             norm: Norm::None,
             likelihood: Likelihood::Fixed,
+            init: Init::Pytorch,
         }
     }
 }
@@ -455,13 +487,13 @@ pub(crate) mod tests {
         // deliberately and update the vector, never by accident.
         assert_eq!(
             tiny_config().canonical_identity(),
-            r#"{"data":{"dataset_seed":0,"image_size":32,"limit":null,"source":"synthetic","train_images":64,"val_images":16},"model":{"channels":[8,16],"latent_dim":8,"residual":true},"seed":0,"train":{"adam_beta1":0.9,"adam_beta2":0.999,"adam_eps":1e-8,"batch_size":16,"beta":1.0,"lr":0.001}}"#
+            r#"{"data":{"dataset_seed":0,"image_size":32,"limit":null,"source":"synthetic","train_images":64,"val_images":16},"model":{"channels":[8,16],"init":"pytorch","latent_dim":8,"residual":true},"seed":0,"train":{"adam_beta1":0.9,"adam_beta2":0.999,"adam_eps":1e-8,"batch_size":16,"beta":1.0,"lr":0.001}}"#
         );
         assert_eq!(tiny_config().id().full(), PINNED_TINY_ID);
     }
 
     pub(crate) const PINNED_TINY_ID: &str =
-        "d651d1d25f2616d1d355ff80c8e9bac83d988b4f4b4ba9b3dafbbd7b3a233f9b";
+        "ff15bb106aea6e5b5f8f394b40d13c65cf414de1a467bf9cf3e6e7be1bf75373";
 
     /// Every field set away from its default (a struct literal, so a new field must be
     /// added here to compile): the hash leaves out exactly the budget, measurement and
@@ -491,6 +523,8 @@ pub(crate) mod tests {
                 channels: vec![16, 32],
                 norm: Norm::Batch,
                 likelihood: Likelihood::Learned,
+                // The default, but the value that is written (`he` is left out).
+                init: Init::Pytorch,
             },
             train: TrainConfig {
                 epochs: 30,
@@ -554,7 +588,7 @@ pub(crate) mod tests {
         let mut constant = everything.clone();
         constant.train.lr_schedule = LrSchedule::Constant;
         let mut with_budget = placement_and_measurement.to_vec();
-        with_budget.insert(4, "train.epochs");
+        with_budget.insert(5, "train.epochs");
         assert_eq!(left_out(&constant), with_budget);
     }
 
@@ -576,6 +610,27 @@ pub(crate) mod tests {
                 .contains("fingerprint")
         );
     }
+
+    /// `model.init: he` is what runs were trained with before it existed: such runs'
+    /// config.yaml (without the field) reads back as `he` with its old id, and `he` in a
+    /// spec finds them; the default, `pytorch`, is another run.
+    #[test]
+    fn he_initialisation_keeps_the_ids_made_before_init_existed() {
+        let mut he = tiny_config();
+        he.model.init = Init::He;
+        assert_eq!(he.id().full(), PINNED_HE_TINY_ID);
+        let text = serde_yaml::to_string(&he).unwrap();
+        assert!(!text.contains("init"), "{text}");
+        let read: RunConfig = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(read.model.init, Init::He);
+        assert_ne!(tiny_config().id(), he.id());
+        let written = serde_yaml::to_string(&tiny_config()).unwrap();
+        assert!(written.contains("init: pytorch"), "{written}");
+    }
+
+    /// The tiny config's id before `model.init` existed (its runs were He-initialised).
+    const PINNED_HE_TINY_ID: &str =
+        "d651d1d25f2616d1d355ff80c8e9bac83d988b4f4b4ba9b3dafbbd7b3a233f9b";
 
     #[test]
     fn evaluation_settings_are_not_identity() {

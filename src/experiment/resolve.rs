@@ -69,6 +69,7 @@ pub fn resolve(loaded: &LoadedSpec) -> Result<RunConfig, SpecError> {
         channels,
         norm: spec.model.norm.unwrap_or(defaults.model.norm),
         likelihood: spec.model.likelihood.unwrap_or(defaults.model.likelihood),
+        init: spec.model.init.unwrap_or(defaults.model.init),
     };
     let train = resolve_train(loaded, &defaults.train)?;
     let eval = resolve_eval(loaded, &defaults.eval, source)?;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::experiment::config::{
-    DataSource, EvalSplit, Likelihood, LrSchedule, Norm, Precision, ResizeFilter, Select,
+    DataSource, EvalSplit, Init, Likelihood, LrSchedule, Norm, Precision, ResizeFilter, Select,
 };
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -46,6 +46,7 @@ pub struct ModelSpec {
     pub channels: Option<Vec<i64>>,
     pub norm: Option<Norm>,
     pub likelihood: Option<Likelihood>,
+    pub init: Option<Init>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -112,7 +113,7 @@ pub struct ExperimentSpec {
 }
 
 /// Every field a grid axis or a variant may set.
-pub const OVERRIDABLE: [&str; 34] = [
+pub const OVERRIDABLE: [&str; 35] = [
     "seed",
     "data.source",
     "data.image_size",
@@ -131,6 +132,7 @@ pub const OVERRIDABLE: [&str; 34] = [
     "model.channels",
     "model.norm",
     "model.likelihood",
+    "model.init",
     "train.epochs",
     "train.batch_size",
     "train.lr",

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
-use crate::experiment::config::{Likelihood, ModelConfig};
+use crate::experiment::config::{Init, Likelihood, ModelConfig};
 use norm::NormLayer;
 
 #[derive(Debug, thiserror::Error)]
@@ -427,10 +427,48 @@ pub fn build(
     tch::manual_seed(init_seed);
     let mut vs = nn::VarStore::new(Device::Cpu);
     let model = Vae::new(&vs.root(), config, image_size);
+    if config.init == Init::Pytorch {
+        pytorch_init(&vs);
+    }
     if device != Device::Cpu {
         vs.set_device(device);
     }
     (vs, model)
+}
+
+/// PyTorch's fan-in of a weight: its second dimension times its kernel area, for
+/// `Linear` (out, in), `Conv2d` (out, in, k, k) and `ConvTranspose2d` (in, out, k, k) alike.
+pub fn fan_in(weight_shape: &[i64]) -> i64 {
+    weight_shape[1] * weight_shape[2..].iter().product::<i64>()
+}
+
+/// Redraws every convolution's and linear layer's weight and bias as PyTorch's
+/// `reset_parameters` would: `kaiming_uniform_(a=√5)` is uniform in ±1/√fan_in, and so is
+/// the bias. Norm layers (weight 1, bias 0), batch norm's statistics and log σ (0) keep
+/// their values. Drawn in name order from the generator `build` seeded.
+fn pytorch_init(vs: &nn::VarStore) {
+    let variables = vs.variables();
+    let mut names: Vec<&String> = variables.keys().collect();
+    names.sort();
+    tch::no_grad(|| {
+        for name in names {
+            let mut tensor = variables[name].shallow_clone();
+            let Some(layer) = name
+                .strip_suffix(".weight")
+                .or_else(|| name.strip_suffix(".bias"))
+            else {
+                continue;
+            };
+            let Some(weight) = variables.get(&format!("{layer}.weight")) else {
+                continue;
+            };
+            if weight.dim() < 2 || !tensor.requires_grad() {
+                continue;
+            }
+            let bound = 1.0 / (fan_in(&weight.size()) as f64).sqrt();
+            let _ = tensor.uniform_(-bound, bound);
+        }
+    });
 }
 
 pub fn save_weights(vs: &nn::VarStore, path: &Path) -> Result<(), ModelError> {
@@ -510,6 +548,57 @@ mod tests {
             for ((name, a), (_, b)) in built.iter().zip(&reference) {
                 assert!(a.equal(b), "{name} differs on {device:?}");
             }
+        }
+    }
+
+    /// max |w| · √fan_in and the biases of every convolution and linear layer: PyTorch's
+    /// bound 1 (values uniform, so just under it) and non-zero biases for `pytorch`;
+    /// tch's He bound √6 and zero convolution biases for `he`.
+    #[test]
+    fn initial_weights_follow_the_chosen_initialisation() {
+        for init in [Init::Pytorch, Init::He] {
+            let config = ModelConfig {
+                init,
+                ..seed_config(true)
+            };
+            let (vs, _) = build(&config, 64, Device::Cpu, 3);
+            let variables = vs.variables();
+            let mut layers = 0;
+            for (name, weight) in &variables {
+                let Some(layer) = name.strip_suffix(".weight") else {
+                    continue;
+                };
+                if weight.dim() < 2 {
+                    continue;
+                }
+                layers += 1;
+                let scale = (fan_in(&weight.size()) as f64).sqrt();
+                let bound = weight.abs().max().double_value(&[]) * scale;
+                let expected = match init {
+                    Init::Pytorch => 1.0,
+                    Init::He => 6f64.sqrt(),
+                };
+                assert!(
+                    bound <= expected * (1.0 + 1e-6) && bound > expected * 0.95,
+                    "{init:?} {name}: max|w|·√fan_in = {bound}"
+                );
+                let bias = &variables[&format!("{layer}.bias")];
+                let bias_max = bias.abs().max().double_value(&[]) * scale;
+                let is_linear = layer.contains("fc");
+                match init {
+                    Init::Pytorch => assert!(
+                        bias_max > 0.0 && bias_max <= 1.0 + 1e-6,
+                        "{name}: bias max·√fan_in = {bias_max}"
+                    ),
+                    Init::He if !is_linear => assert_eq!(bias_max, 0.0, "{layer}.bias"),
+                    Init::He => {}
+                }
+            }
+            assert_eq!(
+                layers,
+                5 + 5 * 2 + 2 + 1 + 4 + 4 * 2 + 1,
+                "convs and linears"
+            );
         }
     }
 

@@ -57,6 +57,17 @@ impl Cluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Whether `job` has no element left in the queue (a job already purged from the
+    /// controller counts as gone).
+    fn job_gone(&self, job: &str) -> bool {
+        let out = self
+            .command("squeue")
+            .args(["-h", "-j", job])
+            .output()
+            .unwrap();
+        !out.status.success() || out.stdout.iter().all(u8::is_ascii_whitespace)
+    }
+
     fn logs(&self) -> String {
         let mut text = String::new();
         for entry in std::fs::read_dir(self.dir.path().join("log"))
@@ -186,12 +197,14 @@ fn a_sweep_runs_as_a_job_array_with_every_run_trained_once_and_reports() {
     let spec = ws.write("sweep.yaml", &tiny_sweep("slurmsweep", 2));
     let job = submit(&ws, &cluster, &spec);
     let runs = ws.runs();
+    // Every task has left the queue (a task writes its summary line after the run's
+    // state says done, so "done" alone may come before its log is whole).
     wait_until(
-        "4 runs done",
+        "4 runs done and the job gone from the queue",
         Duration::from_secs(300),
         &cluster,
         &runs,
-        || all_done(&runs, 4),
+        || all_done(&runs, 4) && cluster.job_gone(&job),
     );
 
     let logs = task_logs(&runs);
