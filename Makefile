@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 WITH_TORCH := source scripts/libtorch-env.sh &&
 
-.PHONY: quickstart test build lint readme-report
+.PHONY: quickstart test build lint readme-report gpu-binary
 
 quickstart:
 	$(WITH_TORCH) cargo build && target/debug/vaelab run experiments/quickstart.yaml \
@@ -25,3 +25,12 @@ build:
 
 lint:
 	$(WITH_TORCH) cargo fmt --check && cargo clippy --all-targets -- -D warnings
+
+# A release binary for a machine with a GPU and PyTorch 2.11 but no Rust toolchain:
+# stripped into gpu/vaelab (ignored by git), refused if over 50 MiB. It finds that
+# machine's libtorch through LD_LIBRARY_PATH (scripts/gpu-check.sh sets it).
+gpu-binary:
+	$(WITH_TORCH) cargo build --release
+	mkdir -p gpu && cp target/release/vaelab gpu/vaelab && strip gpu/vaelab
+	@size=$$(stat -c %s gpu/vaelab); echo "gpu/vaelab: $$((size / 1048576)) MiB"; \
+		[ "$$size" -lt $$((50 * 1048576)) ] || { echo "gpu/vaelab is over 50 MiB"; exit 1; }

@@ -153,9 +153,28 @@ pub fn device_name(device: Device) -> String {
     }
 }
 
-/// The libtorch this binary was built against (read from the wheel by `build.rs`).
+/// The libtorch this process runs with: the `version.py` of the torch wheel whose
+/// `libtorch_cpu.so` is mapped (a binary carried to another machine loads that machine's
+/// through `LD_LIBRARY_PATH`), else the one it was built against (read by `build.rs`).
 pub fn libtorch_version() -> &'static str {
-    env!("VAELAB_LIBTORCH_VERSION")
+    static LOADED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LOADED.get_or_init(|| {
+        loaded_libtorch_version().unwrap_or_else(|| env!("VAELAB_LIBTORCH_VERSION").to_string())
+    })
+}
+
+fn loaded_libtorch_version() -> Option<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let library = maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .find(|path| path.ends_with("/libtorch_cpu.so"))?;
+    let torch_dir = std::path::Path::new(library).parent()?.parent()?;
+    let text = std::fs::read_to_string(torch_dir.join("version.py")).ok()?;
+    text.lines().find_map(|line| {
+        line.strip_prefix("__version__ = ")
+            .map(|v| v.trim_matches(['\'', '"']).to_string())
+    })
 }
 
 #[cfg(test)]
@@ -163,6 +182,18 @@ mod tests {
     use super::*;
 
     const LISTED: &str = "0, GPU-aaaa1111, NVIDIA H100 80GB HBM3, 81559 MiB\n1, GPU-bbbb2222, NVIDIA H100 80GB HBM3, 81559 MiB\n2, GPU-cccc3333, NVIDIA A100-SXM4-40GB, 40960 MiB\n";
+
+    /// The version comes from the library this process mapped, which here is the wheel
+    /// the build used.
+    #[test]
+    fn the_libtorch_version_is_the_loaded_one() {
+        let _ = tch::Tensor::zeros([1], (tch::Kind::Float, tch::Device::Cpu));
+        assert_eq!(
+            loaded_libtorch_version().as_deref(),
+            Some(env!("VAELAB_LIBTORCH_VERSION"))
+        );
+        assert_eq!(libtorch_version(), env!("VAELAB_LIBTORCH_VERSION"));
+    }
 
     #[test]
     fn cuda_visible_devices_selects_and_orders_the_gpus() {

@@ -1,23 +1,32 @@
 //! libtorch's global numerics switches that tch does not expose, through a small C++ shim
 //! (`switches.cpp`, compiled by `build.rs` against the torch wheel's headers): deterministic
-//! cuDNN algorithms, cuDNN's benchmark mode, and TF32 for convolutions and matmuls. They
-//! only change CUDA kernels; on the CPU they are set and read back but change nothing.
+//! algorithms (cuDNN's and every operator's), cuDNN's benchmark mode, and TF32 for
+//! convolutions and matmuls. Training sets them only on CUDA; the shim catches every C++
+//! exception, and a failure reads back as -1, a panic here with the switch's name.
 use std::os::raw::c_int;
 
 unsafe extern "C" {
-    fn vaelab_set_cudnn_deterministic(on: c_int);
+    fn vaelab_set_deterministic(on: c_int) -> c_int;
     fn vaelab_cudnn_deterministic() -> c_int;
-    fn vaelab_set_cudnn_benchmark(on: c_int);
+    fn vaelab_deterministic_algorithms() -> c_int;
+    fn vaelab_set_cudnn_benchmark(on: c_int) -> c_int;
     fn vaelab_cudnn_benchmark() -> c_int;
-    fn vaelab_set_tf32(on: c_int);
+    fn vaelab_set_tf32(on: c_int) -> c_int;
     fn vaelab_tf32_cudnn() -> c_int;
     fn vaelab_tf32_cublas() -> c_int;
+}
+
+/// A switch's state from the shim: 1 on, 0 off, -1 libtorch raised (caught in C++).
+fn flag(name: &str, value: c_int) -> bool {
+    assert!(value >= 0, "libtorch refused to {name}");
+    value == 1
 }
 
 /// The switches as libtorch holds them now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Numerics {
-    /// cuDNN picks only deterministic algorithms.
+    /// cuDNN picks only deterministic algorithms, and so does every other operator
+    /// (`torch.use_deterministic_algorithms`).
     pub deterministic: bool,
     /// cuDNN times its algorithms for each shape once and keeps the fastest (which may
     /// differ from run to run).
@@ -31,28 +40,51 @@ pub struct Numerics {
 // or read flags of libtorch's global context, which is initialised when libtorch loads.
 pub fn current() -> Numerics {
     unsafe {
+        let cudnn = flag(
+            "read the deterministic switch",
+            vaelab_cudnn_deterministic(),
+        );
+        let algorithms = flag(
+            "read the deterministic switch",
+            vaelab_deterministic_algorithms(),
+        );
         Numerics {
-            deterministic: vaelab_cudnn_deterministic() != 0,
-            benchmark: vaelab_cudnn_benchmark() != 0,
-            tf32_convolutions: vaelab_tf32_cudnn() != 0,
-            tf32_matmuls: vaelab_tf32_cublas() != 0,
+            deterministic: cudnn && algorithms,
+            benchmark: flag("read the benchmark switch", vaelab_cudnn_benchmark()),
+            tf32_convolutions: flag("read the TF32 switch", vaelab_tf32_cudnn()),
+            tf32_matmuls: flag("read the TF32 switch", vaelab_tf32_cublas()),
         }
     }
 }
 
-/// Deterministic cuDNN algorithms on or off.
+/// cuBLAS is deterministic only with a fixed workspace, set before its first use.
+const CUBLAS_WORKSPACE: (&str, &str) = ("CUBLAS_WORKSPACE_CONFIG", ":4096:8");
+
+/// Deterministic algorithms on or off: cuDNN's, every operator's, and (on) cuBLAS's fixed
+/// workspace unless the user set one.
 pub fn set_deterministic(on: bool) {
-    unsafe { vaelab_set_cudnn_deterministic(c_int::from(on)) }
+    if on && std::env::var_os(CUBLAS_WORKSPACE.0).is_none() {
+        // SAFETY: set while training starts, before cuBLAS is first used; vaelab reads no
+        // environment concurrently then.
+        unsafe { std::env::set_var(CUBLAS_WORKSPACE.0, CUBLAS_WORKSPACE.1) };
+    }
+    flag("set deterministic algorithms", unsafe {
+        vaelab_set_deterministic(c_int::from(on))
+    });
 }
 
 /// cuDNN's benchmark mode on or off.
 pub fn set_benchmark(on: bool) {
-    unsafe { vaelab_set_cudnn_benchmark(c_int::from(on)) }
+    flag("set the benchmark switch", unsafe {
+        vaelab_set_cudnn_benchmark(c_int::from(on))
+    });
 }
 
 /// TF32 for both cuDNN convolutions and cuBLAS matmuls.
 pub fn set_tf32(on: bool) {
-    unsafe { vaelab_set_tf32(c_int::from(on)) }
+    flag("set the TF32 switch", unsafe {
+        vaelab_set_tf32(c_int::from(on))
+    });
 }
 
 #[cfg(test)]
@@ -64,6 +96,7 @@ mod tests {
     #[test]
     fn every_switch_reads_back_what_was_set() {
         let before = current();
+        let workspace_set = std::env::var_os("CUBLAS_WORKSPACE_CONFIG").is_some();
         for on in [true, false, true] {
             set_deterministic(on);
             set_benchmark(!on);
@@ -81,5 +114,8 @@ mod tests {
         set_deterministic(before.deterministic);
         set_benchmark(before.benchmark);
         set_tf32(before.tf32_convolutions);
+        if !workspace_set {
+            assert_eq!(std::env::var("CUBLAS_WORKSPACE_CONFIG").unwrap(), ":4096:8");
+        }
     }
 }

@@ -538,18 +538,15 @@ fn cuda_numerics_switches_change_no_run_id_and_are_recorded() {
 }
 
 /// `scripts/gpu-check.sh --dry-run` runs every CPU-safe part of the GPU check on the CPU and
-/// writes its three files; every check passes (first-step loss and initial weights compared
-/// CPU against CPU, the deterministic kill-and-resume for real).
+/// writes its files as it goes; every check that runs passes (the deterministic
+/// kill-and-resume for real), and the three that need a GPU (CUDA seen by `vaelab info`,
+/// initial weights and first-step loss against the CPU's) are rows "not run: no GPU",
+/// counted neither as passed nor as failed.
 #[test]
 fn the_gpu_check_script_runs_its_cpu_safe_parts() {
     let ws = Workspace::new();
     let out = ws.path().join("gpu-check");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gpu-check.sh");
-    let run = std::process::Command::new("bash")
-        .arg(&script)
-        .arg(assert_cmd::cargo::cargo_bin("vaelab"))
-        .arg("--dry-run")
-        .env("OUT", &out)
+    let run = gpu_check_dry_run(&out)
         .output()
         .expect("bash runs the script");
     let stdout = String::from_utf8_lossy(&run.stdout);
@@ -558,13 +555,25 @@ fn the_gpu_check_script_runs_its_cpu_safe_parts() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    assert!(stdout.contains("13 passed, 0 failed"), "{stdout}");
+    assert!(
+        stdout.contains("\n10 passed, 0 failed, 3 skipped\n"),
+        "{stdout}"
+    );
+    for gpu_only in ["info", "init-weights", "first-step"] {
+        assert!(
+            stdout.contains(&format!("| {gpu_only} | not run |")),
+            "{gpu_only}: {stdout}"
+        );
+    }
     let mut files: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     files.sort();
-    assert_eq!(files, ["log-tail.txt", "summary.json", "summary.md"]);
+    assert_eq!(
+        files,
+        ["log.txt", "rows.jsonl", "summary.json", "summary.md"]
+    );
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     let checks: Vec<&str> = summary["checks"]
@@ -574,8 +583,6 @@ fn the_gpu_check_script_runs_its_cpu_safe_parts() {
         .map(|c| c["check"].as_str().unwrap())
         .collect();
     for check in [
-        "init-weights",
-        "first-step",
         "exact-resume",
         "phases-vaelab",
         "phases-pytorch",
@@ -600,6 +607,77 @@ fn the_gpu_check_script_runs_its_cpu_safe_parts() {
         milliseconds.len() == 3 && milliseconds.iter().all(|&ms| ms > 0.0),
         "{phases}"
     );
+}
+
+/// `bash scripts/gpu-check.sh <vaelab> --dry-run` writing into `out`.
+fn gpu_check_dry_run(out: &std::path::Path) -> std::process::Command {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gpu-check.sh");
+    let mut command = std::process::Command::new("bash");
+    command
+        .arg(&script)
+        .arg(assert_cmd::cargo::cargo_bin("vaelab"))
+        .arg("--dry-run")
+        .env("OUT", out);
+    command
+}
+
+/// The GPU check killed in the middle of a step (SIGKILL to its whole process group, as a
+/// call's time limit would) leaves every row it had finished in its output folder, and
+/// the summary lists exactly those.
+#[test]
+fn a_gpu_check_killed_mid_step_keeps_every_finished_row() {
+    use std::os::unix::process::CommandExt;
+    let ws = Workspace::new();
+    let out = ws.path().join("gpu-check");
+    let mut child = gpu_check_dry_run(&out)
+        .process_group(0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let rows_path = out.join("rows.jsonl");
+    let rows = || {
+        std::fs::read_to_string(&rows_path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<String>>()
+    };
+    let started = std::time::Instant::now();
+    let summarized = || {
+        std::fs::read(out.join("summary.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .map_or(0, |v| v["checks"].as_array().map_or(0, Vec::len))
+    };
+    // Four rows summarized (info, init-weights, first-step, exact-resume); then a benchmark
+    // is running.
+    while summarized() < 4 {
+        assert!(started.elapsed().as_secs() < 120, "no fourth row");
+        assert!(child.try_wait().unwrap().is_none(), "the check ended early");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    child.wait().unwrap();
+    let kept = rows();
+    assert!(kept.len() >= 4 && kept.len() < 13, "{kept:?}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let listed: Vec<serde_json::Value> = summary["checks"].as_array().unwrap().clone();
+    let parsed: Vec<serde_json::Value> = kept
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // The summary is rewritten after each row: whole, with every row, or (killed while
+    // rewriting it) every row but the last, which rows.jsonl holds.
+    assert!(
+        listed == parsed || listed[..] == parsed[..parsed.len() - 1],
+        "{listed:?}\n{parsed:?}"
+    );
+    assert_eq!(parsed[3]["check"], "exact-resume");
+    assert_eq!(parsed[3]["ok"], true, "{}", parsed[3]);
+    let table = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(table.contains("| exact-resume | ok |"), "{table}");
 }
 
 #[test]
