@@ -3,7 +3,6 @@
 use std::path::Path;
 use std::time::Instant;
 
-use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::data::DataError;
@@ -24,21 +23,12 @@ pub struct FingerprintBenchResult {
 /// Writes `count` small JPEGs (16×16, a few hundred bytes each) in CelebA's official
 /// layout, all in the training partition: a tree the size of CelebA's file list.
 pub fn generate_small_celeba_tree(root: &Path, count: usize) -> std::io::Result<()> {
-    let images = root.join("img_align_celeba");
-    std::fs::create_dir_all(&images)?;
-    (0..count).into_par_iter().try_for_each(|i| {
+    super::write_celeba_tree(root, count, |i| {
         let shade = (i % 251) as u8;
-        let image = image::RgbImage::from_fn(16, 16, |x, y| {
+        image::RgbImage::from_fn(16, 16, |x, y| {
             image::Rgb([shade, (x * 16) as u8, (y * 16) as u8 ^ (i / 251) as u8])
-        });
-        image
-            .save(images.join(format!("{:06}.jpg", i + 1)))
-            .map_err(std::io::Error::other)
-    })?;
-    let partition: String = (0..count)
-        .map(|i| format!("{:06}.jpg 0\n", i + 1))
-        .collect();
-    std::fs::write(root.join("list_eval_partition.txt"), partition)
+        })
+    })
 }
 
 fn seconds(work: impl FnOnce() -> Result<(), DataError>) -> Result<f64, DataError> {

@@ -257,22 +257,32 @@ pub fn run(config: &BenchConfig) -> BenchResult {
 /// Writes `count` synthetic faces as 178×218 JPEGs in CelebA's official layout (all in the
 /// training partition), for benchmarks and tests of the disk pipeline.
 pub fn generate_celeba_tree(root: &std::path::Path, count: usize) -> std::io::Result<()> {
+    write_celeba_tree(root, count, |i| {
+        let (chw, _) =
+            crate::data::synthetic::generate(7, crate::data::synthetic::Split::Train, i, 218);
+        let plane = 218 * 218;
+        image::RgbImage::from_fn(178, 218, |x, y| {
+            let at = (y * 218 + x + 20) as usize;
+            image::Rgb([chw[at], chw[plane + at], chw[2 * plane + at]])
+        })
+    })
+}
+
+/// Writes `image(i)` for i in 0..count as `img_align_celeba/NNNNNN.jpg`, in parallel, and a
+/// `list_eval_partition.txt` that puts them all in the training partition.
+pub fn write_celeba_tree(
+    root: &std::path::Path,
+    count: usize,
+    image: impl Fn(usize) -> image::RgbImage + Sync,
+) -> std::io::Result<()> {
     use rayon::prelude::*;
     let images = root.join("img_align_celeba");
     std::fs::create_dir_all(&images)?;
-    (0..count)
-        .into_par_iter()
-        .try_for_each(|i| -> std::io::Result<()> {
-            let (chw, _) =
-                crate::data::synthetic::generate(7, crate::data::synthetic::Split::Train, i, 218);
-            let plane = 218 * 218;
-            let img = image::RgbImage::from_fn(178, 218, |x, y| {
-                let at = (y * 218 + x + 20) as usize;
-                image::Rgb([chw[at], chw[plane + at], chw[2 * plane + at]])
-            });
-            img.save(images.join(format!("{:06}.jpg", i + 1)))
-                .map_err(std::io::Error::other)
-        })?;
+    (0..count).into_par_iter().try_for_each(|i| {
+        image(i)
+            .save(images.join(format!("{:06}.jpg", i + 1)))
+            .map_err(std::io::Error::other)
+    })?;
     let partition: String = (0..count)
         .map(|i| format!("{:06}.jpg 0\n", i + 1))
         .collect();

@@ -218,7 +218,11 @@ fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) -> Result<(), DataError>
     })?;
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.is_dir() {
+        // The directory entry's own type (no stat per file); a link is followed.
+        let is_dir = entry
+            .file_type()
+            .is_ok_and(|t| t.is_dir() || (t.is_symlink() && path.is_dir()));
+        if is_dir {
             walk(&path, base, out)?;
         } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
             ["jpg", "jpeg", "png", "webp"].contains(&e.to_ascii_lowercase().as_str())

@@ -78,6 +78,17 @@ impl Workspace {
             .expect("spawn vaelab")
     }
 
+    /// The runs `vaelab plan SPEC --json` lists, as JSON.
+    pub fn planned_runs(&self, spec: &Path) -> Vec<serde_json::Value> {
+        let out = self
+            .vaelab(&["plan", spec.to_str().expect("a UTF-8 path"), "--json"])
+            .assert()
+            .success();
+        let view: serde_json::Value =
+            serde_json::from_slice(&out.get_output().stdout).expect("plan --json is JSON");
+        view["runs"].as_array().expect("a list of runs").clone()
+    }
+
     /// The only run directory under `runs/`.
     pub fn single_run_dir(&self) -> PathBuf {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.runs())

@@ -423,14 +423,7 @@ fn folder_ids(ws: &Workspace, root: &Path) -> Vec<String> {
             root.display()
         ),
     );
-    let out = ws
-        .vaelab(&["plan", spec.to_str().unwrap(), "--json"])
-        .assert()
-        .success();
-    let view: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    view["runs"]
-        .as_array()
-        .unwrap()
+    ws.planned_runs(&spec)
         .iter()
         .map(|r| r["id"].as_str().unwrap().to_string())
         .collect()

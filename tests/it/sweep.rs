@@ -453,14 +453,7 @@ fn shipped_plan(ws: &Workspace, name: &str) -> Vec<(String, String)> {
     let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("experiments")
         .join(name);
-    let out = ws
-        .vaelab(&["plan", spec.to_str().unwrap(), "--json"])
-        .assert()
-        .success();
-    let view: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    view["runs"]
-        .as_array()
-        .unwrap()
+    ws.planned_runs(&spec)
         .iter()
         .map(|r| {
             (
