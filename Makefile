@@ -11,10 +11,16 @@ quickstart:
 
 # As root, ensure-test-deps.sh installs chromium and Slurm, so their tests must run:
 # VAELAB_REQUIRE_SYSTEM_TESTS makes a skip a failure there, as CI=true does.
+# Tests that skip for a missing system package list themselves in target/tmp/, printed
+# after the summary (nextest hides a passing test's output).
 test:
 	scripts/ensure-test-deps.sh
+	rm -f target/tmp/skipped-tests.txt
 	$(WITH_TORCH) { if [ "$$(id -u)" = 0 ]; then export VAELAB_REQUIRE_SYSTEM_TESTS=1; fi; \
-		cargo nextest run --no-fail-fast; }
+		cargo nextest run --no-fail-fast; status=$$?; \
+		if [ -s target/tmp/skipped-tests.txt ]; then \
+			echo "skipped for a missing system package:"; cat target/tmp/skipped-tests.txt; fi; \
+		exit $$status; }
 
 # Regenerates the quickstart figure and table that the README shows (readme/).
 readme-report: quickstart

@@ -151,7 +151,25 @@ pub fn skip_or_fail(why: &str) {
         );
     }
     eprintln!("SKIPPED: {why}");
+    // nextest hides a passing test's output: the skip is also appended to a file that
+    // `make test` prints after the run's summary.
+    let list = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(SKIPPED_FILE);
+    let line = format!(
+        "{}: {why}\n",
+        std::thread::current().name().unwrap_or("a test")
+    );
+    use std::io::Write;
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&list)
+    {
+        let _ = file.write_all(line.as_bytes());
+    }
 }
+
+/// Under `target/tmp/`: the tests that skipped in the last run, with why.
+pub const SKIPPED_FILE: &str = "skipped-tests.txt";
 
 /// Chromium (or Chrome) on `PATH`, for the browser tests.
 pub fn chromium() -> Option<PathBuf> {
