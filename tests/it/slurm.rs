@@ -302,7 +302,7 @@ fn on_the_time_limit_warning_vaelab_checkpoints_requeues_and_resumes() {
     interrupted_task_resumes_bit_identical(Interruption::TimeWarning);
 }
 
-/// The step after which the task is interrupted: epoch 2 (of 3), step 5 (of 64).
+/// The step after which the array element is interrupted: epoch 2 (of 3), step 5 (of 64).
 const INTERRUPTED_AT: &str = "step:2:5";
 
 fn interrupted_task_resumes_bit_identical(how: Interruption) {
@@ -316,7 +316,7 @@ fn interrupted_task_resumes_bit_identical(how: Interruption) {
          model:\n  latent_dim: 8\n  channels: [16, 32]\ntrain:\n  epochs: 3\n  batch_size: 16\n\
          eval:\n  iwae_samples: 2\n  iwae_images: 4\n",
     );
-    // The task itself asks Slurm to interrupt it after INTERRUPTED_AT and waits there for
+    // The array element itself asks Slurm to interrupt it after INTERRUPTED_AT and waits there for
     // the signal, so the stop lands mid-epoch whenever Slurm delivers it. The marker makes
     // it ask once: the requeued task passes the same point and trains on.
     let marker = ws.path().join("interrupted-once");
@@ -339,7 +339,7 @@ fn interrupted_task_resumes_bit_identical(how: Interruption) {
     let runs = ws.runs();
     let task = format!("{job}_0");
     wait_until(
-        "the task to stop on request",
+        "the array element to stop on request",
         Duration::from_secs(240),
         &cluster,
         &runs,
@@ -348,7 +348,7 @@ fn interrupted_task_resumes_bit_identical(how: Interruption) {
     // Slurm holds a requeued job for two minutes (BeginTime); once it is back in the
     // queue, lift the hold so that the test does not sit out the wait.
     wait_until(
-        "the task to be pending again",
+        "the array element to be pending again",
         Duration::from_secs(120),
         &cluster,
         &runs,
@@ -408,7 +408,7 @@ fn interrupted_task_resumes_bit_identical(how: Interruption) {
 }
 
 /// `scancel` stops a task for good: vaelab checkpoints on the SIGTERM and exits, the run
-/// reads interrupted, and Slurm does not queue the task again.
+/// reads interrupted, and Slurm does not queue the array element again.
 #[test]
 fn scancel_stops_a_task_with_a_checkpoint_and_without_requeueing() {
     let Some(cluster) = Cluster::start() else {
@@ -427,7 +427,7 @@ fn scancel_stops_a_task_with_a_checkpoint_and_without_requeueing() {
     cluster.run("scancel", &[&task]);
     let run = run_dirs(&runs).pop().unwrap();
     wait_until(
-        "the task to stop",
+        "the array element to stop",
         Duration::from_secs(60),
         &cluster,
         &runs,
