@@ -84,6 +84,9 @@ pub(super) struct Trainer<'a> {
     start_sums: [f64; 3],
     /// The GPU model, recorded in checkpoints.
     gpu: Option<String>,
+    /// What trains here (`device::hardware`), recorded in checkpoints; asked once, since
+    /// on CUDA it runs the driver's tool.
+    hardware: String,
     /// Set when this resume crossed device kinds; recorded in the run's state.
     device_change: Option<String>,
 }
@@ -158,6 +161,7 @@ impl<'a> Trainer<'a> {
             start,
             start_sums,
             gpu: device::gpu_name(device),
+            hardware: device::hardware(device),
             device_change,
         })
     }
@@ -503,7 +507,7 @@ impl<'a> Trainer<'a> {
             saved_at: Utc::now(),
             device_kind: Some(device::device_kind(self.placement.device).to_string()),
             gpu: self.gpu.clone(),
-            hardware: Some(device::hardware(self.placement.device)),
+            hardware: Some(self.hardware.clone()),
         };
         self.run
             .write_checkpoint(at, |dir: &Path| -> Result<(), TrainError> {
