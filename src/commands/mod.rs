@@ -10,7 +10,6 @@ pub mod runs;
 pub mod serve;
 pub mod slurm;
 pub mod status;
-mod workers;
 
 use anyhow::Result;
 use tch::Device;

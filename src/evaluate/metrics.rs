@@ -3,7 +3,7 @@
 //! is the model's [`gaussian_nll`]).
 use tch::{Kind, Tensor};
 
-use crate::model::{Vae, gaussian_nll};
+use crate::model::{Posterior, Vae, gaussian_nll, log_prior};
 
 /// Mean squared error per image over all pixels and channels.
 pub fn mse_per_image(a: &Tensor, b: &Tensor) -> Tensor {
@@ -81,12 +81,12 @@ pub fn iwae_log_likelihood_chunked(
     max_decodes: i64,
 ) -> Vec<Tensor> {
     let (n, k) = (eps.size()[0], eps.size()[1]);
-    let (mu, logvar) = model.encode(x);
+    let posterior = model.encode(x);
     let chunk = (max_decodes / n.max(1)).clamp(1, k);
     let mut per_likelihood: Vec<Vec<Tensor>> = log_sigmas.iter().map(|_| Vec::new()).collect();
     for start in (0..k).step_by(chunk as usize) {
         let eps = eps.narrow(1, start, chunk.min(k - start));
-        let weights = iwae_log_weights(model, x, &mu, &logvar, &eps, log_sigmas);
+        let weights = iwae_log_weights(model, x, &posterior, &eps, log_sigmas);
         for (all, chunk) in per_likelihood.iter_mut().zip(weights) {
             all.push(chunk);
         }
@@ -102,27 +102,19 @@ pub fn iwae_log_likelihood_chunked(
 fn iwae_log_weights(
     model: &Vae,
     x: &Tensor,
-    mu: &Tensor,
-    logvar: &Tensor,
+    posterior: &Posterior,
     eps: &Tensor,
     log_sigmas: &[Tensor],
 ) -> Vec<Tensor> {
     let (n, k, latent) = (eps.size()[0], eps.size()[1], eps.size()[2]);
-    let std = (logvar * 0.5).exp();
-    let z = mu.unsqueeze(1) + std.unsqueeze(1) * eps;
+    let z = posterior.sample_many(eps);
     let recon = model.decode(&z.view([n * k, latent]));
     let repeated = x
         .unsqueeze(1)
         .expand([n, k, x.size()[1], x.size()[2], x.size()[3]], false)
         .reshape([n * k, x.size()[1], x.size()[2], x.size()[3]]);
-    let half_log_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
-    let log_pz =
-        (z.square() * -0.5 - half_log_2pi).sum_dim_intlist(&[2i64][..], false, Kind::Float);
-    let log_qz = (eps.square() * -0.5 - half_log_2pi - logvar.unsqueeze(1) * 0.5).sum_dim_intlist(
-        &[2i64][..],
-        false,
-        Kind::Float,
-    );
+    let log_pz = log_prior(&z);
+    let log_qz = posterior.log_q(eps);
     let prior_terms = log_pz - log_qz;
     log_sigmas
         .iter()
@@ -241,7 +233,8 @@ mod tests {
         let fixed_bound = tch::no_grad(|| iwae_log_likelihood(&model, &x, &eps, &fixed()));
         assert!(fixed_bound.allclose(&chunked[0], 1e-5, 1e-4, false));
         // Directly, one sample at a time.
-        let (mu, logvar) = tch::no_grad(|| model.encode(&x));
+        let posterior = tch::no_grad(|| model.encode(&x));
+        let (mu, logvar) = (&posterior.mu, &posterior.logvar);
         for i in 0..3 {
             let mut log_weights = Vec::new();
             for k in 0..4 {

@@ -80,11 +80,11 @@ fn calibrated_log_sigma(
     for start in (0..n).step_by(batch as usize) {
         let len = batch.min(n - start);
         let x = data::to_unit_float(&images.narrow(0, start, len));
-        let (mu, logvar) = model.encode(&x);
+        let posterior = model.encode(&x);
         let at = [u64::MAX - 1, start as u64];
         let eps =
             rng::cpu_normal(config.seed, Stream::Evaluation, &at, &[len, latent]).to_device(device);
-        let sampled = model.decode(&(&mu + eps * (&logvar * 0.5).exp()));
+        let sampled = model.decode(&posterior.sample(&eps));
         squared += (sampled - &x)
             .square()
             .to_kind(Kind::Double)
@@ -150,12 +150,12 @@ fn reconstruction_pass(
     for (i, start) in (0..n).step_by(batch as usize).enumerate() {
         let len = batch.min(n - start);
         let x = data::to_unit_float(&images.narrow(0, start, len));
-        let (mu, logvar) = model.encode(&x);
-        let recon = model.decode(&mu);
+        let posterior = model.encode(&x);
+        let recon = model.decode(&posterior.mu);
         let eps = rng::cpu_normal(config.seed, Stream::Evaluation, &[i as u64], &[len, latent])
             .to_device(device);
-        let sampled = model.decode(&(&mu + eps * (&logvar * 0.5).exp()));
-        let kl_dims = (mu.square() + logvar.exp() - &logvar - 1.0) * 0.5;
+        let sampled = model.decode(&posterior.sample(&eps));
+        let kl_dims = posterior.kl_per_dim();
         let kl = kl_dims.sum_dim_intlist(&[1i64][..], false, Kind::Float);
         let elbo = gaussian_nll(&sampled, &x, &likelihoods.own) + &kl;
         let elbo_calibrated = gaussian_nll(&sampled, &x, &likelihoods.calibrated) + &kl;
@@ -177,7 +177,7 @@ fn reconstruction_pass(
             kl_dims
                 .to_kind(Kind::Double)
                 .sum_dim_intlist(&[0i64][..], false, Kind::Double);
-        means.push(mu);
+        means.push(posterior.mu);
         reporter.advance((start + len) as u64, "");
     }
     let means = Tensor::cat(&means, 0).to_kind(Kind::Double);
@@ -375,9 +375,11 @@ mod tests {
         let log_sigma = tch::no_grad(|| calibrated_log_sigma(&vae, &config, &images, 8)).unwrap();
         // Directly: one batch, the same draws.
         let x = data::to_unit_float(&images);
-        let (mu, logvar) = tch::no_grad(|| vae.encode(&x));
+        // Written out, not through `Posterior::sample`, so the test checks that too.
+        let posterior = tch::no_grad(|| vae.encode(&x));
+        let (mu, logvar) = (&posterior.mu, &posterior.logvar);
         let eps = rng::cpu_normal(config.seed, Stream::Evaluation, &[u64::MAX - 1, 0], &[6, 8]);
-        let sampled = tch::no_grad(|| vae.decode(&(&mu + eps * (&logvar * 0.5).exp())));
+        let sampled = tch::no_grad(|| vae.decode(&(mu + eps * (logvar * 0.5).exp())));
         let squared = (&sampled - &x).square().to_kind(Kind::Double);
         for c in 0..3 {
             let variance = squared.select(1, c).mean(Kind::Double).double_value(&[]);

@@ -163,6 +163,11 @@ impl DataConfig {
     }
 }
 
+impl DataConfig {
+    /// Placement, not identity: where the images are. What they are is `fingerprint`.
+    pub const NOT_IDENTITY: &'static [&'static str] = &["root"];
+}
+
 /// The defaults of every `data:` field a spec leaves out.
 impl Default for DataConfig {
     fn default() -> Self {
@@ -325,6 +330,13 @@ pub struct TrainConfig {
     pub select: Select,
 }
 
+impl TrainConfig {
+    /// Placement and measurement, not identity: how exactly the arithmetic runs on a GPU,
+    /// and which epoch is evaluated. (`epochs` is budget, left out by `canonical_identity`
+    /// unless a schedule depends on it.)
+    pub const NOT_IDENTITY: &'static [&'static str] = &["deterministic", "tf32", "select"];
+}
+
 /// PyTorch's Adam defaults, the seed's learning rate, β = 1, fp32.
 impl Default for TrainConfig {
     fn default() -> Self {
@@ -420,25 +432,35 @@ impl std::fmt::Display for RunId {
 }
 
 impl RunConfig {
-    /// Canonical JSON of the identity fields: sorted keys, shortest round-trip floats.
+    /// Sections that are measurement, not identity: evaluating again changes no run.
+    pub const NOT_IDENTITY: &'static [&'static str] = &["eval"];
+
+    /// Canonical JSON of the identity fields: sorted keys, shortest round-trip floats. What
+    /// is left out is declared beside each section (`NOT_IDENTITY`); a unit test sets every
+    /// field and checks the exact list.
     pub fn canonical_identity(&self) -> String {
         let mut value = serde_json::to_value(self).expect("RunConfig always serializes");
-        if let Some(train) = value.get_mut("train").and_then(|t| t.as_object_mut()) {
-            // Budget, placement and measurement: they change where, how long or what is
-            // measured, not what is learned. A cosine schedule's horizon is its epochs, so
-            // there they are identity: a 20-epoch cosine run is not a 10-epoch one extended.
-            if self.train.lr_schedule.is_constant() {
-                train.remove("epochs");
-            }
-            for key in ["deterministic", "tf32", "select"] {
-                train.remove(key);
+        let object = value.as_object_mut().expect("a RunConfig is a JSON object");
+        for section in Self::NOT_IDENTITY {
+            object.remove(*section);
+        }
+        for (section, keys) in [
+            ("data", DataConfig::NOT_IDENTITY),
+            ("train", TrainConfig::NOT_IDENTITY),
+        ] {
+            if let Some(fields) = object.get_mut(section).and_then(|s| s.as_object_mut()) {
+                for key in keys {
+                    fields.remove(*key);
+                }
             }
         }
-        if let Some(data) = value.get_mut("data").and_then(|d| d.as_object_mut()) {
-            data.remove("root");
-        }
-        if let Some(object) = value.as_object_mut() {
-            object.remove("eval");
+        // Budget: more epochs continue the same run. A cosine schedule's horizon is its
+        // epochs, so there they are identity: a 20-epoch cosine run is not a 10-epoch one
+        // extended.
+        if self.train.lr_schedule.is_constant()
+            && let Some(train) = object.get_mut("train").and_then(|t| t.as_object_mut())
+        {
+            train.remove("epochs");
         }
         // serde_json's Map is a BTreeMap (no preserve_order feature): keys come out sorted.
         serde_json::to_string(&value).expect("a JSON value always serializes")

@@ -463,8 +463,8 @@ mod tests {
             let x = Tensor::rand([6, 3, 16, 16], (Kind::Float, Device::Cpu));
             let eps = Tensor::randn([6, 8], (Kind::Float, Device::Cpu));
             let loss = |model: &crate::model::Vae| {
-                let (recon, mu, logvar) = model.forward_with_noise(&x, &eps);
-                crate::model::vae_loss(&recon, &x, &mu, &logvar, crate::model::Objective::beta(1.0))
+                let (recon, posterior) = model.forward_with_noise(&x, &eps);
+                crate::model::vae_loss(&recon, &x, &posterior, crate::model::Objective::beta(1.0))
                     .loss
             };
             flat.minimize(&loss(&model_flat));

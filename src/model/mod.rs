@@ -4,21 +4,26 @@
 //! (`encoder.down.0.weight`, `encoder.down.2.block.0.weight`, `decoder.up.12.weight`, ...),
 //! so a vaelab checkpoint loads into the seed's model with `strict=True` and back.
 pub mod adam;
+mod blocks;
 mod compute;
 pub mod device;
 pub mod grad;
 pub mod memory;
 mod norm;
+mod posterior;
 pub mod switches;
 
+pub use blocks::BlockDesign;
 pub use compute::Compute;
+pub use posterior::{Posterior, half_ln_2pi, log_prior};
 
 use std::path::{Path, PathBuf};
 
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
-use crate::experiment::config::{Init, Likelihood, ModelConfig};
+use crate::experiment::config::{Init, Likelihood, ModelConfig, Norm};
+use blocks::Block;
 use norm::NormLayer;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,39 +47,31 @@ const DOWN_PADDING: i64 = 1;
 const UP_STRIDE: i64 = 2;
 const UP_PADDING: i64 = 1;
 
-/// `conv3x3 → [norm] → ReLU → conv3x3 → [norm]`, output `relu(x + block(x))`, as in the
-/// seed (which has no norms).
-#[derive(Debug)]
-struct ResidualBlock {
-    first: nn::Conv2D,
-    first_norm: Option<NormLayer>,
-    second: nn::Conv2D,
-    second_norm: Option<NormLayer>,
+/// What the model is built from: the stage widths, which block ends each stage of the
+/// encoder and of the decoder (none: the plain model), the norm after every convolution,
+/// the latent size and the decoder's likelihood. `Vae::new` reads nothing else.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Architecture {
+    pub widths: Vec<i64>,
+    pub encoder_block: Option<BlockDesign>,
+    pub decoder_block: Option<BlockDesign>,
+    pub norm: Norm,
+    pub latent_dim: i64,
+    pub likelihood: Likelihood,
 }
 
-impl ResidualBlock {
-    fn new(path: &nn::Path, channels: i64, config: &ModelConfig) -> Self {
-        let conv = nn::ConvConfig {
-            padding: 1,
-            ..Default::default()
-        };
-        let block = path / "block";
-        // Sequential indices: conv, [norm], ReLU, conv, [norm].
-        let has_norm = usize::from(!config.norm.is_none());
-        let second = 2 + has_norm;
+impl Architecture {
+    /// The architecture a run's model config describes.
+    pub fn of(config: &ModelConfig) -> Self {
+        let block = config.residual.then_some(BlockDesign::Seed);
         Self {
-            first: nn::conv2d(&block / 0, channels, channels, 3, conv),
-            first_norm: NormLayer::new(&block / 1, config.norm, channels),
-            second: nn::conv2d(&block / second, channels, channels, 3, conv),
-            second_norm: NormLayer::new(&block / (second + 1), config.norm, channels),
+            widths: config.channels.iter().map(|&c| c as i64).collect(),
+            encoder_block: block,
+            decoder_block: block,
+            norm: config.norm,
+            latent_dim: config.latent_dim as i64,
+            likelihood: config.likelihood,
         }
-    }
-
-    fn forward(&self, x: &Tensor, compute: Compute, training: bool) -> Tensor {
-        let inner = compute.conv(x, &self.first, 1, 1);
-        let inner = norm::apply(&self.first_norm, inner, compute, training).relu_();
-        let outer = compute.conv(&inner, &self.second, 1, 1);
-        (x + norm::apply(&self.second_norm, outer, compute, training)).relu_()
     }
 }
 
@@ -82,18 +79,18 @@ impl ResidualBlock {
 struct DownStage {
     conv: nn::Conv2D,
     norm: Option<NormLayer>,
-    residual: Option<ResidualBlock>,
+    block: Option<Box<dyn Block>>,
 }
 
 #[derive(Debug)]
 struct UpStage {
     deconv: nn::ConvTranspose2D,
     norm: Option<NormLayer>,
-    residual: Option<ResidualBlock>,
+    block: Option<Box<dyn Block>>,
 }
 
 /// Where the layers of one stage sit in the seed's `nn.Sequential`: the (transposed)
-/// convolution, then its norm, the ReLU and the residual block.
+/// convolution, then its norm, the ReLU and the block.
 #[derive(Debug, Clone, Copy)]
 struct StageLayout {
     has_norm: usize,
@@ -101,11 +98,11 @@ struct StageLayout {
 }
 
 impl StageLayout {
-    fn of(config: &ModelConfig) -> Self {
-        let has_norm = usize::from(!config.norm.is_none());
+    fn of(norm: Norm, block: Option<BlockDesign>) -> Self {
+        let has_norm = usize::from(!norm.is_none());
         Self {
             has_norm,
-            len: 2 + has_norm + usize::from(config.residual),
+            len: 2 + has_norm + usize::from(block.is_some()),
         }
     }
 
@@ -113,7 +110,7 @@ impl StageLayout {
         stage * self.len + 1
     }
 
-    fn residual(self, stage: usize) -> usize {
+    fn block(self, stage: usize) -> usize {
         stage * self.len + 2 + self.has_norm
     }
 }
@@ -146,10 +143,17 @@ pub struct LossTerms {
 }
 
 impl Vae {
-    /// Builds the model under `root`, which must be a VarStore's root path.
+    /// Builds the model `config` describes under `root`, which must be a VarStore's root
+    /// path.
     pub fn new(root: &nn::Path, config: &ModelConfig, image_size: i64) -> Self {
-        let channels: Vec<i64> = config.channels.iter().map(|&c| c as i64).collect();
-        let layout = StageLayout::of(config);
+        Self::from_architecture(root, &Architecture::of(config), image_size)
+    }
+
+    /// Builds `arch` under `root`, which must be a VarStore's root path.
+    pub fn from_architecture(root: &nn::Path, arch: &Architecture, image_size: i64) -> Self {
+        let channels = &arch.widths;
+        let down_layout = StageLayout::of(arch.norm, arch.encoder_block);
+        let up_layout = StageLayout::of(arch.norm, arch.decoder_block);
         let down_config = nn::ConvConfig {
             stride: DOWN_STRIDE,
             padding: DOWN_PADDING,
@@ -160,10 +164,8 @@ impl Vae {
             padding: UP_PADDING,
             ..Default::default()
         };
-        let residual = |path: &nn::Path, i: usize, width: i64| {
-            config
-                .residual
-                .then(|| ResidualBlock::new(&(path / layout.residual(i)), width, config))
+        let block = |design: Option<BlockDesign>, path: nn::Path, width: i64| {
+            design.map(|design| blocks::build(design, &path, width, arch.norm))
         };
 
         let encoder = root / "encoder";
@@ -173,21 +175,21 @@ impl Vae {
         for (i, &out) in channels.iter().enumerate() {
             down.push(DownStage {
                 conv: nn::conv2d(
-                    &down_path / (i * layout.len),
+                    &down_path / (i * down_layout.len),
                     in_channels,
                     out,
                     4,
                     down_config,
                 ),
-                norm: NormLayer::new(&down_path / layout.norm(i), config.norm, out),
-                residual: residual(&down_path, i, out),
+                norm: NormLayer::new(&down_path / down_layout.norm(i), arch.norm, out),
+                block: block(arch.encoder_block, &down_path / down_layout.block(i), out),
             });
             in_channels = out;
         }
         let bottleneck_channels = *channels.last().expect("validated: channels is non-empty");
         let bottleneck_size = image_size >> channels.len();
         let flat = bottleneck_channels * bottleneck_size * bottleneck_size;
-        let latent = config.latent_dim as i64;
+        let latent = arch.latent_dim;
         let fc_mu = nn::linear(&encoder / "fc_mu", flat, latent, Default::default());
         let fc_logvar = nn::linear(&encoder / "fc_logvar", flat, latent, Default::default());
 
@@ -198,16 +200,22 @@ impl Vae {
         for (i, pair) in channels.windows(2).rev().enumerate() {
             let (out, inp) = (pair[0], pair[1]);
             up.push(UpStage {
-                deconv: nn::conv_transpose2d(&up_path / (i * layout.len), inp, out, 4, up_config),
-                norm: NormLayer::new(&up_path / layout.norm(i), config.norm, out),
-                residual: residual(&up_path, i, out),
+                deconv: nn::conv_transpose2d(
+                    &up_path / (i * up_layout.len),
+                    inp,
+                    out,
+                    4,
+                    up_config,
+                ),
+                norm: NormLayer::new(&up_path / up_layout.norm(i), arch.norm, out),
+                block: block(arch.decoder_block, &up_path / up_layout.block(i), out),
             });
         }
-        let last = (channels.len() - 1) * layout.len;
+        let last = (channels.len() - 1) * up_layout.len;
         let to_rgb = nn::conv_transpose2d(&up_path / last, channels[0], 3, 4, up_config);
         // Drawn after every weight, so a fixed-likelihood model's weights are the seed's.
         let log_sigma =
-            (config.likelihood == Likelihood::Learned).then(|| decoder.zeros("log_sigma", &[3]));
+            (arch.likelihood == Likelihood::Learned).then(|| decoder.zeros("log_sigma", &[3]));
         Self {
             down,
             fc_mu,
@@ -242,21 +250,24 @@ impl Vae {
         self.latent_dim
     }
 
-    /// Returns (mu, logvar) for images in [0, 1].
-    pub fn encode(&self, x: &Tensor) -> (Tensor, Tensor) {
+    /// The posterior q(z|x) of images in [0, 1].
+    pub fn encode(&self, x: &Tensor) -> Posterior {
         let (compute, training) = (self.compute, self.training);
         let mut h = compute.cast(x);
         for stage in &self.down {
             h = compute.conv(&h, &stage.conv, DOWN_STRIDE, DOWN_PADDING);
             h = norm::apply(&stage.norm, h, compute, training).relu_();
-            if let Some(block) = &stage.residual {
+            if let Some(block) = &stage.block {
                 h = block.forward(&h, compute, training);
             }
         }
         let h = h.flatten(1, -1);
         let mu = compute.linear(&h, &self.fc_mu);
         let logvar = compute.linear(&h, &self.fc_logvar);
-        (mu.to_kind(Kind::Float), logvar.to_kind(Kind::Float))
+        Posterior {
+            mu: mu.to_kind(Kind::Float),
+            logvar: logvar.to_kind(Kind::Float),
+        }
     }
 
     pub fn decode(&self, z: &Tensor) -> Tensor {
@@ -274,7 +285,7 @@ impl Vae {
         for stage in &self.up {
             h = compute.conv_transpose(&h, &stage.deconv);
             h = norm::apply(&stage.norm, h, compute, training).relu_();
-            if let Some(block) = &stage.residual {
+            if let Some(block) = &stage.block {
                 h = block.forward(&h, compute, training);
             }
         }
@@ -299,26 +310,23 @@ impl Vae {
         &self,
         recon: &Tensor,
         target: &Tensor,
-        mu: &Tensor,
-        logvar: &Tensor,
+        posterior: &Posterior,
         objective: Objective,
     ) -> LossTerms {
         match &self.log_sigma {
-            None => vae_loss(recon, target, mu, logvar, objective),
-            Some(log_sigma) => loss_from(
-                gaussian_nll(recon, target, log_sigma),
-                mu,
-                logvar,
-                objective,
-            ),
+            None => vae_loss(recon, target, posterior, objective),
+            Some(log_sigma) => {
+                loss_from(gaussian_nll(recon, target, log_sigma), posterior, objective)
+            }
         }
     }
 
-    /// Encodes, draws z with `eps` (standard normal, the caller owns randomness), decodes.
-    pub fn forward_with_noise(&self, x: &Tensor, eps: &Tensor) -> (Tensor, Tensor, Tensor) {
-        let (mu, logvar) = self.encode(x);
-        let z = &mu + eps * (&logvar * 0.5).exp();
-        (self.decode(&z), mu, logvar)
+    /// Encodes, draws z with `eps` (standard normal, the caller owns randomness), decodes:
+    /// the reconstruction and the posterior it was drawn from.
+    pub fn forward_with_noise(&self, x: &Tensor, eps: &Tensor) -> (Tensor, Posterior) {
+        let posterior = self.encode(x);
+        let z = posterior.sample(eps);
+        (self.decode(&z), posterior)
     }
 }
 
@@ -349,15 +357,14 @@ pub const FIXED_LOG_SIGMA: f64 = -0.5 * std::f64::consts::LN_2;
 pub fn vae_loss(
     recon: &Tensor,
     target: &Tensor,
-    mu: &Tensor,
-    logvar: &Tensor,
+    posterior: &Posterior,
     objective: Objective,
 ) -> LossTerms {
     let recon_per_image =
         (recon - target)
             .square()
             .sum_dim_intlist(&[1i64, 2, 3][..], false, Kind::Float);
-    loss_from(recon_per_image, mu, logvar, objective)
+    loss_from(recon_per_image, posterior, objective)
 }
 
 /// −log N(target; recon, σ_c²) in nats per image, summed over pixels, with `log_sigma`
@@ -365,22 +372,16 @@ pub fn vae_loss(
 pub fn gaussian_nll(recon: &Tensor, target: &Tensor, log_sigma: &Tensor) -> Tensor {
     let log_sigma = log_sigma.view([1, 3, 1, 1]);
     let scaled = (recon - target).square() * (&log_sigma * -2.0).exp() * 0.5;
-    let half_log_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
-    (scaled + log_sigma + half_log_2pi).sum_dim_intlist(&[1i64, 2, 3][..], false, Kind::Float)
+    (scaled + log_sigma + half_ln_2pi()).sum_dim_intlist(&[1i64, 2, 3][..], false, Kind::Float)
 }
 
 /// The batch means of the reconstruction term and the KL, and the loss `objective` makes
 /// of them.
-fn loss_from(
-    recon_per_image: Tensor,
-    mu: &Tensor,
-    logvar: &Tensor,
-    objective: Objective,
-) -> LossTerms {
+fn loss_from(recon_per_image: Tensor, posterior: &Posterior, objective: Objective) -> LossTerms {
     let recon = recon_per_image.mean(Kind::Float);
-    let kl = kl_per_image(mu, logvar).mean(Kind::Float);
+    let kl = posterior.kl_per_image().mean(Kind::Float);
     let loss = if objective.free_bits > 0.0 {
-        &recon + free_bits_kl(mu, logvar, objective.free_bits) * objective.beta
+        &recon + free_bits_kl(posterior, objective.free_bits) * objective.beta
     } else {
         &recon + &kl * objective.beta
     };
@@ -388,22 +389,11 @@ fn loss_from(
 }
 
 /// Σ_j max(floor, batch mean of KL_j): the KL free bits penalise.
-fn free_bits_kl(mu: &Tensor, logvar: &Tensor, floor: f64) -> Tensor {
-    let per_dimension = ((mu.square() + logvar.exp() - logvar - 1.0) * 0.5).mean_dim(
-        &[0i64][..],
-        false,
-        Kind::Float,
-    );
+fn free_bits_kl(posterior: &Posterior, floor: f64) -> Tensor {
+    let per_dimension = posterior
+        .kl_per_dim()
+        .mean_dim(&[0i64][..], false, Kind::Float);
     per_dimension.clamp_min(floor).sum(Kind::Float)
-}
-
-/// KL(N(mu, exp(logvar)) || N(0, I)) summed over latent dimensions, one value per image.
-pub fn kl_per_image(mu: &Tensor, logvar: &Tensor) -> Tensor {
-    ((mu.square() + logvar.exp() - logvar - 1.0) * 0.5).sum_dim_intlist(
-        &[1i64][..],
-        false,
-        Kind::Float,
-    )
 }
 
 /// Number of trainable scalars, as PyTorch's `sum(p.numel() for p in model.parameters())`.
@@ -488,7 +478,7 @@ pub fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<(), ModelError
 impl Module for Vae {
     /// Deterministic reconstruction through the posterior mean.
     fn forward(&self, x: &Tensor) -> Tensor {
-        let (mu, _) = self.encode(x);
+        let mu = self.encode(x).mu;
         self.decode(&mu)
     }
 }
@@ -636,6 +626,56 @@ mod tests {
         assert!(!plain_names.keys().any(|n| n.contains("block")));
     }
 
+    /// The seam: a model built from an architecture with a block in the decoder only has
+    /// the encoder of the plain model and the decoder of the residual one, name for name
+    /// and shape for shape, and runs.
+    #[test]
+    fn an_architecture_places_blocks_per_side() {
+        let config = ModelConfig {
+            latent_dim: 8,
+            channels: vec![4, 8, 16],
+            ..seed_config(true)
+        };
+        let shapes = |arch: &Architecture| {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let model = Vae::from_architecture(&vs.root(), arch, 32);
+            let x = Tensor::rand([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+            assert_eq!(model.forward(&x).size(), vec![2, 3, 32, 32]);
+            let mut named: Vec<(String, Vec<i64>)> = vs
+                .variables()
+                .into_iter()
+                .map(|(name, t)| (name, t.size()))
+                .collect();
+            named.sort();
+            named
+        };
+        let side = |all: &[(String, Vec<i64>)], prefix: &str| -> Vec<(String, Vec<i64>)> {
+            all.iter()
+                .filter(|(n, _)| n.starts_with(prefix))
+                .cloned()
+                .collect()
+        };
+        let residual = Architecture::of(&config);
+        assert_eq!(residual.encoder_block, Some(BlockDesign::Seed));
+        let plain = Architecture {
+            encoder_block: None,
+            decoder_block: None,
+            ..residual.clone()
+        };
+        let decoder_only = Architecture {
+            encoder_block: None,
+            ..residual.clone()
+        };
+        let (residual, plain, mixed) = (shapes(&residual), shapes(&plain), shapes(&decoder_only));
+        assert_eq!(side(&mixed, "encoder."), side(&plain, "encoder."));
+        assert_eq!(side(&mixed, "decoder."), side(&residual, "decoder."));
+        assert!(
+            side(&mixed, "decoder.")
+                .iter()
+                .any(|(n, _)| n.contains(".block."))
+        );
+    }
+
     #[test]
     fn shapes_round_trip_and_outputs_are_in_unit_range() {
         let config = ModelConfig {
@@ -647,10 +687,10 @@ mod tests {
         let (_vs, model) = build(&config, 16, Device::Cpu, 1);
         let x = Tensor::rand([2, 3, 16, 16], (Kind::Float, Device::Cpu));
         let eps = Tensor::zeros([2, 8], (Kind::Float, Device::Cpu));
-        let (recon, mu, logvar) = model.forward_with_noise(&x, &eps);
+        let (recon, posterior) = model.forward_with_noise(&x, &eps);
         assert_eq!(recon.size(), vec![2, 3, 16, 16]);
-        assert_eq!(mu.size(), vec![2, 8]);
-        assert_eq!(logvar.size(), vec![2, 8]);
+        assert_eq!(posterior.mu.size(), vec![2, 8]);
+        assert_eq!(posterior.logvar.size(), vec![2, 8]);
         assert!(recon.min().double_value(&[]) >= 0.0 && recon.max().double_value(&[]) <= 1.0);
     }
 
@@ -658,9 +698,11 @@ mod tests {
     fn loss_is_sum_of_squares_plus_beta_kl_averaged_over_batch() {
         let target = Tensor::zeros([2, 3, 2, 2], (Kind::Float, Device::Cpu));
         let recon = Tensor::full([2, 3, 2, 2], 0.5, (Kind::Float, Device::Cpu));
-        let mu = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 2.0]).view([2, 2]);
-        let logvar = Tensor::zeros([2, 2], (Kind::Float, Device::Cpu));
-        let terms = vae_loss(&recon, &target, &mu, &logvar, Objective::beta(4.0));
+        let posterior = Posterior {
+            mu: Tensor::from_slice(&[1.0f32, 0.0, 0.0, 2.0]).view([2, 2]),
+            logvar: Tensor::zeros([2, 2], (Kind::Float, Device::Cpu)),
+        };
+        let terms = vae_loss(&recon, &target, &posterior, Objective::beta(4.0));
         // 12 pixels * 0.25 = 3 per image; KL = 0.5*mu^2 summed: 0.5 and 2.0, mean 1.25.
         assert!((terms.recon.double_value(&[]) - 3.0).abs() < 1e-6);
         assert!((terms.kl.double_value(&[]) - 1.25).abs() < 1e-6);
@@ -683,7 +725,7 @@ mod tests {
         );
         let x = Tensor::rand([5, 3, 8, 8], (Kind::Float, Device::Cpu));
         let one = x.narrow(0, 0, 1);
-        let evaluated = |model: &Vae| tch::no_grad(|| model.encode(&one).0);
+        let evaluated = |model: &Vae| tch::no_grad(|| model.encode(&one).mu);
         let before = evaluated(&model);
         model.set_training(true);
         let _ = tch::no_grad(|| model.encode(&x));
@@ -700,7 +742,7 @@ mod tests {
         );
         let frozen = mean.copy();
         // In evaluation mode an image's code does not depend on its batch.
-        let batched = tch::no_grad(|| model.encode(&x).0.narrow(0, 0, 1));
+        let batched = tch::no_grad(|| model.encode(&x).mu.narrow(0, 0, 1));
         assert!((batched - &after).abs().max().double_value(&[]) < 1e-6);
         assert!(mean.equal(&frozen) && count.int64_value(&[]) == 1);
     }
@@ -726,14 +768,15 @@ mod tests {
     #[test]
     fn free_bits_penalise_each_dimension_at_least_the_floor() {
         // Two images, three dimensions, logvar 0: KL_ij = mu_ij² / 2.
-        let mu = Tensor::from_slice(&[0.2f32, 2.0, 0.0, 0.4, 0.0, 1.0]).view([2, 3]);
-        let logvar = Tensor::zeros([2, 3], (Kind::Float, Device::Cpu));
+        let posterior = Posterior {
+            mu: Tensor::from_slice(&[0.2f32, 2.0, 0.0, 0.4, 0.0, 1.0]).view([2, 3]),
+            logvar: Tensor::zeros([2, 3], (Kind::Float, Device::Cpu)),
+        };
         let zeros = Tensor::zeros([2, 3, 1, 1], (Kind::Float, Device::Cpu));
         let terms = vae_loss(
             &zeros,
             &zeros,
-            &mu,
-            &logvar,
+            &posterior,
             Objective {
                 beta: 3.0,
                 free_bits: 0.5,
@@ -758,15 +801,15 @@ mod tests {
         tch::manual_seed(11);
         let x = Tensor::rand([4, 3, 16, 16], (Kind::Float, Device::Cpu));
         let eps = Tensor::randn([4, 8], (Kind::Float, Device::Cpu));
-        let (recon, mu, logvar) = model.forward_with_noise(&x, &eps);
-        for output in [&recon, &mu, &logvar] {
+        let (recon, posterior) = model.forward_with_noise(&x, &eps);
+        for output in [&recon, &posterior.mu, &posterior.logvar] {
             assert_eq!(
                 output.kind(),
                 Kind::Float,
                 "outputs are fp32 under {compute:?}"
             );
         }
-        let terms = vae_loss(&recon, &x, &mu, &logvar, Objective::beta(1.0));
+        let terms = vae_loss(&recon, &x, &posterior, Objective::beta(1.0));
         terms.loss.backward();
         let mut grads: Vec<(String, Tensor)> = vs
             .variables()

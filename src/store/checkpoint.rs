@@ -47,6 +47,29 @@ impl CheckpointRef {
 }
 
 /// `progress.json`: where a checkpoint stands in training.
+/// Running sums of the loss terms (each × its batch's size) over an epoch's steps so far.
+/// Written as the array `[loss, recon, kl]`, the checkpoint format from before the terms
+/// had names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "[f64; 3]", into = "[f64; 3]")]
+pub struct LossSums {
+    pub loss: f64,
+    pub recon: f64,
+    pub kl: f64,
+}
+
+impl From<[f64; 3]> for LossSums {
+    fn from([loss, recon, kl]: [f64; 3]) -> Self {
+        Self { loss, recon, kl }
+    }
+}
+
+impl From<LossSums> for [f64; 3] {
+    fn from(sums: LossSums) -> Self {
+        [sums.loss, sums.recon, sums.kl]
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     pub run_id: String,
@@ -55,9 +78,9 @@ pub struct Progress {
     /// Steps done into the next epoch (a checkpoint taken on request, mid-epoch).
     #[serde(default)]
     pub step: u32,
-    /// Running sums of (loss, recon, kl) × batch size over those steps.
+    /// Running sums of the loss terms × batch size over those steps.
     #[serde(default)]
-    pub partial_sums: [f64; 3],
+    pub partial_sums: LossSums,
     pub optimizer_steps: i64,
     pub saved_at: DateTime<Utc>,
     /// The kind of device that trained up to here (`cpu`, `cuda`); absent in checkpoints

@@ -23,7 +23,9 @@ mod standing;
 mod state;
 
 pub use atomic::{parent_dir, sync_dir, write_atomic, write_atomic_with, write_parquet};
-pub use checkpoint::{CheckpointRef, MODEL_FILE, OPTIMIZER_FILE, PROGRESS_FILE, Progress};
+pub use checkpoint::{
+    CheckpointRef, LossSums, MODEL_FILE, OPTIMIZER_FILE, PROGRESS_FILE, Progress,
+};
 pub use crash::{crash_point, crash_point_until_stopped};
 pub(crate) use evaluation::to_frame as evaluation_row;
 pub use evaluation::{
@@ -44,6 +46,10 @@ const CONFIG_FILE: &str = "config.yaml";
 const STATE_FILE: &str = "state.json";
 const METRICS_FILE: &str = "metrics.parquet";
 const LOCK_FILE: &str = "lock";
+/// Disk space a training run holds back, so that its last `state.json` (why it stopped)
+/// can be written when the disk is full: released just before that write.
+const RESERVE_FILE: &str = "space-reserve";
+const RESERVE_BYTES: i64 = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -348,6 +354,47 @@ impl RunDir {
     pub fn write_state(&self, state: &RunState) -> Result<(), StoreError> {
         let text = serde_json::to_vec_pretty(state).expect("RunState always serializes");
         write_atomic(&self.state_path(), &text)
+    }
+
+    /// Holds back [`RESERVE_BYTES`] of disk in the run directory while the run trains (see
+    /// [`RunDir::write_final_state`]). Allocated, not merely sized, so a full disk cannot
+    /// take it; a disk too full for it fails here, before any training is lost.
+    pub fn reserve_space(&self) -> Result<(), StoreError> {
+        use std::os::fd::AsRawFd;
+        let path = self.path.join(RESERVE_FILE);
+        let file = fs::File::create(&path).map_err(io_err(&path, "cannot create"))?;
+        // SAFETY: posix_fallocate on a file descriptor this function owns.
+        let code = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, RESERVE_BYTES) };
+        if code == 0 {
+            return Ok(());
+        }
+        drop(file);
+        let _ = fs::remove_file(&path);
+        // The reserve is a safeguard: only a full disk stops the run here; a file system
+        // that cannot allocate ahead trains without it.
+        match code {
+            libc::ENOSPC => Err(io_err(
+                &path,
+                "cannot hold back space for the run's last state",
+            )(std::io::Error::from_raw_os_error(code))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes the state a run stops with (done, failed, interrupted). When the disk is
+    /// full, which is often why a run failed, the space [`RunDir::reserve_space`] held
+    /// back is released and the write tried again, so the next command still reads why
+    /// the run stopped; the reserve goes either way.
+    pub fn write_final_state(&self, state: &RunState) -> Result<(), StoreError> {
+        let reserve = self.path.join(RESERVE_FILE);
+        let written = self
+            .write_state(state)
+            .or_else(|first| match fs::remove_file(&reserve) {
+                Ok(()) => self.write_state(state),
+                Err(_) => Err(first),
+            });
+        let _ = fs::remove_file(&reserve);
+        written
     }
 
     pub fn read_metrics(&self) -> Result<Vec<EpochMetrics>, StoreError> {

@@ -74,6 +74,44 @@ pub struct RunState {
 }
 
 impl RunState {
+    /// A run not yet started: pending, no epochs, created now by this process on `host`,
+    /// with this build's versions. `libtorch_version` and `device` come from the caller,
+    /// which sits above the model layer that knows them.
+    pub fn fresh(
+        id: &str,
+        label: &str,
+        epochs_target: u32,
+        libtorch_version: &str,
+        device: &str,
+    ) -> Self {
+        let now = Utc::now();
+        Self {
+            id: id.to_string(),
+            experiment: String::new(),
+            label: label.to_string(),
+            status: RunStatus::Pending,
+            epochs_done: 0,
+            epochs_target,
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+            finished_at: None,
+            host: host_name(),
+            pid: std::process::id(),
+            vaelab_version: env!("CARGO_PKG_VERSION").to_string(),
+            libtorch_version: libtorch_version.to_string(),
+            device: device.to_string(),
+            hardware: None,
+            error: None,
+            device_changes: Vec::new(),
+            parameters: None,
+            data_fingerprint: None,
+            data_root: None,
+            provenance: super::Provenance::default(),
+            slurm: SlurmIds::from_env(),
+        }
+    }
+
     /// `vaelab 0.1.0 (abc123), libtorch 2.11.0, cpu (AMD EPYC 7B13, 2 threads)`: what
     /// trained the run, as far as its last digits depend on it.
     pub fn trained_by(&self) -> String {

@@ -19,13 +19,12 @@ use tch::Device;
 
 use crate::data::DataError;
 use crate::evaluate::EvalError;
-use crate::experiment::config::RunConfig;
 use crate::experiment::plan::PlannedRun;
 use crate::model::ModelError;
 use crate::model::adam::OptimError;
 use crate::model::device::{device_name, libtorch_version};
 use crate::progress::Reporter;
-use crate::store::{self, RunDir, RunState, RunStatus, RunStore, SlurmIds, StoreError, Target};
+use crate::store::{self, RunState, RunStatus, RunStore, SlurmIds, StoreError, Target};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -170,35 +169,6 @@ pub enum RunOutcome {
     },
 }
 
-fn fresh_state(run: &RunDir, label: &str, config: &RunConfig, device: Device) -> RunState {
-    let now = Utc::now();
-    RunState {
-        id: run.id().full().to_string(),
-        experiment: String::new(),
-        label: label.to_string(),
-        status: RunStatus::Pending,
-        epochs_done: 0,
-        epochs_target: config.train.epochs,
-        created_at: now,
-        updated_at: now,
-        started_at: None,
-        finished_at: None,
-        host: store::host_name(),
-        pid: std::process::id(),
-        vaelab_version: env!("CARGO_PKG_VERSION").to_string(),
-        libtorch_version: libtorch_version().to_string(),
-        device: device_name(device),
-        hardware: None,
-        error: None,
-        device_changes: Vec::new(),
-        parameters: None,
-        data_fingerprint: None,
-        data_root: None,
-        provenance: store::Provenance::default(),
-        slurm: SlurmIds::from_env(),
-    }
-}
-
 /// Trains `config` in its run directory until `config.train.epochs`, resuming or skipping
 /// as the store says. Holds the run's lock throughout.
 pub fn train_run(
@@ -213,9 +183,15 @@ pub fn train_run(
     let run = store.run_dir(&config.id());
     let _lock = run.try_lock()?;
     run.write_or_check_config(config)?;
-    let mut state = run
-        .read_state()?
-        .unwrap_or_else(|| fresh_state(&run, label, config, placement.device));
+    let mut state = run.read_state()?.unwrap_or_else(|| {
+        RunState::fresh(
+            run.id().full(),
+            label,
+            config.train.epochs,
+            libtorch_version(),
+            &device_name(placement.device),
+        )
+    });
     let target = config.train.epochs;
     let standing = run.standing(Target::of(config))?;
     let trained = standing.is_trained();
@@ -241,6 +217,8 @@ pub fn train_run(
     state.status = RunStatus::Running;
     state.started_at = Some(Utc::now());
     state.updated_at = Utc::now();
+    // Before the state says running: a disk too full for the reserve leaves it as it was.
+    run.reserve_space()?;
     run.write_state(&state)?;
 
     let shown = format!("{experiment}/{label}");
@@ -253,7 +231,7 @@ pub fn train_run(
             state.status = RunStatus::Done;
             state.finished_at = Some(Utc::now());
             state.updated_at = Utc::now();
-            run.write_state(&state)?;
+            run.write_final_state(&state)?;
             Ok(if trained {
                 RunOutcome::Evaluated {
                     epochs: state.epochs_done,
@@ -268,7 +246,7 @@ pub fn train_run(
         Err(error @ TrainError::Interrupted { .. }) => {
             state.status = RunStatus::Interrupted;
             state.updated_at = Utc::now();
-            run.write_state(&state)?;
+            run.write_final_state(&state)?;
             Err(error)
         }
         Err(error) => {
@@ -279,7 +257,7 @@ pub fn train_run(
             state.status = RunStatus::Failed;
             state.error = Some(error.to_string());
             state.updated_at = Utc::now();
-            run.write_state(&state)?;
+            run.write_final_state(&state)?;
             Err(error)
         }
     }

@@ -47,8 +47,8 @@ pub fn train_step_in_phases(
     settings: StepSettings,
     mut finished: impl FnMut(Phase),
 ) -> LossTerms {
-    let (recon, mu, logvar) = model.forward_with_noise(x, eps);
-    let terms = model.loss(&recon, x, &mu, &logvar, settings.objective);
+    let (recon, posterior) = model.forward_with_noise(x, eps);
+    let terms = model.loss(&recon, x, &posterior, settings.objective);
     finished(Phase::Forward);
     optimizer.set_lr(settings.lr);
     optimizer.backward(&terms.loss);

@@ -19,8 +19,8 @@ use crate::model::{self, Vae, device, switches};
 use crate::progress::{EpochSummary, Reporter};
 use crate::rng::{self, Stream};
 use crate::store::{
-    self, CheckpointRef, EpochMetrics, MODEL_FILE, OPTIMIZER_FILE, PROGRESS_FILE, Progress, RunDir,
-    RunState, SampleKind, StoreError, write_atomic,
+    self, CheckpointRef, EpochMetrics, LossSums, MODEL_FILE, OPTIMIZER_FILE, PROGRESS_FILE,
+    Progress, RunDir, RunState, SampleKind, StoreError, write_atomic,
 };
 
 /// Where an epoch starts: steps already done (after a mid-epoch checkpoint) and the
@@ -28,7 +28,7 @@ use crate::store::{
 #[derive(Debug, Clone, Copy, Default)]
 struct EpochStart {
     step: u32,
-    sums: [f64; 3],
+    sums: LossSums,
 }
 
 /// Mean loss terms per image over an epoch's images.
@@ -81,7 +81,7 @@ pub(super) struct Trainer<'a> {
     fixed_noise: Tensor,
     metrics: Vec<EpochMetrics>,
     start: CheckpointRef,
-    start_sums: [f64; 3],
+    start_sums: LossSums,
     /// The GPU model, recorded in checkpoints.
     gpu: Option<String>,
     /// What trains here (`device::hardware`), recorded in checkpoints; asked once, since
@@ -237,7 +237,7 @@ impl<'a> Trainer<'a> {
             // past the newest checkpoint are dropped on resume.
             self.run.write_metrics(&self.metrics)?;
             store::crash_point(|| format!("metrics-written:{epoch}"));
-            self.save_checkpoint(CheckpointRef { epoch, step: 0 }, [0.0; 3])?;
+            self.save_checkpoint(CheckpointRef { epoch, step: 0 }, LossSums::default())?;
             // The best epoch's checkpoint stays, so `train.select: best` can measure it,
             // even when chosen after training.
             let best = store::best_epoch(&self.metrics, epoch).map(|best| CheckpointRef {
@@ -372,7 +372,7 @@ impl<'a> Trainer<'a> {
         let steps = shape.steps();
         let draws = EpochDraws::new(seed, epoch, shape, self.config.data.hflip, device);
         let schedule = Schedule::new(&self.config.train, steps as u64);
-        let mut sums = Tensor::from_slice(&resume.sums).to_device(device);
+        let mut sums = Tensor::from_slice(&<[f64; 3]>::from(resume.sums)).to_device(device);
         let first_step = shape.first_step;
         let started = Instant::now();
         self.reporter.start(
@@ -411,7 +411,7 @@ impl<'a> Trainer<'a> {
                     step: step as u32 + 1,
                 };
                 let partial = self.host_values(&sums)?;
-                self.save_checkpoint(at, [partial[0], partial[1], partial[2]])?;
+                self.save_checkpoint(at, LossSums::from([partial[0], partial[1], partial[2]]))?;
                 return Err(TrainError::Interrupted {
                     run: self.run.path().to_path_buf(),
                     epoch: at.epoch,
@@ -459,8 +459,8 @@ impl<'a> Trainer<'a> {
                 let len = batch.min(n - start);
                 let x = data::to_unit_float(&self.val_images.narrow(0, start, len));
                 let eps = noise.narrow(0, start, len);
-                let (recon, mu, logvar) = self.model.forward_with_noise(&x, &eps);
-                let terms = self.model.loss(&recon, &x, &mu, &logvar, objective);
+                let (recon, posterior) = self.model.forward_with_noise(&x, &eps);
+                let terms = self.model.loss(&recon, &x, &posterior, objective);
                 let psnr = evaluate::psnr_per_image(&recon, &x).mean(Kind::Float);
                 sums += Tensor::stack(&[&terms.loss, &terms.recon, &terms.kl, &psnr], 0)
                     .to_kind(Kind::Double)
@@ -484,7 +484,7 @@ impl<'a> Trainer<'a> {
             let shown = self.val_images.size()[0].min(8);
             if shown > 0 {
                 let originals = data::to_unit_float(&self.val_images.narrow(0, 0, shown));
-                let (mu, _) = self.model.encode(&originals);
+                let mu = self.model.encode(&originals).mu;
                 let recon = self.model.decode(&mu);
                 let grid = Tensor::cat(&[originals, recon], 0);
                 png::write_grid(
@@ -497,7 +497,7 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    fn save_checkpoint(&self, at: CheckpointRef, partial_sums: [f64; 3]) -> Result<(), TrainError> {
+    fn save_checkpoint(&self, at: CheckpointRef, partial_sums: LossSums) -> Result<(), TrainError> {
         let progress = Progress {
             run_id: self.run.id().full().to_string(),
             epoch: at.epoch,
@@ -532,7 +532,7 @@ fn restore_checkpoint(
     let Some(checkpoint) = run.latest_checkpoint()? else {
         return Ok(Restored {
             at: CheckpointRef { epoch: 0, step: 0 },
-            sums: [0.0; 3],
+            sums: LossSums::default(),
             device_kind: None,
             hardware: None,
         });
@@ -588,7 +588,7 @@ fn set_cuda_numerics(train: &TrainConfig) {
 struct Restored {
     at: CheckpointRef,
     /// Running loss sums of a mid-epoch checkpoint.
-    sums: [f64; 3],
+    sums: LossSums,
     device_kind: Option<String>,
     hardware: Option<String>,
 }

@@ -59,32 +59,48 @@ fn module_path(relative: &Path) -> Vec<String> {
     segments
 }
 
-/// Every `crate::a::b` path in `source` outside line comments, with `use crate::{a, b}`
-/// groups expanded to their first segment, and `super::` resolved against `module`.
+/// Every `crate::a::b` path in `source` outside line comments, with `use` groups expanded
+/// to each of their paths (`crate::{a, b::{c, d}}`, across lines too), and `super::`
+/// resolved against `module`.
 fn imports(source: &str, module: &[String]) -> Vec<Import> {
+    // Comments go, lines stay: each line's start offset maps a match back to its line.
+    let cleaned: Vec<&str> = source
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect();
+    let text = cleaned.join("\n");
+    let line_of = |offset: usize| text[..offset].matches('\n').count() + 1;
     let mut found = Vec::new();
-    for (index, raw) in source.lines().enumerate() {
-        let line = raw.split("//").next().unwrap_or("");
-        for (prefix, base) in [("crate::", Vec::new()), ("super::", parent(module))] {
-            let mut rest = line;
-            while let Some(at) = rest.find(prefix) {
-                let before = rest[..at].chars().last();
-                rest = &rest[at + prefix.len()..];
-                if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
-                    continue;
-                }
+    for (prefix, base) in [("crate::", Vec::new()), ("super::", parent(module))] {
+        let mut from = 0;
+        while let Some(at) = text[from..].find(prefix).map(|i| i + from) {
+            from = at + prefix.len();
+            let before = text[..at].chars().last();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+                continue;
+            }
+            let (paths, _) = use_tree(&text[from..]);
+            for path in paths {
                 let mut segments = base.clone();
-                segments.extend(path_segments(rest));
-                if segments.is_empty() {
-                    continue;
+                for segment in path {
+                    match segment.as_str() {
+                        "super" => {
+                            segments.pop();
+                        }
+                        "self" => {}
+                        _ => segments.push(segment),
+                    }
                 }
-                found.push(Import {
-                    line: index + 1,
-                    segments,
-                });
+                if !segments.is_empty() {
+                    found.push(Import {
+                        line: line_of(at),
+                        segments,
+                    });
+                }
             }
         }
     }
+    found.sort();
     found
 }
 
@@ -94,25 +110,53 @@ fn parent(module: &[String]) -> Vec<String> {
     module[..module.len().saturating_sub(1)].to_vec()
 }
 
-/// `store::metrics::{A, B}` → `["store", "metrics"]`; `{store, data}` → the first.
-fn path_segments(text: &str) -> Vec<String> {
-    let mut segments = Vec::new();
-    let mut rest = text.trim_start_matches('{');
-    loop {
-        let end = rest
-            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .unwrap_or(rest.len());
-        if end == 0 {
-            break;
-        }
-        segments.push(rest[..end].to_string());
-        rest = &rest[end..];
-        match rest.strip_prefix("::") {
-            Some(next) => rest = next.trim_start_matches('{'),
-            None => break,
+/// The paths of a `use` tree at the start of `text` (`store::metrics::{A, B}` →
+/// `store::metrics::A`, `store::metrics::B`; `{store, data}` → both), and the bytes it took.
+fn use_tree(text: &str) -> (Vec<Vec<String>>, usize) {
+    let skip_space = |at: usize| at + text[at..].len() - text[at..].trim_start().len();
+    let mut at = skip_space(0);
+    if text[at..].starts_with('{') {
+        at += 1;
+        let mut paths = Vec::new();
+        loop {
+            at = skip_space(at);
+            match text[at..].chars().next() {
+                None => return (paths, at),
+                Some('}') => return (paths, at + 1),
+                Some(',') => at += 1,
+                Some(_) => {
+                    let (inner, used) = use_tree(&text[at..]);
+                    if used == 0 {
+                        return (paths, at);
+                    }
+                    paths.extend(inner);
+                    at += used;
+                }
+            }
         }
     }
-    segments
+    let end = text[at..]
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .map_or(text.len(), |e| e + at);
+    if end == at {
+        return (Vec::new(), 0);
+    }
+    let ident = text[at..end].to_string();
+    match text[end..].strip_prefix("::") {
+        Some(_) => {
+            let (inner, used) = use_tree(&text[end + 2..]);
+            let paths = if inner.is_empty() {
+                vec![vec![ident]]
+            } else {
+                inner
+                    .into_iter()
+                    .map(|p| std::iter::once(ident.clone()).chain(p).collect())
+                    .collect()
+            };
+            (paths, end + 2 + used)
+        }
+        None => (vec![vec![ident]], end),
+    }
 }
 
 fn layer_of(segments: &[String]) -> Option<usize> {
@@ -147,12 +191,12 @@ fn upward_imports(files: &BTreeMap<PathBuf, (Vec<String>, Vec<Import>)>) -> Vec<
     problems
 }
 
-/// Cycles among the direct submodules of each layer (e.g. `report::render` ↔
-/// `report::aggregate`), as the modules on each cycle.
+/// Cycles among the direct submodules of each layer, and of the binary's `commands/`
+/// (e.g. `report::render` ↔ `report::aggregate`), as the modules on each cycle.
 fn cycles_within_layers(files: &BTreeMap<PathBuf, (Vec<String>, Vec<Import>)>) -> Vec<String> {
     let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (module, found) in files.values() {
-        if module.len() < 2 || layer_of(module).is_none() {
+        if module.len() < 2 || (layer_of(module).is_none() && module[0] != "commands") {
             continue;
         }
         let from = format!("{}::{}", module[0], module[1]);
@@ -190,14 +234,15 @@ fn cycles_within_layers(files: &BTreeMap<PathBuf, (Vec<String>, Vec<Import>)>) -
     problems
 }
 
-fn library_files(src: &Path) -> BTreeMap<PathBuf, (Vec<String>, Vec<Import>)> {
+/// Every file of `src/` but `lib.rs`, the binary's (`main.rs`, `cli.rs`, `commands/`)
+/// included, with its module path and imports.
+fn source_files(src: &Path) -> BTreeMap<PathBuf, (Vec<String>, Vec<Import>)> {
     let mut paths = Vec::new();
     rust_files(src, &mut paths);
     let mut files = BTreeMap::new();
     for path in paths {
         let relative = path.strip_prefix(src).expect("under src/").to_path_buf();
-        let first = relative.components().next().expect("non-empty");
-        if BINARY.iter().any(|b| first.as_os_str() == *b) || relative == Path::new("lib.rs") {
+        if relative == Path::new("lib.rs") {
             continue;
         }
         let source = std::fs::read_to_string(&path).expect("source is readable");
@@ -206,6 +251,17 @@ fn library_files(src: &Path) -> BTreeMap<PathBuf, (Vec<String>, Vec<Import>)> {
         files.insert(relative, (module, found));
     }
     files
+}
+
+/// The library's files: [`source_files`] less the binary's.
+fn library_files(src: &Path) -> BTreeMap<PathBuf, (Vec<String>, Vec<Import>)> {
+    source_files(src)
+        .into_iter()
+        .filter(|(relative, _)| {
+            let first = relative.components().next().expect("non-empty");
+            !BINARY.iter().any(|b| first.as_os_str() == *b)
+        })
+        .collect()
 }
 
 #[test]
@@ -238,7 +294,7 @@ fn no_module_imports_from_a_layer_above_its_own() {
 #[test]
 fn the_submodules_of_a_layer_import_each_other_without_a_cycle() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let problems = cycles_within_layers(&library_files(&src));
+    let problems = cycles_within_layers(&source_files(&src));
     assert!(
         problems.is_empty(),
         "import cycles:\n{}",
@@ -290,15 +346,45 @@ fn the_checker_catches_upward_imports_and_cycles() {
         PathBuf::from("report/d.rs"),
         file(&["report", "d"], "use crate::report::c::Y;\n"),
     );
+    // The binary's commands: a group over several lines, whose second path closes a circle.
+    files.insert(
+        PathBuf::from("commands/run.rs"),
+        file(
+            &["commands", "run"],
+            "use super::{\n    select,\n    workers::{self, execute},\n};\n",
+        ),
+    );
+    files.insert(
+        PathBuf::from("commands/workers.rs"),
+        file(
+            &["commands", "workers"],
+            "use super::run::EXIT_INTERRUPTED;\n",
+        ),
+    );
     let upward = upward_imports(&files);
-    assert_eq!(upward.len(), 2, "{upward:#?}");
-    assert!(upward[0].starts_with("data/b.rs:1:") && upward[0].contains("`train`"));
+    assert_eq!(upward.len(), 3, "{upward:#?}");
+    assert!(upward[0].starts_with("data/b.rs:1:") && upward[0].contains("`model`"));
+    assert!(upward[1].starts_with("data/b.rs:1:") && upward[1].contains("`train`"));
     assert!(
-        upward[1].starts_with("store/a.rs:2:") && upward[1].contains("crate::report::render::slug")
+        upward[2].starts_with("store/a.rs:2:") && upward[2].contains("crate::report::render::slug")
     );
     let cycles = cycles_within_layers(&files);
     assert!(
         cycles.contains(&"report::c → report::d → report::c".to_string()),
         "{cycles:?}"
+    );
+    assert!(
+        cycles.contains(&"commands::run → commands::workers → commands::run".to_string()),
+        "{cycles:?}"
+    );
+    let (_, grouped) = &files[Path::new("commands/run.rs")];
+    let paths: Vec<String> = grouped.iter().map(|i| i.segments.join("::")).collect();
+    assert_eq!(
+        paths,
+        [
+            "commands::select",
+            "commands::workers",
+            "commands::workers::execute"
+        ]
     );
 }

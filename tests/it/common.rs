@@ -66,8 +66,19 @@ impl Workspace {
 
     /// Starts `vaelab --runs-dir <ws>/runs ARGS...` in the background, stdout discarded.
     pub fn spawn(&self, args: &[&str], stderr: std::process::Stdio) -> std::process::Child {
+        self.spawn_with(args, stderr, &[])
+    }
+
+    /// [`Workspace::spawn`] with extra environment variables (crash points, say).
+    pub fn spawn_with(
+        &self,
+        args: &[&str],
+        stderr: std::process::Stdio,
+        env: &[(&str, &str)],
+    ) -> std::process::Child {
         std::process::Command::new(assert_cmd::cargo::cargo_bin("vaelab"))
             .current_dir(self.path())
+            .envs(env.iter().copied())
             .env("VAELAB_CACHE", self.cache())
             .arg("--runs-dir")
             .arg(self.runs())
@@ -98,6 +109,44 @@ impl Workspace {
             .collect();
         assert_eq!(dirs.len(), 1, "expected one run directory, found {dirs:?}");
         dirs.pop().unwrap()
+    }
+}
+
+/// The crash-point environment that holds a run at step 0 of epoch `epoch` until the
+/// file `release` exists, after touching `held`: the run is then at a known place for as
+/// long as a test needs, with no sleep to guess it. The line fails once released, so
+/// the run carries on.
+pub fn hold_at_epoch(epoch: u32, held: &Path, release: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            vaelab::store::crash::CRASH_AT_ENV,
+            format!("step:{epoch}:0"),
+        ),
+        (
+            vaelab::store::crash::CRASH_SIGNAL_ENV,
+            "COMMAND".to_string(),
+        ),
+        (
+            vaelab::store::crash::CRASH_COMMAND_ENV,
+            format!(
+                "touch {}; until [ -e {} ]; do sleep 0.05; done; false",
+                held.display(),
+                release.display()
+            ),
+        ),
+    ]
+}
+
+/// Waits (up to `limit`) until `path` exists.
+pub fn wait_for_file(path: &Path, limit: std::time::Duration) {
+    let started = std::time::Instant::now();
+    while !path.exists() {
+        assert!(
+            started.elapsed() < limit,
+            "{} did not appear in {limit:?}",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

@@ -611,6 +611,54 @@ fn damaged_and_unreadable_files_are_named_never_dropped() {
         named, 2,
         "each variant's missing picture is named with its path"
     );
+
+    // export: the run with unreadable metrics is a row with its id and the problem; the
+    // one whose config cannot be read is named as not exported.
+    let exported = ws
+        .vaelab(&["export", "--to", "runs.csv"])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&exported.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains(&format!("{damaged_path}: damaged")) && stderr.contains("not exported"),
+        "{stderr}"
+    );
+    let metrics_path = broken_metrics.metrics_path().display().to_string();
+    assert!(stderr.contains(&metrics_path), "{stderr}");
+    let mut table = csv::Reader::from_path(ws.path().join("runs.csv")).unwrap();
+    let headers = table.headers().unwrap().clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (id, problem) = (column("id"), column("problem"));
+    let rows: Vec<csv::StringRecord> = table.records().map(Result::unwrap).collect();
+    assert_eq!(
+        rows.len(),
+        3,
+        "every readable run, the damaged metrics included"
+    );
+    let broken_row = rows
+        .iter()
+        .find(|r| r[id] == broken_metrics.id().to_string())
+        .expect("the run with damaged metrics is exported");
+    assert!(
+        broken_row[problem].contains(&metrics_path),
+        "{broken_row:?}"
+    );
+
+    // gc --apply names the damaged directory and leaves it, and every file in it, alone.
+    let before = std::fs::read_dir(broken_config.path()).unwrap().count();
+    let collected = ws
+        .vaelab(&["gc", spec.to_str().unwrap(), "--apply"])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&collected.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains(&format!("{damaged_path}: damaged")) && stderr.contains("left alone"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(broken_config.path()).unwrap().count(),
+        before
+    );
 }
 
 /// `baseline:` overrides the first variant as the reference; a grid without variants
@@ -785,4 +833,34 @@ fn runs_are_found_by_settings_and_results_and_sorted() {
         .stderr(predicates::str::contains(
             "(did you mean `model.residual`?)",
         ));
+}
+
+/// The README's promise that "every number but the seconds per epoch comes out the same to
+/// the last digit": two fresh stores train the same sweep, and their comparison and
+/// differences tables agree as text, cell for cell, once the timing columns are set aside.
+#[test]
+fn two_fresh_sweeps_report_the_same_numbers_to_the_last_digit() {
+    let (first, second) = (Workspace::new(), Workspace::new());
+    let (a, b) = (
+        trained_report(&first, "twice"),
+        trained_report(&second, "twice"),
+    );
+    let timing = |column: &str| column.contains("seconds") || column.contains("_at");
+    for table in ["tables/comparison.csv", "tables/differences.csv"] {
+        let (rows_a, rows_b) = (csv_rows(&a.join(table)), csv_rows(&b.join(table)));
+        assert!(!rows_a.is_empty(), "{table} has rows");
+        assert_eq!(rows_a.len(), rows_b.len(), "{table}");
+        let mut compared = 0;
+        for (row_a, row_b) in rows_a.iter().zip(&rows_b) {
+            assert_eq!(
+                row_a.keys().collect::<Vec<_>>(),
+                row_b.keys().collect::<Vec<_>>()
+            );
+            for (column, value) in row_a.iter().filter(|(c, _)| !timing(c)) {
+                assert_eq!(value, &row_b[column], "{table}: {column}");
+                compared += usize::from(value.parse::<f64>().is_ok());
+            }
+        }
+        assert!(compared >= 10, "{table}: only {compared} numbers compared");
+    }
 }

@@ -433,8 +433,18 @@ fn scancel_stops_a_task_with_a_checkpoint_and_without_requeueing() {
         &runs,
         || read_state(&run)["status"] == "interrupted",
     );
-    // Give Slurm the time a requeue would take to show, then look.
-    std::thread::sleep(Duration::from_secs(3));
+    // Wait for the element's record to reach its final state (CANCELLED, not COMPLETING:
+    // the task's processes have all ended, so nothing can requeue it any more), then look.
+    let record = || cluster.run("scontrol", &["-o", "show", "job", &task]);
+    wait_until(
+        "the array element's final state",
+        Duration::from_secs(60),
+        &cluster,
+        &runs,
+        || record().contains("JobState=CANCELLED"),
+    );
+    let final_record = record();
+    assert!(final_record.contains("Restarts=0"), "{final_record}");
     let queued = cluster.run("squeue", &["-h", "-j", &job, "-o", "%i %T"]);
     assert!(queued.trim().is_empty(), "still queued: {queued}");
     let logs = task_logs(&runs);

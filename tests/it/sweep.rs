@@ -211,35 +211,56 @@ fn spawn_run(ws: &Workspace, spec: &str) -> Child {
     )
 }
 
+/// Three processes start on one 4-run sweep and are made to overlap: each holds its
+/// first run at step 0 until all three have reached it (a barrier run as the crash
+/// command, which then fails so training carries on). Each must have trained a run of its
+/// own, none twice.
 #[test]
 fn concurrent_processes_split_a_sweep_and_never_train_a_run_twice() {
     let ws = Workspace::new();
     let spec = ws.write("par.yaml", &tiny_sweep("par", 2));
     let spec = spec.to_str().unwrap();
-    let workers: Vec<Child> = (0..3).map(|_| spawn_run(&ws, spec)).collect();
+    let barrier = ws.path().join("barrier");
+    std::fs::create_dir_all(&barrier).unwrap();
+    // $PPID is the vaelab process that ran the line: one entry per process. The wait is
+    // bounded (60 s) so a broken barrier fails the assertions below instead of hanging.
+    let line = format!(
+        "touch {b}/$PPID; i=0; while [ $(ls {b} | wc -l) -lt 3 ] && [ $i -lt 1200 ]; \
+         do sleep 0.05; i=$((i+1)); done; false",
+        b = barrier.display()
+    );
+    let workers: Vec<Child> = (0..3)
+        .map(|_| {
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("vaelab"))
+                .current_dir(ws.path())
+                .env("VAELAB_CACHE", ws.cache())
+                .env(vaelab::store::crash::CRASH_AT_ENV, "step:1:0")
+                .env(vaelab::store::crash::CRASH_SIGNAL_ENV, "COMMAND")
+                .env(vaelab::store::crash::CRASH_COMMAND_ENV, &line)
+                .args(["--runs-dir", ws.runs().to_str().unwrap()])
+                .args(["run", spec, "--device", "cpu", "--threads", "1"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn vaelab")
+        })
+        .collect();
     let mut all = Vec::new();
-    let mut trained_something = 0;
-    let mut saw_a_lock = false;
     for worker in workers {
         let out = worker.wait_with_output().expect("wait");
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "{stderr}");
         let trained = trained_labels(&out.stderr);
-        trained_something += usize::from(!trained.is_empty());
-        let busy: usize = stderr
-            .lines()
-            .find_map(|l| {
-                let (head, _) = l.split_once(" held by other processes")?;
-                head.rsplit(' ').next()?.parse().ok()
-            })
-            .unwrap_or_else(|| panic!("no summary line:\n{stderr}"));
-        saw_a_lock |= busy > 0;
+        assert!(
+            !trained.is_empty(),
+            "a worker trained nothing although all three met at the barrier:\n{stderr}"
+        );
         all.extend(trained);
     }
-    // They ran at the same time: work was split, or one met another's lock.
-    assert!(
-        trained_something >= 2 || saw_a_lock,
-        "the workers did not overlap: {all:?}"
+    assert_eq!(
+        std::fs::read_dir(&barrier).unwrap().count(),
+        3,
+        "three processes reached the barrier"
     );
     all.sort();
     let unique: BTreeSet<String> = all.iter().cloned().collect();

@@ -15,9 +15,9 @@ use vaelab::progress::Reporter;
 use vaelab::store::{RunStore, Standing, Target};
 use vaelab::train::StopFlag;
 
-use super::run::EXIT_INTERRUPTED;
-use super::{resolve_device, usage};
+use super::EXIT_INTERRUPTED;
 use crate::cli::RunArgs;
+use crate::commands::{EXIT_USAGE, resolve_device, usage};
 
 /// One worker: where it trains and how many CPU threads it may use.
 #[derive(Debug, Clone)]
@@ -29,9 +29,6 @@ struct Worker {
 
 /// The workers for `args`: devices taken in turn, CPU threads split between the workers.
 fn workers(args: &RunArgs) -> Result<Vec<Worker>> {
-    if args.jobs == 0 {
-        return Err(usage("--jobs: expected a positive integer, got 0".into()));
-    }
     if args.max_runs.is_some() || args.slurm_requeue {
         return Err(usage(
             "--jobs: cannot be combined with --max-runs or --slurm-requeue; run one worker per Slurm task instead".into(),
@@ -91,6 +88,21 @@ fn spawn(worker: &Worker, args: &RunArgs, store: &RunStore) -> Result<Child> {
         .with_context(|| format!("cannot start worker {}", worker.tag))
 }
 
+/// Epochs each selected run has done, from its state (0 for a run not started): the
+/// store, not the workers' lines, says which runs a sweep trained.
+fn epochs_done(store: &RunStore, runs: &[&PlannedRun]) -> Vec<u32> {
+    runs.iter()
+        .map(|run| {
+            store
+                .run_dir(&run.id)
+                .read_state()
+                .ok()
+                .flatten()
+                .map_or(0, |state| state.epochs_done)
+        })
+        .collect()
+}
+
 /// How the selected runs stand now: (complete, failed).
 fn tally(store: &RunStore, runs: &[&PlannedRun]) -> (usize, usize) {
     let mut complete = 0;
@@ -129,11 +141,11 @@ pub fn execute(
             .collect::<Vec<_>>()
             .join("; ")
     ));
+    let epochs_before = epochs_done(store, selected);
     let mut children = Vec::with_capacity(workers.len());
     for worker in &workers {
         children.push(spawn(worker, args, store)?);
     }
-    let mut trained_now = 0;
     let codes = std::thread::scope(|scope| {
         let relays: Vec<_> = workers
             .iter()
@@ -145,10 +157,15 @@ pub fn execute(
             .collect();
         let codes = supervise(&mut children, &stop, store, selected, reporter);
         for relay in relays {
-            trained_now += relay.join().unwrap_or(0);
+            let _ = relay.join();
         }
         codes
     });
+    let trained_now = epochs_done(store, selected)
+        .iter()
+        .zip(&epochs_before)
+        .filter(|(after, before)| after > before)
+        .count();
     let (complete, failed) = tally(store, selected);
     reporter.note(&format!(
         "{}: {} runs over {} workers: {trained_now} trained now, {complete} complete, {failed} failed, {} not finished",
@@ -161,7 +178,7 @@ pub fn execute(
         reporter.warn("stopped on request; run again to continue the sweep");
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
-    if codes.contains(&i32::from(super::EXIT_USAGE)) {
+    if codes.contains(&i32::from(EXIT_USAGE)) {
         return Err(usage(
             "a worker refused its arguments (see its lines above)".into(),
         ));
@@ -173,19 +190,14 @@ pub fn execute(
     })
 }
 
-/// Forwards a worker's lines with its tag; returns how many runs it trained.
-fn relay(tag: &str, stderr: Option<std::process::ChildStderr>, reporter: &dyn Reporter) -> usize {
+/// Forwards a worker's lines with its tag.
+fn relay(tag: &str, stderr: Option<std::process::ChildStderr>, reporter: &dyn Reporter) {
     let Some(stderr) = stderr else {
-        return 0;
+        return;
     };
-    let mut trained = 0;
     for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-        if line.contains("]: trained epochs") {
-            trained += 1;
-        }
         reporter.note(&format!("[{tag}] {line}"));
     }
-    trained
 }
 
 /// Waits for every worker, passing a stop request on to those still running, and keeps

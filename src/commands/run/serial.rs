@@ -1,39 +1,25 @@
-//! `vaelab run SPEC`: train every run of a spec that is not done, one failure not stopping
-//! the rest, runs held by other processes skipped, Ctrl-C checkpointing before it exits.
+//! `vaelab run SPEC` in this process: every selected run that is not done, in order, one
+//! failure not stopping the rest, runs held by other processes skipped, Ctrl-C
+//! checkpointing before it exits.
 use std::process::ExitCode;
 
 use anyhow::Result;
 
+use super::EXIT_INTERRUPTED;
 use crate::cli::RunArgs;
-use vaelab::data::fingerprint;
-use vaelab::experiment::spec;
+use vaelab::experiment::plan::{Plan, PlannedRun};
 use vaelab::progress::Reporter;
 use vaelab::store::{RunStore, StoreError};
 use vaelab::train::{self, Placement, RunOutcome, StopFlag, TrainError};
 
-/// Exit code after Ctrl-C (128 + SIGINT), as shells expect.
-pub const EXIT_INTERRUPTED: u8 = 130;
-
-pub fn execute(args: &RunArgs, store: &RunStore, reporter: &dyn Reporter) -> Result<ExitCode> {
-    if let Some(manifest) = &args.manifest {
-        vaelab::cluster::slurm::check_spec_unchanged(manifest, &args.spec)
-            .map_err(|e| super::usage(e.to_string()))?;
-    }
-    let loaded = spec::load(&args.spec)?;
-    let plan = fingerprint::plan(&loaded)?;
-    for warning in &plan.warnings {
-        reporter.warn(warning);
-    }
-    let selected = super::select(&plan.runs, &args.only)?;
-    if args.jobs > 1 || !args.devices.is_empty() {
-        return super::workers::execute(args, store, reporter, &plan, &selected);
-    }
-    if args.jobs == 0 {
-        return Err(super::usage(
-            "--jobs: expected a positive integer, got 0".into(),
-        ));
-    }
-    let device = super::placement_device(&args.placement)?;
+pub fn execute(
+    args: &RunArgs,
+    store: &RunStore,
+    reporter: &dyn Reporter,
+    plan: &Plan,
+    selected: &[&PlannedRun],
+) -> Result<ExitCode> {
+    let device = crate::commands::placement_device(&args.placement)?;
     let stop = StopFlag::new();
     for signal in [
         signal_hook::consts::SIGINT,
