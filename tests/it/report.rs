@@ -637,7 +637,7 @@ fn damaged_and_unreadable_files_are_named_never_dropped() {
     );
     let broken_row = rows
         .iter()
-        .find(|r| r[id] == broken_metrics.id().to_string())
+        .find(|r| !r[id].is_empty() && broken_metrics.id().full().starts_with(&r[id]))
         .expect("the run with damaged metrics is exported");
     assert!(
         broken_row[problem].contains(&metrics_path),

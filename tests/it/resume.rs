@@ -389,7 +389,7 @@ fn a_run_on_a_disk_that_fills_records_why_it_stopped_and_resumes_bit_for_bit() {
         !run.join("space-reserve").exists(),
         "the reserve was released"
     );
-    ws.vaelab(&["status", spec_path.to_str().unwrap()])
+    ws.vaelab(&["status"])
         .assert()
         .success()
         .stdout(predicates::str::contains("no space left on"));
