@@ -433,8 +433,8 @@ fn scancel_stops_a_task_with_a_checkpoint_and_without_requeueing() {
         &runs,
         || read_state(&run)["status"] == "interrupted",
     );
-    // Wait for the element's record to reach its final state (CANCELLED, not COMPLETING:
-    // the task's processes have all ended, so nothing can requeue it any more), then look.
+    // The element's record in its final state: CANCELLED (not COMPLETING) means every
+    // process of the task has ended, so a requeue, had there been one, would show now.
     let record = || cluster.run("scontrol", &["-o", "show", "job", &task]);
     wait_until(
         "the array element's final state",
