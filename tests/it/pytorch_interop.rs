@@ -268,13 +268,13 @@ fn initial_weights_are_distributed_as_pytorch_initialises_the_seed_model() {
 
 /// Training equals PyTorch's: from the same initial weights (vaelab's, loaded into the
 /// fixture), the same batches and the same reparameterisation noise, 20 Adam steps of
-/// vaelab's train step and of a PyTorch loop over the seed's loss give the same losses and
-/// final weights within float32 tolerance (1e-4 relative), for the residual and the plain
-/// model. With batch norm, training is so sensitive that a loss one ulp larger drifts
-/// PyTorch from itself by about 1e-3 within four steps (measured with the fixture's
-/// `with-floor` run), so there the first three losses must agree to 1e-5 and every later
-/// one to within ten times that floor; a changed loss, β or Adam setting misses both by
-/// orders of magnitude.
+/// vaelab's train step and of a PyTorch loop over the seed's loss give the same losses
+/// within float32 tolerance (1e-4 relative), for the residual and the plain model. With
+/// batch norm, training is so sensitive that a loss one ulp larger drifts PyTorch from
+/// itself by about 1e-3 within four steps (measured with the fixture's `with-floor` run),
+/// so there the first three losses must agree to 1e-5 and every later one to within ten
+/// times that floor; a changed loss, β or Adam setting misses both by orders of magnitude.
+/// The final weights must agree within ten times the same run's drift per tensor.
 #[test]
 fn twenty_adam_steps_match_pytorch_from_the_same_weights_and_noise() {
     use vaelab::experiment::config::TrainConfig;
@@ -336,7 +336,7 @@ fn twenty_adam_steps_match_pytorch_from_the_same_weights_and_noise() {
             .collect();
 
         let output = ws.path().join(format!("{tag}-torch.safetensors"));
-        let with_floor = norm == Norm::Batch;
+        let batch_norm = norm == Norm::Batch;
         run_seed_script(&[
             "train",
             initial.to_str().unwrap(),
@@ -347,7 +347,7 @@ fn twenty_adam_steps_match_pytorch_from_the_same_weights_and_noise() {
             "fixed",
             data.to_str().unwrap(),
             output.to_str().unwrap(),
-            if with_floor { "with-floor" } else { "" },
+            "with-floor",
         ]);
         let theirs: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&output)
             .unwrap()
@@ -355,8 +355,8 @@ fn twenty_adam_steps_match_pytorch_from_the_same_weights_and_noise() {
             .collect();
         let their_losses: Vec<f64> = Vec::try_from(&theirs["losses"]).unwrap();
         assert_eq!(their_losses.len(), losses.len());
-        let tolerance: Vec<f64> = if with_floor {
-            let floor: Vec<f64> = Vec::try_from(&theirs["losses_floor"]).unwrap();
+        let tolerance: Vec<f64> = if batch_norm {
+            let floor: Vec<f64> = Vec::try_from(&theirs["floor.losses"]).unwrap();
             let mut widest = 0f64;
             their_losses
                 .iter()
@@ -386,19 +386,26 @@ fn twenty_adam_steps_match_pytorch_from_the_same_weights_and_noise() {
             losses[steps as usize - 1] < losses[0],
             "{tag}: training lowered the loss"
         );
-        // Under batch norm the weights drift as the losses do (and the biases before each
-        // norm, whose true gradient is zero, follow rounding noise): compared above.
-        for (name, ours) in vs.variables().into_iter().filter(|_| !with_floor) {
-            let theirs = &theirs[&name];
+        // Adam moves a weight whose gradient is rounding noise by about lr per step
+        // whatever the noise's size, so after 20 steps PyTorch itself, with the loss one
+        // ulp larger, ends up to 2% away in some tensors (measured with this fixture).
+        // Each tensor may differ by ten times its own floor (tensors with strong gradients
+        // have a floor near 1e-5 of their norm, and stay that close); the losses above
+        // are the sharp check of the update rule.
+        for (name, ours) in vs.variables() {
+            let exact = &theirs[&name];
             if ours.kind() != Kind::Float {
-                assert!(ours.equal(theirs), "{tag}: {name}");
+                assert!(ours.equal(exact), "{tag}: {name}");
                 continue;
             }
-            let scale = theirs.norm().double_value(&[]).max(1e-12);
-            let difference = (&ours - theirs).norm().double_value(&[]);
+            let scale = exact.norm().double_value(&[]).max(1e-12);
+            let floor = (exact - &theirs[&format!("floor.{name}")])
+                .norm()
+                .double_value(&[]);
+            let difference = (&ours - exact).norm().double_value(&[]);
             assert!(
-                difference <= 1e-4 * scale,
-                "{tag}: {name} differs by {difference} (norm {scale})"
+                difference <= 1e-4 * scale + 10.0 * floor,
+                "{tag}: {name} differs by {difference} (norm {scale}, PyTorch's floor {floor})"
             );
         }
     }
