@@ -59,7 +59,17 @@ pub fn execute(args: &GcArgs, store: &RunStore, reporter: &dyn Reporter) -> Resu
     for damaged in store.scan()?.damaged {
         reporter.warn(&format!("{}; left alone", damaged.describe()));
     }
-    let candidates: Vec<Candidate> = gc::candidates(store, &produced)?;
+    let gc::Collection {
+        candidates,
+        unreadable,
+    } = gc::candidates(store, &produced)?;
+    for run in &unreadable {
+        reporter.warn(&format!(
+            "{}: left alone, a file cannot be read: {}",
+            run.path.display(),
+            run.error
+        ));
+    }
     if candidates.is_empty() && stale_cache.is_empty() {
         println!("nothing to remove ({} specs read)", specs.len());
         return Ok(());

@@ -66,42 +66,67 @@ fn size(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// What may go from `store`, keeping every run in `produced` that did not fail.
-pub fn candidates(
-    store: &RunStore,
-    produced: &HashSet<RunId>,
-) -> Result<Vec<Candidate>, StoreError> {
-    let mut out = Vec::new();
+/// What `vaelab gc` found: what may go, and the runs it could not read and so leaves.
+#[derive(Debug, Default)]
+pub struct Collection {
+    pub candidates: Vec<Candidate>,
+    /// Runs whose state, metrics or checkpoints could not be read: never removed, so a
+    /// damaged file is repaired or removed by hand, not lost with its run.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// A run gc leaves alone because one of its files cannot be read.
+#[derive(Debug)]
+pub struct Unreadable {
+    pub path: PathBuf,
+    pub error: StoreError,
+}
+
+/// What may go from `store`, keeping every run in `produced` that did not fail. One
+/// unreadable run is set aside, never a reason to stop.
+pub fn candidates(store: &RunStore, produced: &HashSet<RunId>) -> Result<Collection, StoreError> {
+    let mut collection = Collection::default();
     for dir in store.list()? {
         if dir.is_locked() {
             continue;
         }
-        let state = dir.read_state()?;
-        let label = state.as_ref().map(|s| s.label.clone()).unwrap_or_default();
-        let error = state.as_ref().and_then(|s| s.error.clone());
-        let whole = |reason| Candidate {
-            run: dir.id().short().to_string(),
-            label: label.clone(),
-            path: dir.path().to_path_buf(),
-            reason,
-            error: error.clone(),
-            bytes: size(dir.path()),
-        };
-        if !produced.contains(dir.id()) {
-            out.push(whole(Reason::NotProduced));
-        } else if state
-            .as_ref()
-            .is_some_and(|s| s.status == RunStatus::Failed)
-        {
-            out.push(whole(match dir.latest_checkpoint()? {
-                Some(_) => Reason::FailedResumable,
-                None => Reason::Failed,
-            }));
-        } else {
-            out.extend(old_checkpoints(&dir, &label)?);
+        match run_candidates(&dir, produced) {
+            Ok(found) => collection.candidates.extend(found),
+            Err(error) => collection.unreadable.push(Unreadable {
+                path: dir.path().to_path_buf(),
+                error,
+            }),
         }
     }
-    Ok(out)
+    Ok(collection)
+}
+
+/// What may go of one run.
+fn run_candidates(dir: &RunDir, produced: &HashSet<RunId>) -> Result<Vec<Candidate>, StoreError> {
+    let state = dir.read_state()?;
+    let label = state.as_ref().map(|s| s.label.clone()).unwrap_or_default();
+    let error = state.as_ref().and_then(|s| s.error.clone());
+    let whole = |reason| Candidate {
+        run: dir.id().short().to_string(),
+        label: label.clone(),
+        path: dir.path().to_path_buf(),
+        reason,
+        error: error.clone(),
+        bytes: size(dir.path()),
+    };
+    if !produced.contains(dir.id()) {
+        return Ok(vec![whole(Reason::NotProduced)]);
+    }
+    if state
+        .as_ref()
+        .is_some_and(|s| s.status == RunStatus::Failed)
+    {
+        return Ok(vec![whole(match dir.latest_checkpoint()? {
+            Some(_) => Reason::FailedResumable,
+            None => Reason::Failed,
+        })]);
+    }
+    old_checkpoints(dir, &label)
 }
 
 fn old_checkpoints(dir: &RunDir, label: &str) -> Result<Vec<Candidate>, StoreError> {

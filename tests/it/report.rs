@@ -611,6 +611,62 @@ fn damaged_and_unreadable_files_are_named_never_dropped() {
         named, 2,
         "each variant's missing picture is named with its path"
     );
+
+    // export: the run with unreadable metrics is a row with its id and the problem; the
+    // one whose config cannot be read is named as not exported.
+    let exported = ws
+        .vaelab(&["export", "--to", "runs.csv"])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&exported.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains(&format!("{damaged_path}: damaged")) && stderr.contains("not exported"),
+        "{stderr}"
+    );
+    let metrics_path = broken_metrics.metrics_path().display().to_string();
+    assert!(stderr.contains(&metrics_path), "{stderr}");
+    let mut table = csv::Reader::from_path(ws.path().join("runs.csv")).unwrap();
+    let headers = table.headers().unwrap().clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (id, problem) = (column("id"), column("problem"));
+    let rows: Vec<csv::StringRecord> = table.records().map(Result::unwrap).collect();
+    assert_eq!(
+        rows.len(),
+        3,
+        "every readable run, the damaged metrics included"
+    );
+    let broken_row = rows
+        .iter()
+        .find(|r| !r[id].is_empty() && broken_metrics.id().full().starts_with(&r[id]))
+        .expect("the run with damaged metrics is exported");
+    assert!(
+        broken_row[problem].contains(&metrics_path),
+        "{broken_row:?}"
+    );
+
+    // gc --apply names both damaged runs and leaves them, and every file in them, alone.
+    let files = |dir: &std::path::Path| std::fs::read_dir(dir).unwrap().count();
+    let before = [broken_config.path(), broken_metrics.path()].map(files);
+    let collected = ws
+        .vaelab(&["gc", spec.to_str().unwrap(), "--apply"])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&collected.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains(&format!("{damaged_path}: damaged")) && stderr.contains("left alone"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{}: left alone, a file cannot be read",
+            broken_metrics.path().display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        [broken_config.path(), broken_metrics.path()].map(files),
+        before
+    );
 }
 
 /// `baseline:` overrides the first variant as the reference; a grid without variants
