@@ -65,7 +65,7 @@ pub fn fingerprint_speed(root: &Path, cache: &Path) -> Result<FingerprintBenchRe
             detail: e.to_string(),
         })
     })?;
-    let names = crate::data::disk::image_files(&root.join("img_align_celeba"))?;
+    let names = crate::data::files::image_files(&root.join("img_align_celeba"))?;
     let bytes = names
         .iter()
         .filter_map(|n| std::fs::metadata(root.join("img_align_celeba").join(n)).ok())

@@ -333,7 +333,7 @@ pub fn data_speed(
     reporter: &dyn crate::progress::Reporter,
 ) -> Result<DataBenchResult, crate::data::DataError> {
     use rayon::prelude::*;
-    let (_, list) = crate::data::disk::celeba_files(root, 0)?;
+    let (_, list) = crate::data::files::celeba_files(root, 0)?;
     let filter = crate::experiment::config::ResizeFilter::Triangle;
     let started = Instant::now();
     let decoded = list
@@ -366,7 +366,7 @@ pub fn data_speed(
         split: None,
         hflip: false,
     };
-    let cache = crate::data::disk::cache_dir();
+    let cache = crate::data::files::cache_dir();
     let cached =
         crate::data::disk::decode_cached(&cache, &list, &data_config, "training", reporter)?.images;
     let in_memory = cached.copy();

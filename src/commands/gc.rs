@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use crate::cli::GcArgs;
-use vaelab::data::{disk, fingerprint};
+use vaelab::data::{files, fingerprint};
 use vaelab::experiment::spec;
 use vaelab::progress::Reporter;
 use vaelab::store::RunStore;
@@ -48,7 +48,7 @@ pub fn execute(args: &GcArgs, store: &RunStore, reporter: &dyn Reporter) -> Resu
             produced.insert(run.id);
         }
     }
-    let stale_cache: Vec<disk::CacheEntry> = disk::cache_entries(&disk::cache_dir())
+    let stale_cache: Vec<files::CacheEntry> = files::cache_entries(&files::cache_dir())
         .into_iter()
         .filter(|e| {
             e.fingerprint
@@ -80,7 +80,7 @@ pub fn execute(args: &GcArgs, store: &RunStore, reporter: &dyn Reporter) -> Resu
             megabytes(entry.bytes),
             "stale data cache",
             &entry.key[..8.min(entry.key.len())],
-            disk::cache_dir().join(&entry.key).display(),
+            files::cache_dir().join(&entry.key).display(),
         );
     }
     for c in &candidates {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::DataError;
-use super::disk;
+use super::files;
 use crate::experiment::config::{DataConfig, DataSource};
 use crate::experiment::plan::Plan;
 use crate::experiment::spec::{LoadedSpec, SpecError};
@@ -70,8 +70,8 @@ pub fn fingerprint(config: &DataConfig, cache: &Path) -> Result<Option<String>, 
         }
         DataSource::Celeba => {
             let root = super::celeba_root(config);
-            let layout = disk::detect_celeba(&root)?;
-            let files = disk::celeba_file_names(layout);
+            let layout = files::detect_celeba(&root)?;
+            let files = files::celeba_file_names(layout);
             // The attribute file is optional (runs then have no attribute directions).
             let mut annotations = vec![root.join(files.partition)];
             annotations.extend(Some(root.join(files.attributes)).filter(|p| p.is_file()));
@@ -117,7 +117,7 @@ fn read_memo(path: &Path, root: &Path) -> Memo {
 /// Every image under `root`, sorted, with its size and content hash (read only where the
 /// remembered one no longer matches the file's metadata).
 fn hash_images(root: &Path, cache: &Path) -> Result<BTreeMap<String, Remembered>, DataError> {
-    let names = disk::image_files(root)?;
+    let names = files::image_files(root)?;
     let memo_file = memo_path(cache, root);
     let absolute = fs::canonicalize(root).map_err(io(root))?;
     let memo = read_memo(&memo_file, &absolute);
@@ -166,7 +166,7 @@ fn hash_images(root: &Path, cache: &Path) -> Result<BTreeMap<String, Remembered>
 
 /// Every run `loaded` describes, each identified by the content of the data it reads.
 pub fn plan(loaded: &LoadedSpec) -> Result<Plan, SpecError> {
-    let cache = disk::cache_dir();
+    let cache = files::cache_dir();
     crate::experiment::plan::plan(loaded, &|data| {
         fingerprint(data, &cache).map_err(|e| e.to_string())
     })

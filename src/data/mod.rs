@@ -1,10 +1,9 @@
 //! Datasets: sources of face images, decoded once into uint8 tensors (N, 3, S, S).
 pub mod disk;
+pub mod files;
 pub mod fingerprint;
 pub mod png;
 pub mod synthetic;
-
-use std::path::PathBuf;
 
 use rayon::prelude::*;
 use tch::{Kind, Tensor};
@@ -12,51 +11,7 @@ use tch::{Kind, Tensor};
 use crate::experiment::attributes::SYNTHETIC_ATTRIBUTES;
 use crate::experiment::config::{DataConfig, DataSource, EvalSplit};
 use crate::progress::Reporter;
-
-#[derive(Debug, thiserror::Error)]
-pub enum DataError {
-    #[error(
-        "{}: no CelebA here (expected {}/img_align_celeba/ and list_eval_partition.txt). Download \"Align&Cropped Images\" and the annotation files from the CelebA site (or the Kaggle copy \"jessicali9530/celeba-dataset\"), unpack them there, or point data.root / $VAELAB_CELEBA_ROOT at your copy",
-        root.display(),
-        root.display()
-    )]
-    CelebaMissing { root: PathBuf },
-    #[error(
-        "{}: no such directory; set data.root to a folder of JPEG, PNG or WebP images",
-        root.display()
-    )]
-    FolderMissing { root: PathBuf },
-    #[error("{}: cannot read: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-    #[error(
-        "{}: the decoded cache is unreadable right after writing it; check the disk and remove the directory",
-        path.display()
-    )]
-    CacheUnreadable { path: PathBuf },
-    #[error("{}:{line}: {detail}", path.display())]
-    Malformed {
-        path: PathBuf,
-        line: usize,
-        detail: String,
-    },
-    #[error(
-        "{}: no usable image in the {what} split (all missing or unreadable; see the skipped list in the cache metadata)",
-        root.display()
-    )]
-    NoUsableImages { root: PathBuf, what: String },
-    #[error("data.split: test: a folder dataset has no test split; use validation")]
-    NoTestSplit,
-    #[error(
-        "data: the dataset has no training images (data.train_images = {0}); set it to at least 1"
-    )]
-    Empty(usize),
-}
+pub use files::{DataError, celeba_root, folder_root, root_of};
 
 /// A decoded dataset: uint8 images in [0, 255], attributes in {-1, +1}.
 pub struct Dataset {
@@ -111,14 +66,14 @@ pub fn load(config: &DataConfig, reporter: &dyn Reporter) -> Result<Dataset, Dat
     match config.source {
         DataSource::Celeba => {
             let root = celeba_root(config);
-            let (_, mut train) = disk::celeba_files(&root, disk::TRAIN_PARTITION)?;
-            let (_, val) = disk::celeba_files(&root, disk::VALIDATION_PARTITION)?;
+            let (_, mut train) = files::celeba_files(&root, files::TRAIN_PARTITION)?;
+            let (_, val) = files::celeba_files(&root, files::VALIDATION_PARTITION)?;
             if let Some(limit) = config.limit {
                 train.files.truncate(limit);
                 train.attributes.truncate(limit);
             }
             let test = evaluates_test(config)
-                .then(|| disk::celeba_files(&root, disk::TEST_PARTITION))
+                .then(|| files::celeba_files(&root, files::TEST_PARTITION))
                 .transpose()?
                 .map(|(_, list)| list);
             from_lists(&train, &val, test.as_ref(), config, reporter)
@@ -131,8 +86,8 @@ pub fn load(config: &DataConfig, reporter: &dyn Reporter) -> Result<Dataset, Dat
             let ratio = config
                 .val_ratio
                 .unwrap_or(DataConfig::DEFAULT_FOLDER_VAL_RATIO);
-            let mut train = disk::folder_files(&root, ratio, false)?;
-            let val = disk::folder_files(&root, ratio, true)?;
+            let mut train = files::folder_files(&root, ratio, false)?;
+            let val = files::folder_files(&root, ratio, true)?;
             if let Some(limit) = config.limit {
                 train.files.truncate(limit);
                 train.attributes.truncate(limit);
@@ -160,13 +115,13 @@ pub fn load(config: &DataConfig, reporter: &dyn Reporter) -> Result<Dataset, Dat
 }
 
 fn from_lists(
-    train: &disk::FileList,
-    val: &disk::FileList,
-    test: Option<&disk::FileList>,
+    train: &files::FileList,
+    val: &files::FileList,
+    test: Option<&files::FileList>,
     config: &DataConfig,
     reporter: &dyn Reporter,
 ) -> Result<Dataset, DataError> {
-    let cache = disk::cache_dir();
+    let cache = files::cache_dir();
     let train = disk::decode_cached(&cache, train, config, "training", reporter)?;
     let val = disk::decode_cached(&cache, val, config, "validation", reporter)?;
     let (eval, eval_attributes) = match test {
@@ -183,31 +138,6 @@ fn from_lists(
         eval_attributes,
         attribute_names: train.attribute_names,
     })
-}
-
-/// Where a dataset on disk is read from, made absolute when it can be (for the record in
-/// `state.json`); `None` for synthetic data.
-pub fn root_of(config: &DataConfig) -> Option<PathBuf> {
-    let root = match config.source {
-        DataSource::Synthetic => return None,
-        DataSource::Folder => folder_root(config),
-        DataSource::Celeba => celeba_root(config),
-    };
-    Some(std::fs::canonicalize(&root).unwrap_or(root))
-}
-
-/// Where an image folder is read from: `data.root`, else `data/images`.
-pub fn folder_root(config: &DataConfig) -> PathBuf {
-    config.root.clone().unwrap_or_else(|| "data/images".into())
-}
-
-/// Where CelebA is read from: `data.root`, else `$VAELAB_CELEBA_ROOT`, else `data/celeba`.
-pub fn celeba_root(config: &DataConfig) -> std::path::PathBuf {
-    config
-        .root
-        .clone()
-        .or_else(|| std::env::var_os("VAELAB_CELEBA_ROOT").map(Into::into))
-        .unwrap_or_else(|| "data/celeba".into())
 }
 
 /// Flips each image of a batch left-right with probability 1/2, a function of

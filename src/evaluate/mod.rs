@@ -13,7 +13,6 @@ pub use metrics::{
     ssim_per_image,
 };
 use pictures::write_visuals;
-pub use pictures::{ATTRIBUTE_STRENGTHS, TRAVERSAL_OFFSETS, TRAVERSED_DIMENSIONS};
 
 use chrono::Utc;
 use tch::{Device, Kind, Tensor};

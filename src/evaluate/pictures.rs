@@ -9,18 +9,15 @@ use crate::data::png;
 use crate::experiment::config::RunConfig;
 use crate::model::Vae;
 use crate::rng::{self, Stream};
-use crate::store::{EvaluationPicture, RunDir};
+use crate::store::{
+    ATTRIBUTE_STRENGTHS, EvaluationPicture, RunDir, TRAVERSAL_OFFSETS, TRAVERSED_DIMENSIONS,
+};
 
 /// Images shown in the reconstruction grid; interpolation uses pairs among them.
 const SHOWN_IMAGES: i64 = 8;
 const INTERPOLATION_STEPS: i64 = 8;
 const PRIOR_SAMPLES: i64 = 16;
 const ATTRIBUTE_FACES: i64 = 4;
-pub const ATTRIBUTE_STRENGTHS: [f64; 6] = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5];
-/// Latent dimensions a traversal shows: those with the highest KL.
-pub const TRAVERSED_DIMENSIONS: usize = 8;
-/// Offsets from the posterior mean a traversal decodes, in prior standard deviations.
-pub const TRAVERSAL_OFFSETS: [f64; 7] = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0];
 
 /// The `count` dimensions with the highest KL, highest first (the lower index on ties).
 pub(super) fn highest_kl_dimensions(kl: &[f64], count: usize) -> Vec<i64> {

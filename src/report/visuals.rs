@@ -4,9 +4,10 @@ use std::path::PathBuf;
 
 use super::aggregate::Aggregate;
 use super::document::GalleryCell;
-use crate::evaluate::{ATTRIBUTE_STRENGTHS, TRAVERSAL_OFFSETS, TRAVERSED_DIMENSIONS};
 use crate::experiment::slug;
-use crate::store::{EvaluationPicture, SampleKind};
+use crate::store::{
+    ATTRIBUTE_STRENGTHS, EvaluationPicture, SampleKind, TRAVERSAL_OFFSETS, TRAVERSED_DIMENSIONS,
+};
 
 /// One kind of picture across the variants.
 pub(super) struct Visual {

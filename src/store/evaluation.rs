@@ -34,6 +34,14 @@ const EVALUATION_FILE: &str = "evaluation.parquet";
 const LATENT_FILE: &str = "latent.parquet";
 const EVALUATION_DIR: &str = "evaluation";
 
+/// How far along an attribute direction the attribute picture walks, in multiples of it:
+/// its columns, which the evaluation draws and the report captions.
+pub const ATTRIBUTE_STRENGTHS: [f64; 6] = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5];
+/// Latent dimensions a traversal shows: those with the highest KL.
+pub const TRAVERSED_DIMENSIONS: usize = 8;
+/// Offsets from the posterior mean a traversal decodes, in prior standard deviations.
+pub const TRAVERSAL_OFFSETS: [f64; 7] = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0];
+
 /// The pictures of an evaluation, in `runs/<id>/evaluation/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EvaluationPicture {

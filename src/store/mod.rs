@@ -29,8 +29,9 @@ pub use checkpoint::{
 pub use crash::{crash_point, crash_point_until_stopped};
 pub(crate) use evaluation::to_frame as evaluation_row;
 pub use evaluation::{
-    ACTIVE_UNIT_THRESHOLD, CALIBRATED_LIKELIHOOD, DISCRETISATION, Evaluation, EvaluationPicture,
-    LatentStats, likelihood_description,
+    ACTIVE_UNIT_THRESHOLD, ATTRIBUTE_STRENGTHS, CALIBRATED_LIKELIHOOD, DISCRETISATION, Evaluation,
+    EvaluationPicture, LatentStats, TRAVERSAL_OFFSETS, TRAVERSED_DIMENSIONS,
+    likelihood_description,
 };
 pub use gc::KEPT_CHECKPOINTS;
 pub use lock::RunLock;

@@ -7,7 +7,8 @@ use std::sync::Mutex;
 use crate::common::Workspace;
 use image::{Rgb, RgbImage};
 use predicates::str::contains;
-use vaelab::data::disk::{self, CelebaLayout};
+use vaelab::data::disk;
+use vaelab::data::files::{self, CelebaLayout};
 use vaelab::experiment::config::{DataConfig, DataSource, ResizeFilter};
 use vaelab::progress::{EpochSummary, Reporter};
 
@@ -132,10 +133,10 @@ fn both_celeba_layouts_give_the_same_splits_order_and_attributes() {
     for layout in [CelebaLayout::Official, CelebaLayout::Kaggle] {
         let root = ws.path().join(format!("{layout:?}"));
         write_celeba(&root, layout);
-        assert_eq!(disk::detect_celeba(&root).unwrap(), layout);
-        let (_, train) = disk::celeba_files(&root, 0).unwrap();
-        let (_, valid) = disk::celeba_files(&root, 1).unwrap();
-        let (_, test) = disk::celeba_files(&root, 2).unwrap();
+        assert_eq!(files::detect_celeba(&root).unwrap(), layout);
+        let (_, train) = files::celeba_files(&root, 0).unwrap();
+        let (_, valid) = files::celeba_files(&root, 1).unwrap();
+        let (_, test) = files::celeba_files(&root, 2).unwrap();
         assert_eq!(train.files, (0..6).map(name).collect::<Vec<_>>());
         assert_eq!(valid.files, vec![name(6), name(7)]);
         assert_eq!(test.files, vec![name(8), name(9)]);
@@ -148,7 +149,7 @@ fn both_celeba_layouts_give_the_same_splits_order_and_attributes() {
 #[test]
 fn a_missing_celeba_says_what_is_missing_and_how_to_get_it() {
     let ws = Workspace::new();
-    let err = disk::detect_celeba(&ws.path().join("nowhere"))
+    let err = files::detect_celeba(&ws.path().join("nowhere"))
         .unwrap_err()
         .to_string();
     assert!(
@@ -185,7 +186,7 @@ fn the_cache_is_reused_then_rebuilt_when_a_file_or_the_cache_changes() {
     let root = ws.path().join("celeba");
     write_celeba(&root, CelebaLayout::Official);
     let cfg = config(&root, DataSource::Celeba, Some(148));
-    let (_, train) = disk::celeba_files(&root, 0).unwrap();
+    let (_, train) = files::celeba_files(&root, 0).unwrap();
     let recorder = Recorder::default();
 
     let first = disk::decode_cached(&cache(&ws), &train, &cfg, "training", &recorder).unwrap();
@@ -273,8 +274,8 @@ fn a_folder_splits_by_path_hash_and_skips_corrupt_images() {
     }
     std::fs::write(root.join("broken.jpg"), b"\xff\xd8 not really a jpeg").unwrap();
     std::fs::write(root.join("notes.txt"), b"ignored").unwrap();
-    let train = disk::folder_files(&root, 0.3, false).unwrap();
-    let val = disk::folder_files(&root, 0.3, true).unwrap();
+    let train = files::folder_files(&root, 0.3, false).unwrap();
+    let val = files::folder_files(&root, 0.3, true).unwrap();
     assert_eq!(train.files.len() + val.files.len(), 31);
     assert!(
         !val.files.is_empty() && val.files.len() < 20,
@@ -284,7 +285,7 @@ fn a_folder_splits_by_path_hash_and_skips_corrupt_images() {
     assert!(train.files.iter().all(|f| !val.files.contains(f)));
     assert_eq!(
         train.files,
-        disk::folder_files(&root, 0.3, false).unwrap().files,
+        files::folder_files(&root, 0.3, false).unwrap().files,
         "the split is deterministic"
     );
 
@@ -317,8 +318,8 @@ fn a_folder_splits_by_path_hash_and_skips_corrupt_images() {
             .save(root.join(format!("new{i:02}.png")))
             .unwrap();
     }
-    let grown_train = disk::folder_files(&root, 0.3, false).unwrap();
-    let grown_val = disk::folder_files(&root, 0.3, true).unwrap();
+    let grown_train = files::folder_files(&root, 0.3, false).unwrap();
+    let grown_val = files::folder_files(&root, 0.3, true).unwrap();
     assert_eq!(grown_train.files.len() + grown_val.files.len(), 51);
     assert!(train.files.iter().all(|f| grown_train.files.contains(f)));
     assert!(val.files.iter().all(|f| grown_val.files.contains(f)));
@@ -330,9 +331,9 @@ fn a_folder_of_only_corrupt_images_is_an_error() {
     let root = ws.path().join("bad");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("a.png"), b"nope").unwrap();
-    let list = disk::folder_files(&root, 0.5, false).unwrap();
+    let list = files::folder_files(&root, 0.5, false).unwrap();
     let list = if list.files.is_empty() {
-        disk::folder_files(&root, 0.5, true).unwrap()
+        files::folder_files(&root, 0.5, true).unwrap()
     } else {
         list
     };
@@ -521,7 +522,7 @@ fn a_run_id_covers_the_images_and_not_their_path() {
     // The decoded images of the old content are stale: gc lists them with their size and
     // removes them with --apply.
     assert_eq!(
-        disk::cache_entries(&cache(&ws)).len(),
+        files::cache_entries(&cache(&ws)).len(),
         2,
         "training and validation"
     );
@@ -530,12 +531,12 @@ fn a_run_id_covers_the_images_and_not_their_path() {
         .success()
         .stdout(contains("stale data cache"));
     assert_eq!(
-        disk::cache_entries(&cache(&ws)).len(),
+        files::cache_entries(&cache(&ws)).len(),
         2,
         "listing removes nothing"
     );
     ws.vaelab(&["gc", spec_text, "--apply"]).assert().success();
-    assert_eq!(disk::cache_entries(&cache(&ws)), vec![]);
+    assert_eq!(files::cache_entries(&cache(&ws)), vec![]);
 }
 
 #[test]
@@ -576,7 +577,7 @@ fn the_data_benchmark_generates_a_celeba_tree_and_compares_cache_with_memory() {
         (overhead - 100.0 * (cached / memory - 1.0)).abs() < 1e-9,
         "{result}"
     );
-    let (_, list) = disk::celeba_files(&root, 0).unwrap();
+    let (_, list) = files::celeba_files(&root, 0).unwrap();
     assert_eq!(list.files.len(), 16);
     let first = image::open(list.root.join(&list.files[0])).unwrap();
     assert_eq!((first.width(), first.height()), (178, 218));
@@ -619,7 +620,7 @@ fn truncated_jpeg_png_and_webp_files_are_detected_and_skipped() {
     }
     let mut skipped = Vec::new();
     for validation in [false, true] {
-        let list = disk::folder_files(&root, 0.3, validation).unwrap();
+        let list = files::folder_files(&root, 0.3, validation).unwrap();
         let decoded = disk::decode_cached(
             &cache(&ws),
             &list,
