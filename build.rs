@@ -8,7 +8,6 @@
 use std::path::Path;
 
 fn main() {
-    record_commit();
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let Ok(lib_dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         return;
@@ -30,25 +29,6 @@ fn main() {
         })
         .unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=VAELAB_LIBTORCH_VERSION={version}");
-}
-
-/// `VAELAB_BUILD_COMMIT`: the commit vaelab is built from (`git describe --always
-/// --dirty`), for the provenance a run's `state.json` records; `unknown` outside git.
-fn record_commit() {
-    for path in [".git/HEAD", ".git/index"] {
-        if Path::new(path).exists() {
-            println!("cargo:rerun-if-changed={path}");
-        }
-    }
-    let commit = std::process::Command::new("git")
-        .args(["describe", "--always", "--dirty", "--abbrev=40"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|c| !c.is_empty())
-        .unwrap_or_else(|| "unknown".to_string());
-    println!("cargo:rustc-env=VAELAB_BUILD_COMMIT={commit}");
 }
 
 /// Compiles the C++ shim, `src/model/switches.cpp` (libtorch's numerics switches that tch

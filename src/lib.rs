@@ -1,22 +1,18 @@
 //! vaelab: an experiment harness for convolutional VAEs (YAML specs → resumable libtorch
 //! runs → Parquet metrics → reports).
 //!
-//! Each module is a layer, declared here in the order data flows; a layer imports only the
-//! layers declared before it (`tests/it/architecture.rs` keeps it so, and `ARCHITECTURE.md`
-//! says what belongs where). The blank lines keep rustfmt from sorting them.
+//! The layers that touch no tensor live in `vaelab-core` and are re-exported here under
+//! their own names, so `vaelab::store` is the one store; this crate adds the layers that
+//! link libtorch. Each module is a layer, declared here in the order data flows; a layer
+//! imports only `vaelab-core` and the layers declared before it (`tests/it/architecture.rs`
+//! keeps it so, and `ARCHITECTURE.md` says what belongs where). The blank lines keep
+//! rustfmt from sorting them.
 #![warn(unreachable_pub)]
 
-// How the library speaks to a person: notes, warnings, progress bars.
-pub mod progress;
+pub use vaelab_core::{cluster, experiment, progress, report, serve, store};
 
 // Random streams as functions of (seed, stream, coordinates).
 pub mod rng;
-
-// What a person declares: specs, resolved configs, identity, expansion.
-pub mod experiment;
-
-// Run directories and every file in them, the lock, a run's standing.
-pub mod store;
 
 // Datasets decoded into uint8 tensors, and PNG grids.
 pub mod data;
@@ -29,15 +25,6 @@ pub mod evaluate;
 
 // Training one run: the epoch loop, checkpoints, resume.
 pub mod train;
-
-// Aggregation, statistics, figures and the report document.
-pub mod report;
-
-// The live web dashboard over the run store.
-pub mod serve;
-
-// Slurm job arrays.
-pub mod cluster;
 
 // Benchmarks of the train step, data pipeline, planning and report.
 pub mod bench;

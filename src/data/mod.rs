@@ -1,7 +1,5 @@
 //! Datasets: sources of face images, decoded once into uint8 tensors (N, 3, S, S).
 pub mod disk;
-pub mod files;
-pub mod fingerprint;
 pub mod png;
 pub mod synthetic;
 
@@ -11,7 +9,7 @@ use tch::{Kind, Tensor};
 use crate::experiment::attributes::SYNTHETIC_ATTRIBUTES;
 use crate::experiment::config::{DataConfig, DataSource, EvalSplit};
 use crate::progress::Reporter;
-pub use files::{DataError, celeba_root, folder_root, root_of};
+pub use vaelab_core::data::{DataError, celeba_root, files, fingerprint, folder_root, root_of};
 
 /// A decoded dataset: uint8 images in [0, 255], attributes in {-1, +1}.
 pub struct Dataset {
@@ -168,7 +166,7 @@ pub fn to_unit_float(images: &Tensor) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::config::tests::tiny_config;
+    use crate::experiment::config::tiny_config;
 
     #[test]
     fn limit_takes_a_prefix_of_the_training_images() {

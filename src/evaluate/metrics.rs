@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn iwae_bound_agrees_with_a_direct_computation_and_tightens_the_elbo() {
-        let config = crate::experiment::config::tests::tiny_config();
+        let config = crate::experiment::config::tiny_config();
         let (_vs, model) = model::build(&config.model, 32, Device::Cpu, 5);
         tch::manual_seed(11);
         let x = Tensor::rand([3, 3, 32, 32], (Kind::Float, Device::Cpu));

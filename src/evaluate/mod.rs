@@ -360,7 +360,7 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::config::tests::tiny_config;
+    use crate::experiment::config::tiny_config;
     use crate::model;
 
     /// σ_c² is the per-channel mean squared error of one posterior sample's decoding, and

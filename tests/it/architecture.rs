@@ -1,27 +1,47 @@
-//! The layered layout holds: a module of `src/` imports only from its own layer or the
-//! layers below it, and the submodules of one layer import each other without a cycle.
+//! The layered layout holds: a module imports only from its own layer or the layers below
+//! it, and the submodules of one layer import each other without a cycle.
 //!
-//! The layer order is declared here once, in the order data flows (see ARCHITECTURE.md).
-//! The binary's files (`main.rs`, `cli.rs`, `commands/`) sit above every layer and reach
-//! the library only through `vaelab::`.
+//! The layer order is declared here once, in the order data flows (see ARCHITECTURE.md):
+//! `vaelab-core`'s layers (`crates/vaelab-core/src/`, which cannot reach the crate above
+//! it at all), then the `vaelab` crate's own (`src/`), which re-exports the core layers
+//! and so sees them as `crate::store` and the like, below its own. The binary's files
+//! (`main.rs`, `cli.rs`, `commands/`) sit above every layer and reach the library only
+//! through `vaelab::`.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Lowest first. A layer is a folder (or file) directly under `src/`.
-const LAYERS: [&str; 12] = [
+/// `vaelab-core`'s layers, lowest first: each a folder (or file) directly under its `src/`.
+const CORE_LAYERS: [&str; 7] = [
     "progress",
-    "rng",
     "experiment",
     "store",
     "data",
-    "model",
-    "evaluate",
-    "train",
     "report",
     "serve",
     "cluster",
-    "bench",
 ];
+
+/// The `vaelab` crate's own layers, lowest first, all above the core's.
+const TORCH_LAYERS: [&str; 6] = ["rng", "data", "model", "evaluate", "train", "bench"];
+
+/// How a `crate::` path of the `vaelab` crate is ranked: the core layers it re-exports
+/// (its `data` is its own, which re-exports the core's), then its own layers.
+fn torch_order() -> Vec<&'static str> {
+    CORE_LAYERS
+        .iter()
+        .copied()
+        .filter(|l| !TORCH_LAYERS.contains(l))
+        .chain(TORCH_LAYERS)
+        .collect()
+}
+
+fn core_src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/vaelab-core/src")
+}
+
+fn torch_src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
 
 /// Files of the binary crate, where `crate::` means the binary, not the library.
 const BINARY: [&str; 3] = ["main.rs", "cli.rs", "commands"];
@@ -159,21 +179,25 @@ fn use_tree(text: &str) -> (Vec<Vec<String>>, usize) {
     }
 }
 
-fn layer_of(segments: &[String]) -> Option<usize> {
-    LAYERS
+fn layer_of(segments: &[String], layers: &[&str]) -> Option<usize> {
+    layers
         .iter()
         .position(|l| segments.first().is_some_and(|s| s == l))
 }
 
-/// Upward imports, as `file:line: layer imports higher-layer path` messages.
-fn upward_imports(files: &BTreeMap<PathBuf, (Vec<String>, Vec<Import>)>) -> Vec<String> {
+/// Upward imports among `layers` (lowest first), as `file:line: layer imports
+/// higher-layer path` messages.
+fn upward_imports(
+    files: &BTreeMap<PathBuf, (Vec<String>, Vec<Import>)>,
+    layers: &[&str],
+) -> Vec<String> {
     let mut problems = Vec::new();
     for (file, (module, found)) in files {
-        let Some(own) = layer_of(module) else {
+        let Some(own) = layer_of(module, layers) else {
             continue;
         };
         for import in found {
-            if let Some(theirs) = layer_of(&import.segments)
+            if let Some(theirs) = layer_of(&import.segments, layers)
                 && theirs > own
             {
                 problems.push(format!(
@@ -181,9 +205,9 @@ fn upward_imports(files: &BTreeMap<PathBuf, (Vec<String>, Vec<Import>)>) -> Vec<
                     file.display(),
                     import.line,
                     module.join("::"),
-                    LAYERS[own],
+                    layers[own],
                     import.segments.join("::"),
-                    LAYERS[theirs]
+                    layers[theirs]
                 ));
             }
         }
@@ -193,10 +217,13 @@ fn upward_imports(files: &BTreeMap<PathBuf, (Vec<String>, Vec<Import>)>) -> Vec<
 
 /// Cycles among the direct submodules of each layer, and of the binary's `commands/`
 /// (e.g. `report::render` ↔ `report::aggregate`), as the modules on each cycle.
-fn cycles_within_layers(files: &BTreeMap<PathBuf, (Vec<String>, Vec<Import>)>) -> Vec<String> {
+fn cycles_within_layers(
+    files: &BTreeMap<PathBuf, (Vec<String>, Vec<Import>)>,
+    layers: &[&str],
+) -> Vec<String> {
     let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (module, found) in files.values() {
-        if module.len() < 2 || (layer_of(module).is_none() && module[0] != "commands") {
+        if module.len() < 2 || (layer_of(module, layers).is_none() && module[0] != "commands") {
             continue;
         }
         let from = format!("{}::{}", module[0], module[1]);
@@ -264,26 +291,27 @@ fn library_files(src: &Path) -> BTreeMap<PathBuf, (Vec<String>, Vec<Import>)> {
         .collect()
 }
 
-#[test]
-fn no_module_imports_from_a_layer_above_its_own() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let files = library_files(&src);
-    for layer in LAYERS {
+/// Every file of `src` in a layer of `own`, none in no layer, and no upward import when
+/// paths are ranked by `order`.
+fn assert_layered(src: &Path, own: &[&str], order: &[&str]) {
+    let files = library_files(src);
+    for layer in own {
         assert!(
-            files.values().any(|(m, _)| m[0] == layer),
-            "layer `{layer}` has no files under src/: update LAYERS in this test"
+            files.values().any(|(m, _)| m[0] == *layer),
+            "layer `{layer}` has no files under {}: update this test",
+            src.display()
         );
     }
     let unknown: Vec<_> = files
         .iter()
-        .filter(|(_, (m, _))| layer_of(m).is_none())
+        .filter(|(_, (m, _))| layer_of(m, own).is_none())
         .map(|(f, _)| f.display().to_string())
         .collect();
     assert!(
         unknown.is_empty(),
         "files in no declared layer: {unknown:?}"
     );
-    let problems = upward_imports(&files);
+    let problems = upward_imports(&files, order);
     assert!(
         problems.is_empty(),
         "upward imports:\n{}",
@@ -292,9 +320,18 @@ fn no_module_imports_from_a_layer_above_its_own() {
 }
 
 #[test]
+fn no_module_imports_from_a_layer_above_its_own() {
+    assert_layered(&core_src(), &CORE_LAYERS, &CORE_LAYERS);
+    assert_layered(&torch_src(), &TORCH_LAYERS, &torch_order());
+}
+
+#[test]
 fn the_submodules_of_a_layer_import_each_other_without_a_cycle() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let problems = cycles_within_layers(&source_files(&src));
+    let mut problems = cycles_within_layers(&source_files(&core_src()), &CORE_LAYERS);
+    problems.extend(cycles_within_layers(
+        &source_files(&torch_src()),
+        &torch_order(),
+    ));
     assert!(
         problems.is_empty(),
         "import cycles:\n{}",
@@ -302,16 +339,35 @@ fn the_submodules_of_a_layer_import_each_other_without_a_cycle() {
     );
 }
 
-#[test]
-fn the_lib_declares_the_layers_in_the_order_of_this_test() {
-    let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"))
-        .expect("src/lib.rs");
-    let declared: Vec<&str> = lib
-        .lines()
+/// The `pub mod` lines of a `lib.rs`, in order.
+fn declared_modules(lib: &str) -> Vec<String> {
+    lib.lines()
         .filter_map(|l| l.strip_prefix("pub mod "))
-        .map(|l| l.trim_end_matches(';'))
+        .map(|l| l.trim_end_matches(';').to_string())
+        .collect()
+}
+
+#[test]
+fn the_libs_declare_the_layers_in_the_order_of_this_test() {
+    let read = |src: PathBuf| std::fs::read_to_string(src.join("lib.rs")).expect("lib.rs");
+    assert_eq!(declared_modules(&read(core_src())), CORE_LAYERS);
+    let torch = read(torch_src());
+    assert_eq!(declared_modules(&torch), TORCH_LAYERS);
+    // Every core layer the vaelab crate does not extend is re-exported under its name.
+    let reexported: BTreeSet<&str> = torch
+        .split_once("pub use vaelab_core::{")
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .expect("src/lib.rs re-exports the core layers")
+        .0
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
         .collect();
-    assert_eq!(declared, LAYERS);
+    let expected: BTreeSet<&str> = torch_order()
+        .into_iter()
+        .filter(|l| !TORCH_LAYERS.contains(l))
+        .collect();
+    assert_eq!(reexported, expected);
 }
 
 /// The checker itself: an upward import, a `use crate::{...}` group, a `super::` path and a
@@ -361,14 +417,23 @@ fn the_checker_catches_upward_imports_and_cycles() {
             "use super::run::EXIT_INTERRUPTED;\n",
         ),
     );
-    let upward = upward_imports(&files);
+    let order = [
+        "experiment",
+        "store",
+        "data",
+        "model",
+        "train",
+        "report",
+        "bench",
+    ];
+    let upward = upward_imports(&files, &order);
     assert_eq!(upward.len(), 3, "{upward:#?}");
     assert!(upward[0].starts_with("data/b.rs:1:") && upward[0].contains("`model`"));
     assert!(upward[1].starts_with("data/b.rs:1:") && upward[1].contains("`train`"));
     assert!(
         upward[2].starts_with("store/a.rs:2:") && upward[2].contains("crate::report::render::slug")
     );
-    let cycles = cycles_within_layers(&files);
+    let cycles = cycles_within_layers(&files, &order);
     assert!(
         cycles.contains(&"report::c → report::d → report::c".to_string()),
         "{cycles:?}"

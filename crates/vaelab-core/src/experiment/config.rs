@@ -475,33 +475,36 @@ impl RunConfig {
     }
 }
 
+/// A small valid config for unit tests, here and in the `vaelab` crate (whose tests turn on
+/// the `test-support` feature).
+#[cfg(any(test, feature = "test-support"))]
+pub fn tiny_config() -> RunConfig {
+    RunConfig {
+        seed: 0,
+        data: DataConfig {
+            image_size: 32,
+            train_images: 64,
+            val_images: 16,
+            ..DataConfig::default()
+        },
+        model: ModelConfig {
+            residual: true,
+            latent_dim: 8,
+            channels: vec![8, 16],
+            ..ModelConfig::default()
+        },
+        train: TrainConfig {
+            epochs: 2,
+            batch_size: 16,
+            ..TrainConfig::default()
+        },
+        eval: EvalConfig::default(),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-
-    pub(crate) fn tiny_config() -> RunConfig {
-        RunConfig {
-            seed: 0,
-            data: DataConfig {
-                image_size: 32,
-                train_images: 64,
-                val_images: 16,
-                ..DataConfig::default()
-            },
-            model: ModelConfig {
-                residual: true,
-                latent_dim: 8,
-                channels: vec![8, 16],
-                ..ModelConfig::default()
-            },
-            train: TrainConfig {
-                epochs: 2,
-                batch_size: 16,
-                ..TrainConfig::default()
-            },
-            eval: EvalConfig::default(),
-        }
-    }
 
     #[test]
     fn identity_is_pinned() {

@@ -17,9 +17,9 @@ use axum::routing::get;
 use crate::store::{RunStore, StoreError};
 use views::MetricsCache;
 
-const PAGE: &str = include_str!("../../assets/dashboard/dashboard.html");
-const SCRIPT: &str = include_str!("../../assets/dashboard/dashboard.js");
-const STYLE: &str = include_str!("../../assets/dashboard/dashboard.css");
+const PAGE: &str = include_str!("../../../../assets/dashboard/dashboard.html");
+const SCRIPT: &str = include_str!("../../../../assets/dashboard/dashboard.js");
+const STYLE: &str = include_str!("../../../../assets/dashboard/dashboard.css");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {

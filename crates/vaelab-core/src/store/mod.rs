@@ -419,7 +419,7 @@ impl RunDir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::config::tests::tiny_config;
+    use crate::experiment::config::tiny_config;
     use crate::store::metrics::tests::row;
 
     #[test]

@@ -401,7 +401,7 @@ mod tests {
     fn metrics_are_read_again_only_when_their_file_changes() {
         let dir = tempfile::tempdir().unwrap();
         let store = RunStore::new(dir.path());
-        let run = store.run_dir(&crate::experiment::config::tests::tiny_config().id());
+        let run = store.run_dir(&crate::experiment::config::tiny_config().id());
         let cache = MetricsCache::default();
         assert!(cache.metrics(&run).unwrap().is_empty(), "no file yet");
         run.write_metrics(&[row(1)]).unwrap();
@@ -420,8 +420,7 @@ mod tests {
     #[test]
     fn only_sample_grids_and_evaluation_pictures_are_servable() {
         let dir = tempfile::tempdir().unwrap();
-        let run = RunStore::new(dir.path())
-            .run_dir(&crate::experiment::config::tests::tiny_config().id());
+        let run = RunStore::new(dir.path()).run_dir(&crate::experiment::config::tiny_config().id());
         assert_eq!(
             servable_file(&run, "epoch-0012-prior.png"),
             Some(run.sample_path(12, SampleKind::Prior))
