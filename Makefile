@@ -30,13 +30,17 @@ build:
 	$(WITH_TORCH) cargo build
 
 lint:
-	$(WITH_TORCH) cargo fmt --check && cargo clippy --all-targets -- -D warnings
+	$(WITH_TORCH) cargo fmt --all --check && cargo clippy --workspace --all-targets -- -D warnings
 
-# A release binary for a machine with a GPU and PyTorch 2.11 but no Rust toolchain:
-# stripped into gpu/vaelab (ignored by git), refused if over 50 MiB. It finds that
-# machine's libtorch through LD_LIBRARY_PATH (scripts/gpu-check.sh sets it).
+# Release binaries for a machine with a GPU and PyTorch 2.11 but no Rust toolchain:
+# gpu/vaelab and gpu/vaelab-torch (which `vaelab` hands run, bench and info to; they must
+# stay side by side), stripped, ignored by git, each refused if over 50 MiB. vaelab-torch
+# finds that machine's libtorch through LD_LIBRARY_PATH (scripts/gpu-check.sh sets it).
 gpu-binary:
 	$(WITH_TORCH) cargo build --release
-	mkdir -p gpu && cp target/release/vaelab gpu/vaelab && strip gpu/vaelab
-	@size=$$(stat -c %s gpu/vaelab); echo "gpu/vaelab: $$((size / 1048576)) MiB"; \
-		[ "$$size" -lt $$((50 * 1048576)) ] || { echo "gpu/vaelab is over 50 MiB"; exit 1; }
+	mkdir -p gpu
+	@for bin in vaelab vaelab-torch; do \
+		cp target/release/$$bin gpu/$$bin && strip gpu/$$bin || exit 1; \
+		size=$$(stat -c %s gpu/$$bin); echo "gpu/$$bin: $$((size / 1048576)) MiB"; \
+		[ "$$size" -lt $$((50 * 1048576)) ] || { echo "gpu/$$bin is over 50 MiB"; exit 1; }; \
+	done

@@ -1,4 +1,4 @@
-//! Links libtorch so the binary finds it without LD_LIBRARY_PATH and keeps CUDA.
+//! Links libtorch so `vaelab-torch` finds it without LD_LIBRARY_PATH and keeps CUDA.
 //!
 //! tch's build links `libtorch_cuda.so`, but the linker's `--as-needed` drops it because
 //! no symbol of it is referenced directly; CUDA then silently stays unavailable at run
@@ -15,7 +15,10 @@ fn main() {
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
     compile_switches(Path::new(&lib_dir));
     if Path::new(&lib_dir).join("libtorch_cuda.so").exists() {
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+        // Only where libtorch is wanted: `vaelab` itself must load none of it.
+        let keep_cuda = "-Wl,--no-as-needed,-ltorch_cuda,--as-needed";
+        println!("cargo:rustc-link-arg-bin=vaelab-torch={keep_cuda}");
+        println!("cargo:rustc-link-arg-tests={keep_cuda}");
     }
     let version = Path::new(&lib_dir)
         .parent()

@@ -2,7 +2,7 @@
 # One-call GPU check: everything vaelab promises about CUDA, measured on a machine with one
 # GPU and PyTorch's torch 2.11 wheel (its python3 has torch), in under 8 minutes.
 #
-#   make gpu-binary                              # here: gpu/vaelab, release, stripped
+#   make gpu-binary                              # here: gpu/vaelab and gpu/vaelab-torch
 #   scripts/gpu-check.sh gpu/vaelab              # on the GPU machine; results in $OUT
 #   scripts/gpu-check.sh target/debug/vaelab --dry-run   # the CPU-safe parts, on the CPU
 #
@@ -58,8 +58,11 @@ else
   # A binary built on another machine finds libtorch through the wheel here.
   torch_lib=$("$py" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
   export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  missing=$(ldd "$bin" 2>&1 | grep 'not found')
-  [[ -z $missing ]] || fail_fast "$bin does not find its libraries under $torch_lib: $missing"
+  # vaelab hands training to vaelab-torch beside it, the binary that loads libtorch.
+  torch_bin="$(dirname "$bin")/vaelab-torch"
+  [[ -x $torch_bin ]] || fail_fast "$torch_bin is missing: copy it beside $bin (make gpu-binary makes both)"
+  missing=$(ldd "$torch_bin" 2>&1 | grep 'not found')
+  [[ -z $missing ]] || fail_fast "$torch_bin does not find its libraries under $torch_lib: $missing"
 fi
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }

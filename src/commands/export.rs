@@ -3,11 +3,11 @@
 use anyhow::Result;
 
 use crate::cli::ExportArgs;
-use vaelab::data::fingerprint;
-use vaelab::experiment::spec;
-use vaelab::progress::Reporter;
-use vaelab::report::export::{self, ExportFormat};
-use vaelab::store::{RunDir, RunStore};
+use vaelab_core::data::fingerprint;
+use vaelab_core::experiment::spec;
+use vaelab_core::progress::Reporter;
+use vaelab_core::report::export::{self, ExportFormat};
+use vaelab_core::store::{RunDir, RunStore};
 
 pub fn execute(args: &ExportArgs, store: &RunStore, reporter: &dyn Reporter) -> Result<()> {
     let Some(format) = ExportFormat::of(&args.to) else {

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use crate::cli::GcArgs;
-use vaelab::data::{files, fingerprint};
-use vaelab::experiment::spec;
-use vaelab::progress::Reporter;
-use vaelab::store::RunStore;
-use vaelab::store::gc::{self, Candidate, Reason};
+use vaelab_core::data::{files, fingerprint};
+use vaelab_core::experiment::spec;
+use vaelab_core::progress::Reporter;
+use vaelab_core::store::RunStore;
+use vaelab_core::store::gc::{self, Candidate, Reason};
 
 /// `experiments/*.yaml` of the working directory, sorted.
 fn default_specs() -> Result<Vec<PathBuf>> {

@@ -2,11 +2,11 @@
 use anyhow::Result;
 
 use crate::cli::PlanArgs;
-use vaelab::data::fingerprint;
-use vaelab::experiment::spec;
-use vaelab::report::overview::{self, human_duration};
-use vaelab::store::RunStore;
-use vaelab::store::Standing;
+use vaelab_core::data::fingerprint;
+use vaelab_core::experiment::spec;
+use vaelab_core::report::overview::{self, human_duration};
+use vaelab_core::store::RunStore;
+use vaelab_core::store::Standing;
 
 pub fn execute(args: &PlanArgs, store: &RunStore) -> Result<()> {
     let loaded = spec::load(&args.spec)?;

@@ -5,11 +5,11 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::cli::ReportArgs;
-use vaelab::data::fingerprint;
-use vaelab::experiment::spec;
-use vaelab::progress::Reporter;
-use vaelab::report::{self, render};
-use vaelab::store::RunStore;
+use vaelab_core::data::fingerprint;
+use vaelab_core::experiment::spec;
+use vaelab_core::progress::Reporter;
+use vaelab_core::report::{self, render};
+use vaelab_core::store::RunStore;
 
 pub fn execute(
     args: &ReportArgs,

@@ -5,10 +5,10 @@ use std::io::Write;
 use anyhow::Result;
 
 use crate::cli::RunsArgs;
-use vaelab::progress::Reporter;
-use vaelab::report::export::{self, Row, Value};
-use vaelab::report::query::{self, Condition};
-use vaelab::store::RunStore;
+use vaelab_core::progress::Reporter;
+use vaelab_core::report::export::{self, Row, Value};
+use vaelab_core::report::query::{self, Condition};
+use vaelab_core::store::RunStore;
 
 /// The results the table shows after the settings, when runs have them.
 const SHOWN_RESULTS: [(&str, &str); 4] = [

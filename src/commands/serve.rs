@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::cli::ServeArgs;
-use vaelab::progress::Reporter;
+use vaelab_core::progress::Reporter;
 
 pub fn execute(args: &ServeArgs, runs_dir: &Path, reporter: &dyn Reporter) -> Result<()> {
     if !args.host.is_loopback() {
@@ -17,7 +17,7 @@ pub fn execute(args: &ServeArgs, runs_dir: &Path, reporter: &dyn Reporter) -> Re
         ));
     }
     let address = SocketAddr::new(args.host, args.port);
-    vaelab::serve::serve(runs_dir.to_path_buf(), address, |bound| {
+    vaelab_core::serve::serve(runs_dir.to_path_buf(), address, |bound| {
         // The URL on stdout (flushed, so a script or test can read it), the rest on stderr.
         println!("http://{bound}/");
         let _ = std::io::stdout().flush();

@@ -3,11 +3,11 @@
 use anyhow::{Context, Result};
 
 use crate::cli::SlurmArgs;
-use vaelab::cluster::slurm::{self, SlurmOptions};
-use vaelab::data::fingerprint;
-use vaelab::experiment::spec;
-use vaelab::progress::Reporter;
-use vaelab::store::RunStore;
+use vaelab_core::cluster::slurm::{self, SlurmOptions};
+use vaelab_core::data::fingerprint;
+use vaelab_core::experiment::spec;
+use vaelab_core::progress::Reporter;
+use vaelab_core::store::RunStore;
 
 pub fn execute(args: &SlurmArgs, store: &RunStore, reporter: &dyn Reporter) -> Result<()> {
     let loaded = spec::load(&args.spec)?;

@@ -2,8 +2,8 @@
 use anyhow::Result;
 
 use crate::cli::StatusArgs;
-use vaelab::report::overview::{self, human_duration};
-use vaelab::store::RunStore;
+use vaelab_core::report::overview::{self, human_duration};
+use vaelab_core::store::RunStore;
 
 pub fn execute(args: &StatusArgs, store: &RunStore) -> Result<()> {
     let runs = overview::store_view(store)?;

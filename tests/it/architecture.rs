@@ -43,8 +43,9 @@ fn torch_src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
-/// Files of the binary crate, where `crate::` means the binary, not the library.
-const BINARY: [&str; 3] = ["main.rs", "cli.rs", "commands"];
+/// Files of the binaries (`vaelab`, and `vaelab-torch` under `bin/`), where `crate::`
+/// means the binary, not the library.
+const BINARY: [&str; 4] = ["main.rs", "cli.rs", "commands", "bin"];
 
 /// One `crate::...` (or `super::...`) path found in a source file.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -273,7 +274,12 @@ fn source_files(src: &Path) -> BTreeMap<PathBuf, (Vec<String>, Vec<Import>)> {
             continue;
         }
         let source = std::fs::read_to_string(&path).expect("source is readable");
-        let module = module_path(&relative);
+        // `bin/vaelab-torch/commands/run/mod.rs` is that binary's `commands::run`.
+        let in_binary = match relative.strip_prefix("bin") {
+            Ok(rest) => rest.components().skip(1).collect(),
+            Err(_) => relative.clone(),
+        };
+        let module = module_path(&in_binary);
         let found = imports(&source, &module);
         files.insert(relative, (module, found));
     }

@@ -263,13 +263,22 @@ fn bench_reports_precision_layout_and_a_full_epoch_as_json() {
 
 #[test]
 fn the_binary_links_libtorch_cuda_and_runs_without_ld_library_path() {
-    let binary = assert_cmd::cargo::cargo_bin("vaelab");
-    let ldd = std::process::Command::new("ldd")
-        .arg(&binary)
-        .env_remove("LD_LIBRARY_PATH")
-        .output()
-        .expect("ldd");
-    let listing = String::from_utf8_lossy(&ldd.stdout);
+    let ldd = |name: &str| {
+        let output = std::process::Command::new("ldd")
+            .arg(assert_cmd::cargo::cargo_bin(name))
+            .env_remove("LD_LIBRARY_PATH")
+            .output()
+            .expect("ldd");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    // `vaelab` loads no libtorch (so `plan`, `status` and `--help` start at once); the
+    // training binary it hands `run`, `bench` and `info` to loads it, CUDA included.
+    let thin = ldd("vaelab");
+    assert!(
+        !thin.contains("libtorch") && !thin.contains("libc10"),
+        "{thin}"
+    );
+    let listing = ldd("vaelab-torch");
     let cuda = listing
         .lines()
         .find(|l| l.contains("libtorch_cuda.so"))

@@ -1,0 +1,48 @@
+//! `vaelab-torch`'s subcommands, the ones that touch tensors (`run`, `bench`, `info`),
+//! and turning `--device` into a libtorch device.
+pub mod bench;
+pub mod info;
+pub mod run;
+#[path = "../../../commands/shared.rs"]
+pub mod shared;
+
+use anyhow::Result;
+use tch::Device;
+
+use crate::cli::{DeviceChoice, PlacementArgs};
+pub use shared::{EXIT_USAGE, select, usage};
+
+/// Resolves `--device` and `--threads` into a libtorch device, refusing CUDA when absent.
+pub fn placement_device(args: &PlacementArgs) -> Result<Device> {
+    if let Some(threads) = args.threads {
+        if threads < 1 {
+            return Err(usage(format!(
+                "--threads: expected a positive integer, got {threads}"
+            )));
+        }
+        tch::set_num_threads(threads);
+    }
+    resolve_device(args.device)
+}
+
+/// A `--device` choice as a libtorch device, refusing a GPU that is not visible.
+pub fn resolve_device(choice: DeviceChoice) -> Result<Device> {
+    Ok(match choice {
+        DeviceChoice::Auto => Device::cuda_if_available(),
+        DeviceChoice::Cpu => Device::Cpu,
+        DeviceChoice::Cuda(index) => {
+            let count = usize::try_from(tch::Cuda::device_count()).unwrap_or(0);
+            if index >= count {
+                let visible = match count {
+                    0 => "no CUDA device is visible".to_string(),
+                    1 => "only cuda:0 is visible".to_string(),
+                    n => format!("cuda:0 to cuda:{} are visible", n - 1),
+                };
+                return Err(usage(format!(
+                    "--device cuda:{index}: {visible} (see `vaelab info` and CUDA_VISIBLE_DEVICES); use --device cpu or auto"
+                )));
+            }
+            Device::Cuda(index)
+        }
+    })
+}

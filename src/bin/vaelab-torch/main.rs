@@ -1,0 +1,33 @@
+//! `vaelab-torch`: the half of vaelab that links libtorch. `vaelab` hands it `run`,
+//! `bench` and `info` with the same command line, so it parses the same `cli.rs`.
+#[path = "../../cli.rs"]
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+use vaelab::progress::Console;
+use vaelab::store::RunStore;
+
+fn main() -> ExitCode {
+    // Before anything allocates: tensors reuse freed memory instead of fresh pages.
+    vaelab::model::memory::keep_freed_memory();
+    let cli = Cli::parse();
+    let reporter = Console::new(cli.quiet);
+    let store = RunStore::new(&cli.runs_dir);
+    let result = match &cli.command {
+        Command::Run(args) => commands::run::execute(args, &store, &reporter),
+        Command::Info(args) => commands::info::execute(args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => commands::bench::execute(args).map(|()| ExitCode::SUCCESS),
+        _ => Err(commands::usage(
+            "vaelab-torch runs `run`, `bench` and `info`; use `vaelab` for the rest".into(),
+        )),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => commands::shared::report_error(&error),
+    }
+}
