@@ -3,12 +3,8 @@
 "use strict";
 
 const COLORS = ["#0969da", "#cf222e", "#1a7f37", "#8250df", "#bc4c00", "#1b7c83", "#bf3989", "#57606a"];
-const METRICS = [
-  ["loss", "train_loss", "val_loss"],
-  ["reconstruction", "train_recon", "val_recon"],
-  ["KL (nats)", "train_kl", "val_kl"],
-  ["validation PSNR (dB)", null, "val_psnr"],
-];
+// The charts, as the server declares them (one per plotted metric); fetched once.
+let chartList = null;
 const main = document.getElementById("main");
 const selected = new Set();
 
@@ -119,7 +115,8 @@ function band(runs, key) {
   return { x, y: mean, lo, hi };
 }
 
-function charts(container, runs) {
+async function charts(container, runs) {
+  if (chartList === null) chartList = await getJson("/api/charts");
   const variants = [...new Set(runs.map(r => r.variant))];
   container.replaceChildren();
   const legend = el("div", { class: "legend" });
@@ -127,7 +124,7 @@ function charts(container, runs) {
   container.append(legend);
   const grid = el("div", { class: "charts" });
   container.append(grid);
-  for (const [title, train, val] of METRICS) {
+  for (const { title, train, validation: val } of chartList) {
     const canvas = el("canvas");
     grid.append(el("div", { class: "chart" }, el("h3", {}, title + (train ? " (solid: validation, dashed: training)" : "")), canvas));
     const series = [];
@@ -180,7 +177,7 @@ async function showExperiment(name) {
       });
       table.append(row);
     }
-    charts(chartBox, runs);
+    await charts(chartBox, runs);
     stamp();
   };
   await refresh();
@@ -207,7 +204,7 @@ async function showRun(id) {
       el("h2", {}, "Samples by epoch"), strip,
       el("h2", {}, "Evaluation"), evaluation, pictures,
       el("h2", {}, "config.yaml"), el("pre", {}, run.config));
-    charts(chartBox, [{ id: run.id, variant: state.label || id, curves: run.curves }]);
+    await charts(chartBox, [{ id: run.id, variant: state.label || id, curves: run.curves }]);
     stamp();
     return state.status;
   };

@@ -200,6 +200,22 @@ fn the_dashboard_serves_the_store_and_refuses_everything_else() {
         "{served} vs {}",
         metrics[1].val_loss
     );
+    // Every chart the page draws names columns the curves carry, one value per epoch.
+    let charts = server.json("/api/charts");
+    let charts = charts.as_array().unwrap();
+    assert_eq!(charts[0]["validation"], "val_loss");
+    assert_eq!(charts.len(), vaelab::store::metric_curves().len());
+    for chart in charts {
+        for column in [&chart["train"], &chart["validation"]] {
+            if let Some(name) = column.as_str() {
+                assert_eq!(
+                    runs[0]["curves"][name].as_array().unwrap().len(),
+                    2,
+                    "{name}"
+                );
+            }
+        }
+    }
     let detail = server.json(&format!("/api/runs/{id}"));
     assert!(detail["config"].as_str().unwrap().contains("latent_dim: 8"));
     assert!(detail["pictures"].as_array().unwrap().len() >= 4);

@@ -220,9 +220,25 @@ pub enum Likelihood {
 }
 
 impl Likelihood {
+    pub const ALL: [Likelihood; 2] = [Likelihood::Fixed, Likelihood::Learned];
+
     pub fn is_fixed(&self) -> bool {
         *self == Self::Fixed
     }
+}
+
+/// A choice's name as a spec writes it (`learned`), from its one `serde` declaration, for
+/// files and text that name it.
+pub fn choice_name<T: Serialize>(choice: &T) -> String {
+    match serde_json::to_value(choice) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => String::new(),
+    }
+}
+
+/// The choice a name written by [`choice_name`] stands for.
+pub fn parse_choice<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
 }
 
 /// How a model's weights start (`model.init`).
@@ -505,6 +521,18 @@ pub fn tiny_config() -> RunConfig {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn a_choice_s_name_is_the_one_a_spec_writes_and_reads_back() {
+        for likelihood in Likelihood::ALL {
+            let name = choice_name(&likelihood);
+            let from_yaml: Likelihood = serde_yaml::from_str(&name).unwrap();
+            assert_eq!(from_yaml, likelihood, "{name}");
+            assert_eq!(parse_choice::<Likelihood>(&name), Some(likelihood));
+        }
+        assert_eq!(choice_name(&Likelihood::Learned), "learned");
+        assert_eq!(parse_choice::<Likelihood>("laplace"), None);
+    }
 
     #[test]
     fn identity_is_pinned() {

@@ -6,41 +6,7 @@ use super::figures::{
     self, Figure, ForestPanel, ForestPanels, ForestRow, Line, LinePanel, LinePanels,
 };
 use crate::experiment::slug;
-use crate::store::EpochMetrics;
-
-pub(super) struct Component {
-    pub key: &'static str,
-    pub title: &'static str,
-    pub train: Option<MetricOf>,
-    pub val: MetricOf,
-}
-
-pub(super) const COMPONENTS: [Component; 4] = [
-    Component {
-        key: "loss",
-        title: "total loss",
-        train: Some(|m: &EpochMetrics| m.train_loss),
-        val: |m: &EpochMetrics| m.val_loss,
-    },
-    Component {
-        key: "recon",
-        title: "reconstruction (sum of squares)",
-        train: Some(|m: &EpochMetrics| m.train_recon),
-        val: |m: &EpochMetrics| m.val_recon,
-    },
-    Component {
-        key: "kl",
-        title: "KL (nats)",
-        train: Some(|m: &EpochMetrics| m.train_kl),
-        val: |m: &EpochMetrics| m.val_kl,
-    },
-    Component {
-        key: "psnr",
-        title: "PSNR (dB)",
-        train: None,
-        val: |m: &EpochMetrics| m.val_psnr,
-    },
-];
+use crate::store::{Curve, metric_curves};
 
 fn group_lines(agg: &Aggregate, value: MetricOf) -> Vec<Line> {
     agg.groups
@@ -61,23 +27,24 @@ fn group_lines(agg: &Aggregate, value: MetricOf) -> Vec<Line> {
 }
 
 pub(super) fn variant_curves(agg: &Aggregate) -> Result<Vec<Figure>, ReportError> {
-    COMPONENTS
+    metric_curves()
         .iter()
         .map(|c| {
+            let title = c.quantity.title;
             let mut panels = Vec::new();
             if let Some(train) = c.train {
                 panels.push(LinePanel {
-                    title: format!("train {}", c.title),
+                    title: format!("train {title}"),
                     x_label: "epoch".into(),
-                    y_label: c.title.into(),
-                    lines: group_lines(agg, train),
+                    y_label: title.into(),
+                    lines: group_lines(agg, train.get),
                 });
             }
             panels.push(LinePanel {
-                title: format!("validation {}", c.title),
+                title: format!("validation {title}"),
                 x_label: "epoch".into(),
-                y_label: c.title.into(),
-                lines: group_lines(agg, c.val),
+                y_label: title.into(),
+                lines: group_lines(agg, c.validation.get),
             });
             figures::render(
                 &LinePanels {
@@ -85,8 +52,8 @@ pub(super) fn variant_curves(agg: &Aggregate) -> Result<Vec<Figure>, ReportError
                     columns: 2,
                     panel_size: (620, 420),
                 },
-                &format!("curves-{}", c.key),
-                &format!("{} per epoch by variant", c.title),
+                &format!("curves-{}", c.quantity.key),
+                &format!("{title} per epoch by variant"),
                 "Mean over seeds (line) with ±1 standard deviation (band), per epoch, over the runs that reached it.",
             )
         })
@@ -105,16 +72,20 @@ pub(super) fn run_figure(run: &RunRecord) -> Result<Figure, ReportError> {
             .collect(),
         band: false,
     };
-    let panels = COMPONENTS[..3]
+    // A run's own figure shows the quantities it has both splits of.
+    let panels = metric_curves()
         .iter()
-        .map(|c| LinePanel {
-            title: c.title.into(),
-            x_label: "epoch".into(),
-            y_label: c.title.into(),
-            lines: vec![
-                series("train", 0, false, c.train.unwrap_or(c.val)),
-                series("validation", 5, true, c.val),
-            ],
+        .filter_map(|c: &Curve| {
+            let train = c.train?;
+            Some(LinePanel {
+                title: c.quantity.title.into(),
+                x_label: "epoch".into(),
+                y_label: c.quantity.title.into(),
+                lines: vec![
+                    series("train", 0, false, train.get),
+                    series("validation", 5, true, c.validation.get),
+                ],
+            })
         })
         .collect();
     figures::render(

@@ -9,7 +9,7 @@ use super::figures::Figure;
 use super::format::reading;
 use super::visuals::{Visual, visuals};
 use super::{ReportError, ReportFiles, html, latex, markdown, plots, tables};
-use crate::experiment::config::Likelihood;
+use crate::experiment::config::{Likelihood, choice_name};
 use crate::experiment::slug;
 use crate::store;
 
@@ -226,19 +226,18 @@ fn likelihood_text(agg: &Aggregate) -> String {
                 .is_some_and(|e| e.likelihood == likelihood)
         })
     };
-    let own: Vec<Likelihood> = [Likelihood::Fixed, Likelihood::Learned]
+    let own: Vec<Likelihood> = Likelihood::ALL
         .into_iter()
         .filter(|&l| evaluated_with(l))
         .collect();
     let described: Vec<String> = own
         .iter()
         .map(|&l| {
-            let which = if l == Likelihood::Fixed {
-                "fixed"
-            } else {
-                "learned"
-            };
-            format!("{which} runs, a {}", store::likelihood_description(l))
+            format!(
+                "{} runs, a {}",
+                choice_name(&l),
+                store::likelihood_description(l)
+            )
         })
         .collect();
     format!(

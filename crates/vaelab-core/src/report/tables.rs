@@ -3,7 +3,7 @@
 use super::aggregate::{Aggregate, Difference, Metric, MetricOf};
 use super::document::Table;
 use super::format::{format_summary, format_value, raw};
-use super::plots::COMPONENTS;
+use crate::store::metric_curves;
 
 /// `tables/comparison.csv`: per variant, mean, sample std and n of every metric.
 pub(super) fn comparison_csv(agg: &Aggregate) -> Table {
@@ -118,19 +118,19 @@ pub(super) fn curves_csv(agg: &Aggregate) -> Table {
         ["variant", "split", "component", "epoch", "mean", "std", "n"],
     );
     for group in &agg.groups {
-        for c in &COMPONENTS {
+        for c in &metric_curves() {
             let splits: Vec<(&str, MetricOf)> = c
                 .train
-                .map(|t| ("train", t))
+                .map(|t| ("train", t.get))
                 .into_iter()
-                .chain([("validation", c.val)])
+                .chain([("validation", c.validation.get)])
                 .collect();
             for (split, value) in splits {
                 for (epoch, s) in agg.curve(group, value) {
                     table.rows.push(vec![
                         group.name.clone(),
                         split.to_string(),
-                        c.key.to_string(),
+                        c.quantity.key.to_string(),
                         epoch.to_string(),
                         raw(s.mean),
                         raw(s.std),

@@ -57,6 +57,7 @@ pub fn router(root: PathBuf) -> Router {
         .route("/runs/{id}", get(page))
         .route("/assets/dashboard.js", get(script))
         .route("/assets/dashboard.css", get(style))
+        .route("/api/charts", get(charts))
         .route("/api/experiments", get(experiments))
         .route("/api/experiments/{name}", get(experiment))
         .route("/api/runs/{id}", get(run))
@@ -120,6 +121,10 @@ async fn script() -> Response {
 
 async fn style() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
+}
+
+async fn charts() -> Response {
+    Json(views::charts()).into_response()
 }
 
 async fn experiments(State(shared): State<AppState>) -> Response {

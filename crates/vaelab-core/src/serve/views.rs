@@ -10,8 +10,8 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::store::{
-    EpochMetrics, EvaluationPicture, RunDir, RunState, RunStore, SampleKind, Standing, StoreError,
-    read_metrics_file,
+    EpochMetrics, EvaluationPicture, METRICS_COLUMNS, RunDir, RunState, RunStore, SampleKind,
+    Standing, StoreError, metric_curves, read_metrics_file,
 };
 
 /// Parquet metrics by path, kept until the file's modification time or size changes.
@@ -76,33 +76,46 @@ pub struct ExperimentView {
     pub statuses: BTreeMap<String, usize>,
 }
 
-/// The curves of one run: one value per epoch for each column.
-#[derive(Debug, Default, Serialize)]
+/// The curves of one run: one value per epoch for each column of `metrics.parquet`,
+/// by the column's name (`curves.val_loss`), so a new column reaches the page unasked.
+#[derive(Debug, Serialize)]
 pub struct Curves {
     pub epoch: Vec<u32>,
-    pub train_loss: Vec<f64>,
-    pub val_loss: Vec<f64>,
-    pub train_recon: Vec<f64>,
-    pub val_recon: Vec<f64>,
-    pub train_kl: Vec<f64>,
-    pub val_kl: Vec<f64>,
-    pub val_psnr: Vec<f64>,
+    #[serde(flatten)]
+    pub columns: BTreeMap<&'static str, Vec<f64>>,
 }
 
 impl Curves {
     fn of(rows: &[EpochMetrics]) -> Self {
-        let column = |get: fn(&EpochMetrics) -> f64| rows.iter().map(get).collect();
         Self {
             epoch: rows.iter().map(|m| m.epoch).collect(),
-            train_loss: column(|m| m.train_loss),
-            val_loss: column(|m| m.val_loss),
-            train_recon: column(|m| m.train_recon),
-            val_recon: column(|m| m.val_recon),
-            train_kl: column(|m| m.train_kl),
-            val_kl: column(|m| m.val_kl),
-            val_psnr: column(|m| m.val_psnr),
+            columns: METRICS_COLUMNS
+                .iter()
+                .map(|c| (c.name, rows.iter().map(c.get).collect()))
+                .collect(),
         }
     }
+}
+
+/// One chart on an experiment's page, as [`metric_curves`] declares it: the columns of
+/// `Curves` it draws.
+#[derive(Debug, Serialize)]
+pub struct ChartView {
+    pub title: &'static str,
+    pub train: Option<&'static str>,
+    pub validation: &'static str,
+}
+
+/// The charts every experiment page draws, in order.
+pub fn charts() -> Vec<ChartView> {
+    metric_curves()
+        .iter()
+        .map(|c| ChartView {
+            title: c.quantity.title,
+            train: c.train.map(|t| t.name),
+            validation: c.validation.name,
+        })
+        .collect()
 }
 
 /// One run on an experiment's page.
@@ -243,7 +256,7 @@ pub fn experiment(
                 epochs_done: 0,
                 epochs_target: 0,
                 eta_seconds: None,
-                curves: Curves::default(),
+                curves: Curves::of(&[]),
             }),
         }
     }
@@ -379,23 +392,7 @@ pub fn servable_file(dir: &RunDir, name: &str) -> Option<PathBuf> {
 mod tests {
     use super::*;
 
-    fn row(epoch: u32) -> EpochMetrics {
-        EpochMetrics {
-            epoch,
-            train_loss: 2.0,
-            train_recon: 1.5,
-            train_kl: 0.5,
-            val_loss: 2.5,
-            val_recon: 2.0,
-            val_kl: 0.5,
-            beta: 1.0,
-            lr: 1e-3,
-            epoch_seconds: 1.0,
-            images_per_second: 100.0,
-            val_psnr: 20.0,
-            finished_at: chrono::Utc::now(),
-        }
-    }
+    use crate::store::test_metrics_row as row;
 
     #[test]
     fn metrics_are_read_again_only_when_their_file_changes() {

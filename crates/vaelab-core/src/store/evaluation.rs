@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use polars::prelude::*;
 
 use super::{RunDir, StoreError, write_parquet};
-use crate::experiment::config::{EvalConfig, Likelihood};
+use crate::experiment::config::{EvalConfig, Likelihood, choice_name, parse_choice};
 
 /// The decoder likelihoods the bounds assume, in words for the report.
 pub fn likelihood_description(likelihood: Likelihood) -> &'static str {
@@ -171,99 +171,184 @@ fn is_current(dir: &Path, settings: &EvalConfig, epoch: u32) -> bool {
         .is_file()
 }
 
-/// The `likelihood` column's value.
-fn likelihood_name(likelihood: Likelihood) -> &'static str {
-    match likelihood {
-        Likelihood::Fixed => "fixed",
-        Likelihood::Learned => "learned",
+/// How one column of `evaluation.parquet` holds its value.
+enum Cell {
+    /// A float; `added_later` columns are absent from older files and read as NaN.
+    Float {
+        get: fn(&Evaluation) -> f64,
+        set: fn(&mut Evaluation, f64),
+        added_later: bool,
+    },
+    Count {
+        get: fn(&Evaluation) -> u32,
+        set: fn(&mut Evaluation, u32),
+    },
+    Text {
+        get: fn(&Evaluation) -> Option<String>,
+        set: fn(&mut Evaluation, Option<&str>),
+    },
+}
+
+/// One column of `evaluation.parquet`: its name and its cell.
+struct EvaluationColumn {
+    name: &'static str,
+    cell: Cell,
+}
+
+macro_rules! float {
+    ($name:literal, $($field:tt)+) => {
+        float!(@ $name, false, $($field)+)
+    };
+    (@ $name:literal, $later:expr, $($field:tt)+) => {
+        EvaluationColumn {
+            name: $name,
+            cell: Cell::Float {
+                get: |e| e.$($field)+,
+                set: |e, v| e.$($field)+ = v,
+                added_later: $later,
+            },
+        }
+    };
+}
+
+macro_rules! float_added_later {
+    ($name:literal, $($field:tt)+) => {
+        float!(@ $name, true, $($field)+)
+    };
+}
+
+macro_rules! count {
+    ($field:ident) => {
+        EvaluationColumn {
+            name: stringify!($field),
+            cell: Cell::Count {
+                get: |e| e.$field,
+                set: |e, v| e.$field = v,
+            },
+        }
+    };
+}
+
+/// Every column but `evaluated_at` (the last), in file order: the file's schema is
+/// declared here only, and writing, reading and `export` follow from it. A new end-of-run
+/// metric is one entry here and its field in [`Evaluation`].
+const COLUMNS: [EvaluationColumn; 23] = [
+    count!(epoch),
+    EvaluationColumn {
+        name: "split",
+        cell: Cell::Text {
+            get: |e| Some(e.split.clone()),
+            set: |e, v| e.split = v.unwrap_or_default().to_string(),
+        },
+    },
+    count!(images),
+    float!("recon_mse", recon_mse),
+    float!("psnr", psnr),
+    float!("ssim", ssim),
+    float!("kl", kl),
+    count!(active_units),
+    count!(latent_dim),
+    float!("elbo_bpd", elbo_bpd),
+    float!("iwae_bpd", iwae_bpd),
+    count!(iwae_samples),
+    count!(iwae_images),
+    EvaluationColumn {
+        name: "attribute",
+        cell: Cell::Text {
+            get: |e| e.attribute.clone(),
+            set: |e, v| e.attribute = v.map(str::to_string),
+        },
+    },
+    EvaluationColumn {
+        name: "likelihood",
+        cell: Cell::Text {
+            get: |e| Some(choice_name(&e.likelihood)),
+            set: |e, v| e.likelihood = v.and_then(parse_choice).unwrap_or_default(),
+        },
+    },
+    float_added_later!("decoder_sigma_r", decoder_sigma[0]),
+    float_added_later!("decoder_sigma_g", decoder_sigma[1]),
+    float_added_later!("decoder_sigma_b", decoder_sigma[2]),
+    float_added_later!("calibrated_sigma_r", calibrated_sigma[0]),
+    float_added_later!("calibrated_sigma_g", calibrated_sigma[1]),
+    float_added_later!("calibrated_sigma_b", calibrated_sigma[2]),
+    float_added_later!("calibrated_elbo_bpd", calibrated_elbo_bpd),
+    float_added_later!("calibrated_iwae_bpd", calibrated_iwae_bpd),
+];
+
+const EVALUATED_AT: &str = "evaluated_at";
+
+impl Evaluation {
+    /// An evaluation with nothing filled in yet, to be read into.
+    fn blank(evaluated_at: DateTime<Utc>) -> Self {
+        Self {
+            epoch: 0,
+            split: String::new(),
+            images: 0,
+            recon_mse: f64::NAN,
+            psnr: f64::NAN,
+            ssim: f64::NAN,
+            kl: f64::NAN,
+            active_units: 0,
+            latent_dim: 0,
+            elbo_bpd: f64::NAN,
+            iwae_bpd: f64::NAN,
+            likelihood: Likelihood::default(),
+            decoder_sigma: [f64::NAN; 3],
+            calibrated_sigma: [f64::NAN; 3],
+            calibrated_elbo_bpd: f64::NAN,
+            calibrated_iwae_bpd: f64::NAN,
+            iwae_samples: 0,
+            iwae_images: 0,
+            attribute: None,
+            evaluated_at,
+        }
     }
 }
 
-/// One row of `evaluation.parquet`: its columns are defined here only.
+/// One row of `evaluation.parquet`, column by column from [`COLUMNS`].
 pub(crate) fn to_frame(e: &Evaluation) -> PolarsResult<DataFrame> {
-    let f = |name: &str, v: f64| Column::new(name.into(), [v]);
-    let u = |name: &str, v: u32| Column::new(name.into(), [v]);
-    let evaluated_at =
-        Series::new("evaluated_at".into(), [e.evaluated_at.timestamp_micros()]).cast(
-            &DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
-        )?;
-    DataFrame::new(
-        1,
-        vec![
-            u("epoch", e.epoch),
-            Column::new("split".into(), [e.split.as_str()]),
-            u("images", e.images),
-            f("recon_mse", e.recon_mse),
-            f("psnr", e.psnr),
-            f("ssim", e.ssim),
-            f("kl", e.kl),
-            u("active_units", e.active_units),
-            u("latent_dim", e.latent_dim),
-            f("elbo_bpd", e.elbo_bpd),
-            f("iwae_bpd", e.iwae_bpd),
-            u("iwae_samples", e.iwae_samples),
-            u("iwae_images", e.iwae_images),
-            Column::new("attribute".into(), [e.attribute.as_deref()]),
-            Column::new("likelihood".into(), [likelihood_name(e.likelihood)]),
-            f("decoder_sigma_r", e.decoder_sigma[0]),
-            f("decoder_sigma_g", e.decoder_sigma[1]),
-            f("decoder_sigma_b", e.decoder_sigma[2]),
-            f("calibrated_sigma_r", e.calibrated_sigma[0]),
-            f("calibrated_sigma_g", e.calibrated_sigma[1]),
-            f("calibrated_sigma_b", e.calibrated_sigma[2]),
-            f("calibrated_elbo_bpd", e.calibrated_elbo_bpd),
-            f("calibrated_iwae_bpd", e.calibrated_iwae_bpd),
-            evaluated_at.into(),
-        ],
-    )
+    let evaluated_at = Series::new(EVALUATED_AT.into(), [e.evaluated_at.timestamp_micros()]).cast(
+        &DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
+    )?;
+    let mut columns: Vec<Column> = COLUMNS
+        .iter()
+        .map(|column| {
+            let name = column.name.into();
+            match column.cell {
+                Cell::Float { get, .. } => Column::new(name, [get(e)]),
+                Cell::Count { get, .. } => Column::new(name, [get(e)]),
+                Cell::Text { get, .. } => Column::new(name, [get(e)]),
+            }
+        })
+        .collect();
+    columns.push(evaluated_at.into());
+    DataFrame::new(1, columns)
 }
 
 fn from_frame(frame: &DataFrame) -> PolarsResult<Evaluation> {
     let missing = || PolarsError::ComputeError("null in evaluation".into());
-    let f =
-        |name: &str| -> PolarsResult<f64> { frame.column(name)?.f64()?.get(0).ok_or_else(missing) };
-    let u =
-        |name: &str| -> PolarsResult<u32> { frame.column(name)?.u32()?.get(0).ok_or_else(missing) };
-    // Columns added after the first evaluations were written: NaN where absent.
-    let added_later = |name: &str| f(name).unwrap_or(f64::NAN);
-    let channels =
-        |stem: &str| ["r", "g", "b"].map(|channel| added_later(&format!("{stem}_{channel}")));
     let micros = frame
-        .column("evaluated_at")?
+        .column(EVALUATED_AT)?
         .cast(&DataType::Int64)?
         .i64()?
         .get(0)
         .ok_or_else(missing)?;
-    Ok(Evaluation {
-        epoch: u("epoch")?,
-        split: frame
-            .column("split")?
-            .str()?
-            .get(0)
-            .ok_or_else(missing)?
-            .to_string(),
-        images: u("images")?,
-        recon_mse: f("recon_mse")?,
-        psnr: f("psnr")?,
-        ssim: f("ssim")?,
-        kl: f("kl")?,
-        active_units: u("active_units")?,
-        latent_dim: u("latent_dim")?,
-        elbo_bpd: f("elbo_bpd")?,
-        iwae_bpd: f("iwae_bpd")?,
-        likelihood: match frame.column("likelihood")?.str()?.get(0) {
-            Some("learned") => Likelihood::Learned,
-            _ => Likelihood::Fixed,
-        },
-        decoder_sigma: channels("decoder_sigma"),
-        calibrated_sigma: channels("calibrated_sigma"),
-        calibrated_elbo_bpd: added_later("calibrated_elbo_bpd"),
-        calibrated_iwae_bpd: added_later("calibrated_iwae_bpd"),
-        iwae_samples: u("iwae_samples")?,
-        iwae_images: u("iwae_images")?,
-        attribute: frame.column("attribute")?.str()?.get(0).map(str::to_string),
-        evaluated_at: DateTime::from_timestamp_micros(micros).ok_or_else(missing)?,
-    })
+    let mut e = Evaluation::blank(DateTime::from_timestamp_micros(micros).ok_or_else(missing)?);
+    for column in &COLUMNS {
+        let found = frame.column(column.name);
+        match column.cell {
+            Cell::Float {
+                set, added_later, ..
+            } => match found {
+                Err(_) if added_later => set(&mut e, f64::NAN),
+                found => set(&mut e, found?.f64()?.get(0).ok_or_else(missing)?),
+            },
+            Cell::Count { set, .. } => set(&mut e, found?.u32()?.get(0).ok_or_else(missing)?),
+            Cell::Text { set, .. } => set(&mut e, found?.str()?.get(0)),
+        }
+    }
+    Ok(e)
 }
 
 /// Writes an evaluation's two Parquet files into run directory `dir`; the scalar row last.
@@ -358,19 +443,11 @@ fn read_latent_stats(dir: &Path) -> Result<Option<LatentStats>, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// `latent.parquet` holds one row per dimension: its KL, the variance over the data of
-    /// its posterior mean, and whether that variance is above the 0.01 threshold.
-    #[test]
-    fn latent_statistics_mark_units_active_above_the_threshold() {
-        let dir = tempfile::tempdir().unwrap();
-        let stats = LatentStats {
-            kl: vec![0.5, 0.0, 2.0],
-            mean_variance: vec![0.005, ACTIVE_UNIT_THRESHOLD, 0.02],
-        };
-        let evaluation = Evaluation {
+    pub(crate) fn example() -> Evaluation {
+        Evaluation {
             epoch: 3,
             split: "validation".into(),
             images: 8,
@@ -391,7 +468,62 @@ mod tests {
             iwae_images: 8,
             attribute: None,
             evaluated_at: DateTime::from_timestamp_micros(1_000_000).unwrap(),
+        }
+    }
+
+    #[test]
+    fn every_column_reads_back_into_its_own_field() {
+        let mut written = Evaluation::blank(DateTime::from_timestamp_micros(7).unwrap());
+        for (i, column) in COLUMNS.iter().enumerate() {
+            match column.cell {
+                Cell::Float { set, .. } => set(&mut written, 0.5 + i as f64),
+                Cell::Count { set, .. } => set(&mut written, 100 + i as u32),
+                Cell::Text { .. } => {}
+            }
+        }
+        written.split = "train".into();
+        written.attribute = Some("Smiling".into());
+        written.likelihood = Likelihood::Learned;
+        let frame = to_frame(&written).unwrap();
+        let names: Vec<&str> = frame
+            .get_column_names()
+            .iter()
+            .map(|n| n.as_str())
+            .collect();
+        let mut expected: Vec<&str> = COLUMNS.iter().map(|c| c.name).collect();
+        expected.push(EVALUATED_AT);
+        assert_eq!(names, expected);
+        assert_eq!(
+            frame.column("likelihood").unwrap().str().unwrap().get(0),
+            Some("learned")
+        );
+        assert_eq!(from_frame(&frame).unwrap(), written);
+    }
+
+    #[test]
+    fn evaluations_without_later_columns_read_them_as_nan() {
+        let mut frame = to_frame(&example()).unwrap();
+        let _ = frame.drop_in_place("calibrated_iwae_bpd").unwrap();
+        let read = from_frame(&frame).unwrap();
+        assert!(read.calibrated_iwae_bpd.is_nan());
+        assert_eq!(read.iwae_bpd, example().iwae_bpd);
+        let _ = frame.drop_in_place("psnr").unwrap();
+        assert!(
+            from_frame(&frame).is_err(),
+            "an original column is required"
+        );
+    }
+
+    /// `latent.parquet` holds one row per dimension: its KL, the variance over the data of
+    /// its posterior mean, and whether that variance is above the 0.01 threshold.
+    #[test]
+    fn latent_statistics_mark_units_active_above_the_threshold() {
+        let dir = tempfile::tempdir().unwrap();
+        let stats = LatentStats {
+            kl: vec![0.5, 0.0, 2.0],
+            mean_variance: vec![0.005, ACTIVE_UNIT_THRESHOLD, 0.02],
         };
+        let evaluation = example();
         write_evaluation(dir.path(), &evaluation, &stats).unwrap();
         let frame = read_frame(&dir.path().join(LATENT_FILE)).unwrap().unwrap();
         let column = |name: &str| frame.column(name).unwrap().clone();

@@ -42,43 +42,104 @@ pub fn best_epoch(rows: &[EpochMetrics], up_to: u32) -> Option<u32> {
 }
 
 /// One floating-point column of `metrics.parquet`: its name, where its value lives in an
-/// [`EpochMetrics`], and whether files written before it existed lack it.
-pub(crate) struct MetricsColumn {
-    pub(crate) name: &'static str,
-    pub(crate) get: fn(&EpochMetrics) -> f64,
+/// [`EpochMetrics`], whether files written before it existed lack it, and which curve
+/// (if any) the report and the dashboard draw it on.
+pub struct MetricsColumn {
+    pub name: &'static str,
+    pub get: fn(&EpochMetrics) -> f64,
     set: fn(&mut EpochMetrics, f64),
     /// Added after the first release: absent in older files, read as NaN.
     added_later: bool,
     /// Learned rather than timed: must replay bit for bit on resume.
     pub(crate) learned: bool,
+    /// The quantity this column is one split of, for the per-epoch figures.
+    plotted: Option<Plotted>,
 }
 
+/// A quantity drawn per epoch: its key in file names (`curves-loss.png`) and its title.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quantity {
+    pub key: &'static str,
+    pub title: &'static str,
+}
+
+impl Quantity {
+    const fn new(key: &'static str, title: &'static str) -> Self {
+        Self { key, title }
+    }
+}
+
+/// Which split of a [`Quantity`] a column holds.
+#[derive(Clone, Copy)]
+enum Plotted {
+    Train(Quantity),
+    Validation(Quantity),
+}
+
+const LOSS: Quantity = Quantity::new("loss", "total loss");
+const RECON: Quantity = Quantity::new("recon", "reconstruction (sum of squares)");
+const KL: Quantity = Quantity::new("kl", "KL (nats)");
+const PSNR: Quantity = Quantity::new("psnr", "PSNR (dB)");
+
 macro_rules! column {
-    ($field:ident, learned: $learned:expr, added_later: $later:expr) => {
+    ($field:ident, learned: $learned:expr, added_later: $later:expr, plotted: $plotted:expr) => {
         MetricsColumn {
             name: stringify!($field),
             get: |m| m.$field,
             set: |m, v| m.$field = v,
             added_later: $later,
             learned: $learned,
+            plotted: $plotted,
         }
     };
 }
 
-/// Every floating-point column, in file order (after `epoch`, before `finished_at`).
-pub(crate) const COLUMNS: [MetricsColumn; 11] = [
-    column!(train_loss, learned: true, added_later: false),
-    column!(train_recon, learned: true, added_later: false),
-    column!(train_kl, learned: true, added_later: false),
-    column!(val_loss, learned: true, added_later: false),
-    column!(val_recon, learned: true, added_later: false),
-    column!(val_kl, learned: true, added_later: false),
-    column!(beta, learned: false, added_later: false),
-    column!(lr, learned: false, added_later: false),
-    column!(epoch_seconds, learned: false, added_later: false),
-    column!(images_per_second, learned: false, added_later: false),
-    column!(val_psnr, learned: true, added_later: true),
+use Plotted::{Train, Validation};
+
+/// Every floating-point column, in file order (after `epoch`, before `finished_at`). A new
+/// per-epoch metric is one entry here (and its field in [`EpochMetrics`]): the file, the
+/// report's curves and tables, the dashboard's charts and `export` all follow from it.
+pub static COLUMNS: [MetricsColumn; 11] = [
+    column!(train_loss, learned: true, added_later: false, plotted: Some(Train(LOSS))),
+    column!(train_recon, learned: true, added_later: false, plotted: Some(Train(RECON))),
+    column!(train_kl, learned: true, added_later: false, plotted: Some(Train(KL))),
+    column!(val_loss, learned: true, added_later: false, plotted: Some(Validation(LOSS))),
+    column!(val_recon, learned: true, added_later: false, plotted: Some(Validation(RECON))),
+    column!(val_kl, learned: true, added_later: false, plotted: Some(Validation(KL))),
+    column!(beta, learned: false, added_later: false, plotted: None),
+    column!(lr, learned: false, added_later: false, plotted: None),
+    column!(epoch_seconds, learned: false, added_later: false, plotted: None),
+    column!(images_per_second, learned: false, added_later: false, plotted: None),
+    column!(val_psnr, learned: true, added_later: true, plotted: Some(Validation(PSNR))),
 ];
+
+/// One per-epoch figure: a quantity's validation column and, where it has one, its
+/// training column.
+pub struct Curve {
+    pub quantity: Quantity,
+    pub train: Option<&'static MetricsColumn>,
+    pub validation: &'static MetricsColumn,
+}
+
+/// The curves [`COLUMNS`] declares, in the order their validation columns appear.
+pub fn curves() -> Vec<Curve> {
+    let train_of = |quantity: Quantity| {
+        COLUMNS
+            .iter()
+            .find(|c| matches!(c.plotted, Some(Train(q)) if q == quantity))
+    };
+    COLUMNS
+        .iter()
+        .filter_map(|column| match column.plotted {
+            Some(Validation(quantity)) => Some(Curve {
+                quantity,
+                train: train_of(quantity),
+                validation: column,
+            }),
+            _ => None,
+        })
+        .collect()
+}
 
 const EPOCH: &str = "epoch";
 const FINISHED_AT: &str = "finished_at";
@@ -219,6 +280,23 @@ pub(crate) mod tests {
             val_psnr: 21.5,
             finished_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
         }
+    }
+
+    #[test]
+    fn the_curves_pair_each_quantity_s_training_and_validation_columns() {
+        let drawn: Vec<(&str, Option<&str>, &str)> = curves()
+            .iter()
+            .map(|c| (c.quantity.key, c.train.map(|t| t.name), c.validation.name))
+            .collect();
+        assert_eq!(
+            drawn,
+            [
+                ("loss", Some("train_loss"), "val_loss"),
+                ("recon", Some("train_recon"), "val_recon"),
+                ("kl", Some("train_kl"), "val_kl"),
+                ("psnr", None, "val_psnr"),
+            ]
+        );
     }
 
     #[test]

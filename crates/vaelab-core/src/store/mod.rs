@@ -35,9 +35,14 @@ pub use evaluation::{
 };
 pub use gc::KEPT_CHECKPOINTS;
 pub use lock::RunLock;
-pub(crate) use metrics::COLUMNS as METRICS_COLUMNS;
+pub use metrics::COLUMNS as METRICS_COLUMNS;
 use metrics::metrics_to_frame;
-pub use metrics::{EpochMetrics, best_epoch, read_metrics_file};
+#[cfg(test)]
+pub(crate) use metrics::tests::row as test_metrics_row;
+pub use metrics::{
+    Curve, EpochMetrics, MetricsColumn, Quantity, best_epoch, curves as metric_curves,
+    read_metrics_file,
+};
 pub use provenance::{BUILD_COMMIT, Provenance};
 use space::disk_full;
 pub use standing::{Standing, Target};
