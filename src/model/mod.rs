@@ -13,7 +13,7 @@ mod norm;
 mod posterior;
 pub mod switches;
 
-pub use blocks::BlockDesign;
+pub use crate::experiment::config::BlockDesign;
 pub use compute::Compute;
 pub use posterior::{Posterior, half_ln_2pi, log_prior};
 
@@ -48,13 +48,15 @@ const UP_STRIDE: i64 = 2;
 const UP_PADDING: i64 = 1;
 
 /// What the model is built from: the stage widths, which block ends each stage of the
-/// encoder and of the decoder (none: the plain model), the norm after every convolution,
-/// the latent size and the decoder's likelihood. `Vae::new` reads nothing else.
+/// encoder and of the decoder (none: the plain model) and how many, the norm after every
+/// convolution, the latent size and the decoder's likelihood. `Vae::new` reads nothing
+/// else.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Architecture {
     pub widths: Vec<i64>,
     pub encoder_block: Option<BlockDesign>,
     pub decoder_block: Option<BlockDesign>,
+    pub blocks_per_stage: usize,
     pub norm: Norm,
     pub latent_dim: i64,
     pub likelihood: Likelihood,
@@ -63,11 +65,12 @@ pub struct Architecture {
 impl Architecture {
     /// The architecture a run's model config describes.
     pub fn of(config: &ModelConfig) -> Self {
-        let block = config.residual.then_some(BlockDesign::Seed);
+        let block = config.residual.then_some(config.block);
         Self {
             widths: config.channels.iter().map(|&c| c as i64).collect(),
-            encoder_block: block,
-            decoder_block: block,
+            encoder_block: block.filter(|_| config.blocks_in.encoder()),
+            decoder_block: block.filter(|_| config.blocks_in.decoder()),
+            blocks_per_stage: config.blocks_per_stage as usize,
             norm: config.norm,
             latent_dim: config.latent_dim as i64,
             likelihood: config.likelihood,
@@ -79,30 +82,33 @@ impl Architecture {
 struct DownStage {
     conv: nn::Conv2D,
     norm: Option<NormLayer>,
-    block: Option<Box<dyn Block>>,
+    blocks: Vec<Box<dyn Block>>,
 }
 
 #[derive(Debug)]
 struct UpStage {
     deconv: nn::ConvTranspose2D,
     norm: Option<NormLayer>,
-    block: Option<Box<dyn Block>>,
+    blocks: Vec<Box<dyn Block>>,
 }
 
 /// Where the layers of one stage sit in the seed's `nn.Sequential`: the (transposed)
-/// convolution, then its norm, the ReLU and the block.
+/// convolution, then its norm, the ReLU and the blocks.
 #[derive(Debug, Clone, Copy)]
 struct StageLayout {
     has_norm: usize,
+    blocks: usize,
     len: usize,
 }
 
 impl StageLayout {
-    fn of(norm: Norm, block: Option<BlockDesign>) -> Self {
+    fn of(norm: Norm, block: Option<BlockDesign>, per_stage: usize) -> Self {
         let has_norm = usize::from(!norm.is_none());
+        let blocks = if block.is_some() { per_stage } else { 0 };
         Self {
             has_norm,
-            len: 2 + has_norm + usize::from(block.is_some()),
+            blocks,
+            len: 2 + has_norm + blocks,
         }
     }
 
@@ -110,8 +116,10 @@ impl StageLayout {
         stage * self.len + 1
     }
 
-    fn block(self, stage: usize) -> usize {
-        stage * self.len + 2 + self.has_norm
+    /// The indices of the stage's blocks, in order.
+    fn blocks(self, stage: usize) -> std::ops::Range<usize> {
+        let first = stage * self.len + 2 + self.has_norm;
+        first..first + self.blocks
     }
 }
 
@@ -152,8 +160,8 @@ impl Vae {
     /// Builds `arch` under `root`, which must be a VarStore's root path.
     pub fn from_architecture(root: &nn::Path, arch: &Architecture, image_size: i64) -> Self {
         let channels = &arch.widths;
-        let down_layout = StageLayout::of(arch.norm, arch.encoder_block);
-        let up_layout = StageLayout::of(arch.norm, arch.decoder_block);
+        let down_layout = StageLayout::of(arch.norm, arch.encoder_block, arch.blocks_per_stage);
+        let up_layout = StageLayout::of(arch.norm, arch.decoder_block, arch.blocks_per_stage);
         let down_config = nn::ConvConfig {
             stride: DOWN_STRIDE,
             padding: DOWN_PADDING,
@@ -164,8 +172,15 @@ impl Vae {
             padding: UP_PADDING,
             ..Default::default()
         };
-        let block = |design: Option<BlockDesign>, path: nn::Path, width: i64| {
-            design.map(|design| blocks::build(design, &path, width, arch.norm))
+        let stage_blocks = |design: Option<BlockDesign>,
+                            path: &nn::Path,
+                            indices: std::ops::Range<usize>,
+                            width: i64| {
+            design.map_or_else(Vec::new, |design| {
+                indices
+                    .map(|i| blocks::build(design, &(path / i), width, arch.norm))
+                    .collect()
+            })
         };
 
         let encoder = root / "encoder";
@@ -182,7 +197,7 @@ impl Vae {
                     down_config,
                 ),
                 norm: NormLayer::new(&down_path / down_layout.norm(i), arch.norm, out),
-                block: block(arch.encoder_block, &down_path / down_layout.block(i), out),
+                blocks: stage_blocks(arch.encoder_block, &down_path, down_layout.blocks(i), out),
             });
             in_channels = out;
         }
@@ -208,7 +223,7 @@ impl Vae {
                     up_config,
                 ),
                 norm: NormLayer::new(&up_path / up_layout.norm(i), arch.norm, out),
-                block: block(arch.decoder_block, &up_path / up_layout.block(i), out),
+                blocks: stage_blocks(arch.decoder_block, &up_path, up_layout.blocks(i), out),
             });
         }
         let last = (channels.len() - 1) * up_layout.len;
@@ -257,7 +272,7 @@ impl Vae {
         for stage in &self.down {
             h = compute.conv(&h, &stage.conv, DOWN_STRIDE, DOWN_PADDING);
             h = norm::apply(&stage.norm, h, compute, training).relu_();
-            if let Some(block) = &stage.block {
+            for block in &stage.blocks {
                 h = block.forward(&h, compute, training);
             }
         }
@@ -285,7 +300,7 @@ impl Vae {
         for stage in &self.up {
             h = compute.conv_transpose(&h, &stage.deconv);
             h = norm::apply(&stage.norm, h, compute, training).relu_();
-            if let Some(block) = &stage.block {
+            for block in &stage.blocks {
                 h = block.forward(&h, compute, training);
             }
         }

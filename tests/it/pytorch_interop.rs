@@ -7,7 +7,10 @@ use std::process::Command;
 use crate::common::Workspace;
 use tch::nn::Module;
 use tch::{Device, Kind, Tensor};
-use vaelab::experiment::config::{Likelihood, ModelConfig, Norm};
+use vaelab::experiment::capacity::capacity;
+use vaelab::experiment::config::{
+    BlockDesign, BlocksIn, Likelihood, ModelConfig, Norm, choice_name,
+};
 use vaelab::model;
 
 /// The Python that carries torch, exported by `scripts/libtorch-env.sh` (the README's
@@ -96,94 +99,213 @@ fn max_difference(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[])
 }
 
-/// The seed model, and with batch or group norm and the learned likelihood, a vaelab model
-/// (running statistics moved) loads into the equivalent PyTorch module with `strict=True`,
-/// and in evaluation mode both compute the same posterior mean and reconstruction (within
-/// 1e-5) from the same input; PyTorch's weights load back into vaelab.
+/// The fixture's RESIDUAL argument for `config`: `true`, `false` or DESIGN:PLACEMENT:DEPTH.
+fn blocks_argument(config: &ModelConfig) -> String {
+    let defaults = ModelConfig::default();
+    if !config.residual {
+        "false".into()
+    } else if (config.block, config.blocks_in, config.blocks_per_stage)
+        == (
+            defaults.block,
+            defaults.blocks_in,
+            defaults.blocks_per_stage,
+        )
+    {
+        "true".into()
+    } else {
+        format!(
+            "{}:{}:{}",
+            choice_name(&config.block),
+            choice_name(&config.blocks_in),
+            config.blocks_per_stage
+        )
+    }
+}
+
+/// A vaelab model built from `config` (running statistics moved, every SkipInit α away
+/// from 0) loads into the equivalent PyTorch module with `strict=True`, and in evaluation
+/// mode both compute the same posterior mean and reconstruction (within 1e-5) from the same
+/// input; PyTorch's weights load back into vaelab.
+fn matches_pytorch(ws: &Workspace, config: &ModelConfig, tag: &str) {
+    let size = 64;
+    let (vs, mut vae) = model::build(config, size, Device::Cpu, 4);
+    tch::manual_seed(9);
+    vae.set_training(true);
+    tch::no_grad(|| {
+        for _ in 0..2 {
+            let _ = vae.forward(&Tensor::rand(
+                [4, 3, size, size],
+                (Kind::Float, Device::Cpu),
+            ));
+        }
+        for (name, mut alpha) in vs.variables() {
+            if name.ends_with(".alpha") {
+                let _ = alpha.fill_(0.5);
+            }
+        }
+    });
+    vae.set_training(false);
+    let weights = ws.path().join(format!("{tag}.safetensors"));
+    model::save_weights(&vs, &weights).unwrap();
+    let names = (
+        blocks_argument(config),
+        choice_name(&config.norm),
+        choice_name(&config.likelihood),
+    );
+    let size_text = size.to_string();
+    let common = [
+        names.0.as_str(),
+        size_text.as_str(),
+        "128",
+        &names.1,
+        &names.2,
+    ];
+    let mut check = vec!["check", weights.to_str().unwrap()];
+    check.extend(common);
+    let stdout = run_seed_script(&check);
+    assert!(
+        stdout.contains(&format!("{} parameters", model::parameter_count(&vs))),
+        "{tag}: {stdout}"
+    );
+
+    let x = Tensor::rand([3, 3, size, size], (Kind::Float, Device::Cpu));
+    let input = ws.path().join(format!("{tag}-x.safetensors"));
+    let output = ws.path().join(format!("{tag}-out.safetensors"));
+    Tensor::write_safetensors(&[("x", &x)], &input).unwrap();
+    let mut forward = vec!["forward", weights.to_str().unwrap()];
+    forward.extend(common);
+    forward.extend([input.to_str().unwrap(), output.to_str().unwrap()]);
+    run_seed_script(&forward);
+    let theirs: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&output)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let mu = tch::no_grad(|| vae.encode(&x)).mu;
+    let recon = tch::no_grad(|| vae.decode(&mu));
+    assert!(
+        max_difference(&mu, &theirs["mu"]) < 1e-5,
+        "{tag}: posterior means differ"
+    );
+    assert!(
+        max_difference(&recon, &theirs["recon"]) < 1e-5,
+        "{tag}: reconstructions differ"
+    );
+
+    // And back: PyTorch's weights, running statistics and counters load into vaelab.
+    let exported = ws.path().join(format!("{tag}-torch.safetensors"));
+    let mut export = vec!["export", exported.to_str().unwrap()];
+    export.extend(common);
+    run_seed_script(&export);
+    let (mut ours, _) = model::build(config, size, Device::Cpu, 5);
+    model::load_weights(&mut ours, &exported).unwrap();
+    let saved = Tensor::read_safetensors(&exported).unwrap();
+    let variables = ours.variables();
+    assert_eq!(saved.len(), variables.len(), "{tag}: same state dict");
+    for (name, tensor) in saved {
+        assert!(variables[&name].equal(&tensor), "{tag}: {name} not loaded");
+    }
+    let tracked = "encoder.down.1.num_batches_tracked";
+    if config.norm == Norm::Batch {
+        // The seed's shape probe in `Encoder.__init__` runs in training mode too: 1 + 3.
+        assert_eq!(
+            variables[tracked].int64_value(&[]),
+            4,
+            "{tag}: PyTorch's count arrives"
+        );
+    }
+}
+
+/// The seed model, and with batch or group norm and the learned likelihood.
 #[test]
 fn seed_norm_and_learned_likelihood_models_match_pytorch_strictly_and_numerically() {
     let ws = Workspace::new();
-    let size = 64;
     for (norm, likelihood) in [
         (Norm::None, Likelihood::Fixed),
         (Norm::Batch, Likelihood::Learned),
         (Norm::Group, Likelihood::Fixed),
     ] {
         let config = variant_config(norm, likelihood);
-        let (vs, mut vae) = model::build(&config, size, Device::Cpu, 4);
-        tch::manual_seed(9);
-        vae.set_training(true);
-        tch::no_grad(|| {
-            for _ in 0..2 {
-                let _ = vae.forward(&Tensor::rand(
-                    [4, 3, size, size],
-                    (Kind::Float, Device::Cpu),
-                ));
-            }
-        });
-        vae.set_training(false);
-        let tag = format!("{norm:?}-{likelihood:?}");
-        let weights = ws.path().join(format!("{tag}.safetensors"));
-        model::save_weights(&vs, &weights).unwrap();
-        let names = (
-            format!("{norm:?}").to_lowercase(),
-            format!("{likelihood:?}").to_lowercase(),
+        matches_pytorch(&ws, &config, &format!("{norm:?}-{likelihood:?}"));
+    }
+}
+
+/// Every block design, each placement and two blocks per stage, with and without norm.
+#[test]
+fn every_block_design_and_placement_matches_pytorch_strictly_and_numerically() {
+    let ws = Workspace::new();
+    let cases = [
+        (BlockDesign::Preact, BlocksIn::Both, 1, Norm::None),
+        (BlockDesign::Preact, BlocksIn::Encoder, 2, Norm::Batch),
+        (BlockDesign::Skipinit, BlocksIn::Both, 1, Norm::None),
+        (BlockDesign::Skipinit, BlocksIn::Decoder, 1, Norm::Group),
+        (BlockDesign::Seed, BlocksIn::Decoder, 2, Norm::None),
+    ];
+    for (block, blocks_in, blocks_per_stage, norm) in cases {
+        let config = ModelConfig {
+            block,
+            blocks_in,
+            blocks_per_stage,
+            ..variant_config(norm, Likelihood::Fixed)
+        };
+        let tag = format!("{block:?}-{blocks_in:?}-{blocks_per_stage}-{norm:?}");
+        matches_pytorch(&ws, &config, &tag);
+    }
+}
+
+/// `plan`'s parameter count equals the built model's and PyTorch's, and its forward FLOPs
+/// per image equal `torch.utils.flop_counter`'s, for every design, placement and norm.
+#[test]
+fn counted_parameters_and_flops_match_the_built_models_and_pytorch_s_counter() {
+    let size = 64;
+    let plain = seed_config(false);
+    let cases = [
+        plain.clone(),
+        seed_config(true),
+        ModelConfig {
+            block: BlockDesign::Preact,
+            blocks_in: BlocksIn::Encoder,
+            blocks_per_stage: 2,
+            ..variant_config(Norm::Batch, Likelihood::Fixed)
+        },
+        ModelConfig {
+            block: BlockDesign::Skipinit,
+            blocks_in: BlocksIn::Decoder,
+            ..variant_config(Norm::Group, Likelihood::Learned)
+        },
+        ModelConfig {
+            channels: vec![24, 48, 96, 184, 360],
+            ..plain
+        },
+    ];
+    for config in cases {
+        let counted = capacity(&config, size as usize);
+        let (vs, _) = model::build(&config, size, Device::Cpu, 1);
+        assert_eq!(
+            counted.parameters,
+            model::parameter_count(&vs) as u64,
+            "{config:?}"
         );
+        let blocks = blocks_argument(&config);
+        let (norm, likelihood) = (choice_name(&config.norm), choice_name(&config.likelihood));
         let size_text = size.to_string();
-        let common = ["true", size_text.as_str(), "128", &names.0, &names.1];
-        let mut check = vec!["check", weights.to_str().unwrap()];
-        check.extend(common);
-        let stdout = run_seed_script(&check);
-        assert!(
-            stdout.contains(&format!("{} parameters", model::parameter_count(&vs))),
-            "{stdout}"
-        );
-
-        let x = Tensor::rand([3, 3, size, size], (Kind::Float, Device::Cpu));
-        let input = ws.path().join(format!("{tag}-x.safetensors"));
-        let output = ws.path().join(format!("{tag}-out.safetensors"));
-        Tensor::write_safetensors(&[("x", &x)], &input).unwrap();
-        let mut forward = vec!["forward", weights.to_str().unwrap()];
-        forward.extend(common);
-        forward.extend([input.to_str().unwrap(), output.to_str().unwrap()]);
-        run_seed_script(&forward);
-        let theirs: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&output)
-            .unwrap()
-            .into_iter()
-            .collect();
-        let mu = tch::no_grad(|| vae.encode(&x)).mu;
-        let recon = tch::no_grad(|| vae.decode(&mu));
-        assert!(
-            max_difference(&mu, &theirs["mu"]) < 1e-5,
-            "{tag}: posterior means differ"
-        );
-        assert!(
-            max_difference(&recon, &theirs["recon"]) < 1e-5,
-            "{tag}: reconstructions differ"
-        );
-
-        // And back: PyTorch's weights, running statistics and counters load into vaelab.
-        let exported = ws.path().join(format!("{tag}-torch.safetensors"));
-        let mut export = vec!["export", exported.to_str().unwrap()];
-        export.extend(common);
-        run_seed_script(&export);
-        let (mut ours, _) = model::build(&config, size, Device::Cpu, 5);
-        model::load_weights(&mut ours, &exported).unwrap();
-        let saved = Tensor::read_safetensors(&exported).unwrap();
-        let variables = ours.variables();
-        assert_eq!(saved.len(), variables.len(), "{tag}: same state dict");
-        for (name, tensor) in saved {
-            assert!(variables[&name].equal(&tensor), "{tag}: {name} not loaded");
+        let mut args = vec![
+            "flops",
+            "-",
+            blocks.as_str(),
+            &size_text,
+            "128",
+            &norm,
+            &likelihood,
+        ];
+        let widths: Vec<String> = config.channels.iter().map(|c| c.to_string()).collect();
+        let widths = widths.join(",");
+        if config.channels != seed_config(false).channels {
+            args.push(&widths);
         }
-        let tracked = "encoder.down.1.num_batches_tracked";
-        if norm == Norm::Batch {
-            // The seed's shape probe in `Encoder.__init__` runs in training mode too: 1 + 3.
-            assert_eq!(
-                variables[tracked].int64_value(&[]),
-                4,
-                "PyTorch's count arrives"
-            );
-        }
+        let theirs: serde_json::Value =
+            serde_json::from_str(run_seed_script(&args).trim()).unwrap();
+        assert_eq!(theirs["parameters"], counted.parameters, "{config:?}");
+        assert_eq!(theirs["flops"], counted.forward_flops, "{config:?}");
     }
 }
 

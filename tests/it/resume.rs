@@ -160,9 +160,11 @@ fn a_run_killed_mid_epoch_resumes_bit_for_bit() {
 
 /// Every schedule and objective knob at once: 6 steps an epoch, 4 epochs, β warming up
 /// over 3 of them, the learning rate warming up over 4 steps and then following a cosine;
-/// batch norm (its running statistics must resume exactly) and a learned decoder σ.
+/// batch norm (its running statistics must resume exactly), a learned decoder σ, and two
+/// SkipInit blocks per decoder stage (their learned α too).
 const SCHEDULED: &str = "name: scheduled\nseed: 5\ndata:\n  image_size: 16\n  train_images: 96\n  val_images: 16\n\
-     model:\n  residual: true\n  latent_dim: 8\n  channels: [8, 16]\n  norm: batch\n  likelihood: learned\ntrain:\n  epochs: 4\n  batch_size: 16\n  lr: 0.002\n\
+     model:\n  residual: true\n  latent_dim: 8\n  channels: [8, 16]\n  norm: batch\n  likelihood: learned\n\
+     \x20 block: skipinit\n  blocks_in: decoder\n  blocks_per_stage: 2\ntrain:\n  epochs: 4\n  batch_size: 16\n  lr: 0.002\n\
      \x20 kl_warmup_epochs: 3\n  free_bits: 0.02\n  lr_schedule: cosine\n  lr_warmup_steps: 4\n  grad_clip_norm: 0.5\n";
 
 #[test]
@@ -208,7 +210,8 @@ fn a_run_killed_mid_warmup_and_mid_schedule_resumes_bit_for_bit() {
     let weights = tensors(&killed_run.join("checkpoints/epoch-0004/model.safetensors"));
     for name in [
         "encoder.down.1.running_mean",
-        "encoder.down.3.block.4.running_var",
+        "decoder.up.3.block.4.running_var",
+        "decoder.up.4.alpha",
         "decoder.log_sigma",
     ] {
         assert!(weights.contains_key(name), "{name} is checkpointed");

@@ -105,6 +105,14 @@ fn is_zero_f64(value: &f64) -> bool {
     *value == 0.0
 }
 
+fn is_one_u32(value: &u32) -> bool {
+    *value == 1
+}
+
+fn one_u32() -> u32 {
+    1
+}
+
 fn is_false(value: &bool) -> bool {
     !*value
 }
@@ -287,6 +295,63 @@ pub struct ModelConfig {
         skip_serializing_if = "Init::is_he"
     )]
     pub init: Init,
+    /// The residual block's design; left out at `seed`, so earlier ids stay theirs.
+    #[serde(default, skip_serializing_if = "BlockDesign::is_seed")]
+    pub block: BlockDesign,
+    /// Where the residual blocks go; left out at `both`, likewise.
+    #[serde(default, skip_serializing_if = "BlocksIn::is_both")]
+    pub blocks_in: BlocksIn,
+    /// Residual blocks after each stage's (transposed) convolution; left out at 1.
+    #[serde(default = "one_u32", skip_serializing_if = "is_one_u32")]
+    pub blocks_per_stage: u32,
+}
+
+/// The residual block a stage ends in (`model.block`), when `model.residual` is on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockDesign {
+    /// The seed's post-activation block, `relu(x + f(x))` with f = conv, [norm], ReLU,
+    /// conv, [norm].
+    #[default]
+    Seed,
+    /// Pre-activation (He et al. 2016), `x + f(x)` with f = [norm], ReLU, conv, [norm],
+    /// ReLU, conv.
+    Preact,
+    /// SkipInit (De & Smith 2020; ReZero), `x + α·f(x)` with the seed's f and a learned
+    /// scalar α per block that starts at 0, so every block starts as the identity.
+    Skipinit,
+}
+
+impl BlockDesign {
+    pub const ALL: [BlockDesign; 3] = [Self::Seed, Self::Preact, Self::Skipinit];
+
+    pub fn is_seed(&self) -> bool {
+        *self == Self::Seed
+    }
+}
+
+/// Which half of the model has residual blocks (`model.blocks_in`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlocksIn {
+    #[default]
+    Both,
+    Encoder,
+    Decoder,
+}
+
+impl BlocksIn {
+    pub fn is_both(&self) -> bool {
+        *self == Self::Both
+    }
+
+    pub fn encoder(self) -> bool {
+        self != Self::Decoder
+    }
+
+    pub fn decoder(self) -> bool {
+        self != Self::Encoder
+    }
 }
 
 /// The seed's model: residual blocks, latent 128, widths 32 to 512.
@@ -299,6 +364,9 @@ impl Default for ModelConfig {
             norm: Norm::None,
             likelihood: Likelihood::Fixed,
             init: Init::Pytorch,
+            block: BlockDesign::Seed,
+            blocks_in: BlocksIn::Both,
+            blocks_per_stage: 1,
         }
     }
 }
@@ -578,6 +646,9 @@ pub(crate) mod tests {
                 likelihood: Likelihood::Learned,
                 // The default, but the value that is written (`he` is left out).
                 init: Init::Pytorch,
+                block: BlockDesign::Skipinit,
+                blocks_in: BlocksIn::Decoder,
+                blocks_per_stage: 2,
             },
             train: TrainConfig {
                 epochs: 30,
@@ -806,6 +877,15 @@ pub(crate) mod tests {
         changes.push(c);
         let mut c = tiny_config();
         c.train.precision = Precision::Bf16;
+        changes.push(c);
+        let mut c = tiny_config();
+        c.model.block = BlockDesign::Preact;
+        changes.push(c);
+        let mut c = tiny_config();
+        c.model.blocks_in = BlocksIn::Encoder;
+        changes.push(c);
+        let mut c = tiny_config();
+        c.model.blocks_per_stage = 2;
         changes.push(c);
         for changed in changes {
             assert_ne!(changed.id(), base, "{}", changed.canonical_identity());

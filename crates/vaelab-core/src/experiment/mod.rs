@@ -2,6 +2,7 @@
 //! every default filled in, run identity, and expansion into labelled runs. The lowest
 //! layer: it imports nothing else of vaelab.
 pub mod attributes;
+pub mod capacity;
 pub mod config;
 pub mod plan;
 pub mod resolve;

@@ -58,19 +58,7 @@ pub fn resolve(loaded: &LoadedSpec) -> Result<RunConfig, SpecError> {
     let source = spec.data.source.unwrap_or(defaults.data.source);
     let channels = resolve_channels(loaded, &defaults.model)?;
     let data = resolve_data(loaded, &defaults.data, source, channels.len())?;
-    let model = ModelConfig {
-        residual: spec.model.residual.unwrap_or(defaults.model.residual),
-        latent_dim: positive(
-            loaded,
-            "model.latent_dim",
-            spec.model.latent_dim,
-            defaults.model.latent_dim as i64,
-        )?,
-        channels,
-        norm: spec.model.norm.unwrap_or(defaults.model.norm),
-        likelihood: spec.model.likelihood.unwrap_or(defaults.model.likelihood),
-        init: spec.model.init.unwrap_or(defaults.model.init),
-    };
+    let model = resolve_model(loaded, &defaults.model, channels)?;
     let train = resolve_train(loaded, &defaults.train)?;
     let eval = resolve_eval(loaded, &defaults.eval, source)?;
     Ok(RunConfig {
@@ -81,6 +69,55 @@ pub fn resolve(loaded: &LoadedSpec) -> Result<RunConfig, SpecError> {
         eval,
     })
 }
+
+/// The `model:` section, with its widths resolved already.
+fn resolve_model(
+    loaded: &LoadedSpec,
+    defaults: &ModelConfig,
+    channels: Vec<usize>,
+) -> Result<ModelConfig, SpecError> {
+    let m = &loaded.spec.model;
+    let residual = m.residual.unwrap_or(defaults.residual);
+    let blocks_per_stage = positive(
+        loaded,
+        "model.blocks_per_stage",
+        m.blocks_per_stage,
+        defaults.blocks_per_stage.into(),
+    )?;
+    if blocks_per_stage > MAX_BLOCKS_PER_STAGE {
+        return Err(loaded.error(
+            "model.blocks_per_stage",
+            format!("expected 1 to {MAX_BLOCKS_PER_STAGE}, got {blocks_per_stage}"),
+        ));
+    }
+    let mut model = ModelConfig {
+        residual,
+        latent_dim: positive(
+            loaded,
+            "model.latent_dim",
+            m.latent_dim,
+            defaults.latent_dim as i64,
+        )?,
+        channels,
+        norm: m.norm.unwrap_or(defaults.norm),
+        likelihood: m.likelihood.unwrap_or(defaults.likelihood),
+        init: m.init.unwrap_or(defaults.init),
+        block: m.block.unwrap_or(defaults.block),
+        blocks_in: m.blocks_in.unwrap_or(defaults.blocks_in),
+        blocks_per_stage: blocks_per_stage as u32,
+    };
+    if !residual {
+        // A plain model has no blocks: their settings (set for a whole grid, say) would
+        // only split one model's runs between ids.
+        model.block = defaults.block;
+        model.blocks_in = defaults.blocks_in;
+        model.blocks_per_stage = defaults.blocks_per_stage;
+    }
+    Ok(model)
+}
+
+/// Deeper stages than this are a typo more often than a design.
+const MAX_BLOCKS_PER_STAGE: usize = 8;
 
 /// `model.channels`: 1 to 8 positive widths.
 fn resolve_channels(loaded: &LoadedSpec, defaults: &ModelConfig) -> Result<Vec<usize>, SpecError> {
@@ -329,7 +366,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::experiment::config::DEFAULT_CHANNELS;
+    use crate::experiment::config::{BlockDesign, BlocksIn, DEFAULT_CHANNELS};
     use crate::experiment::spec::parse;
 
     fn resolve_text(text: &str) -> Result<RunConfig, String> {
@@ -420,5 +457,43 @@ mod tests {
         let config =
             resolve_text("name: a\ndata:\n  image_size: 8\nmodel:\n  channels: [4, 8]\n").unwrap();
         assert_eq!(config.data.image_size, 8);
+    }
+
+    #[test]
+    fn block_knobs_resolve_and_a_plain_model_drops_them() {
+        let config = resolve_text(
+            "name: a\nmodel:\n  block: skipinit\n  blocks_in: decoder\n  blocks_per_stage: 2\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                config.model.block,
+                config.model.blocks_in,
+                config.model.blocks_per_stage
+            ),
+            (BlockDesign::Skipinit, BlocksIn::Decoder, 2)
+        );
+        let plain = resolve_text(
+            "name: a\nmodel:\n  residual: false\n  block: preact\n  blocks_per_stage: 3\n",
+        )
+        .unwrap();
+        let defaults = ModelConfig::default();
+        assert_eq!(
+            (plain.model.block, plain.model.blocks_per_stage),
+            (defaults.block, defaults.blocks_per_stage),
+            "a plain model has no blocks to describe"
+        );
+        let err = resolve_text("name: a\nmodel:\n  blocks_per_stage: 0\n").unwrap_err();
+        assert!(
+            err.starts_with("e.yaml:3: model.blocks_per_stage: expected a positive integer, got 0"),
+            "{err}"
+        );
+        let err = resolve_text("name: a\nmodel:\n  block: bottleneck\n").unwrap_err();
+        assert!(
+            err.contains(
+                "unknown variant `bottleneck`, expected one of `seed`, `preact`, `skipinit`"
+            ),
+            "{err}"
+        );
     }
 }

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::experiment::config::{
-    DataSource, EvalSplit, Init, Likelihood, LrSchedule, Norm, Precision, ResizeFilter, Select,
+    BlockDesign, BlocksIn, DataSource, EvalSplit, Init, Likelihood, LrSchedule, Norm, Precision,
+    ResizeFilter, Select,
 };
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -47,6 +48,9 @@ pub struct ModelSpec {
     pub norm: Option<Norm>,
     pub likelihood: Option<Likelihood>,
     pub init: Option<Init>,
+    pub block: Option<BlockDesign>,
+    pub blocks_in: Option<BlocksIn>,
+    pub blocks_per_stage: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -113,7 +117,7 @@ pub struct ExperimentSpec {
 }
 
 /// Every field a grid axis or a variant may set.
-pub const OVERRIDABLE: [&str; 35] = [
+pub const OVERRIDABLE: [&str; 38] = [
     "seed",
     "data.source",
     "data.image_size",
@@ -133,6 +137,9 @@ pub const OVERRIDABLE: [&str; 35] = [
     "model.norm",
     "model.likelihood",
     "model.init",
+    "model.block",
+    "model.blocks_in",
+    "model.blocks_per_stage",
     "train.epochs",
     "train.batch_size",
     "train.lr",
