@@ -4,7 +4,7 @@ use anyhow::Result;
 use crate::cli::PlanArgs;
 use vaelab_core::data::fingerprint;
 use vaelab_core::experiment::spec;
-use vaelab_core::report::overview::{self, human_duration};
+use vaelab_core::report::overview::{self, human_count, human_duration};
 use vaelab_core::store::RunStore;
 use vaelab_core::store::Standing;
 
@@ -37,16 +37,18 @@ pub fn execute(args: &PlanArgs, store: &RunStore) -> Result<()> {
         .unwrap_or(5)
         .max(5);
     println!(
-        "{:<8}  {:<width$}  {:>6}  {:>7}  STATUS",
-        "ID", "LABEL", "EPOCHS", "IMAGES"
+        "{:<8}  {:<width$}  {:>6}  {:>7}  {:>6}  {:>9}  STATUS",
+        "ID", "LABEL", "EPOCHS", "IMAGES", "PARAMS", "FLOPS/IMG"
     );
     for run in &view.runs {
         println!(
-            "{:<8}  {:<width$}  {:>6}  {:>7}  {}",
+            "{:<8}  {:<width$}  {:>6}  {:>7}  {:>6}  {:>9}  {}",
             run.short_id,
             run.label,
             run.epochs,
             run.train_images.map_or("?".to_string(), |n| n.to_string()),
+            human_count(run.capacity.parameters),
+            human_count(run.capacity.forward_flops),
             run.description
         );
     }

@@ -10,7 +10,7 @@ const STAGE_KERNEL: u64 = 4;
 const BLOCK_KERNEL: u64 = 3;
 
 /// What a model costs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Capacity {
     pub parameters: u64,
     /// Forward FLOPs for one image through encoder and decoder (posterior mean decoded).

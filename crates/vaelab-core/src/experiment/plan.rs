@@ -4,6 +4,7 @@
 //! Over 500 lines only because its unit tests (the expansion and error-location table)
 //! sit beside the code; the code itself is about 300.
 use super::resolve::resolve;
+use crate::experiment::capacity::{capacity, widths_matching};
 use crate::experiment::config::{DataConfig, DataSource, RunConfig, RunId};
 use serde_yaml::{Mapping, Value};
 
@@ -112,7 +113,12 @@ struct Variant {
     name: Option<String>,
     /// (field, value, the line that sets it).
     overrides: Vec<(String, Value, Option<usize>)>,
+    /// `match_parameters: OTHER`: this variant's widths scale to OTHER's parameter count.
+    match_parameters: Option<String>,
 }
+
+/// The variant key that scales a variant's widths to another variant's parameter count.
+const MATCH_PARAMETERS: &str = "match_parameters";
 
 struct Axis {
     path: String,
@@ -125,6 +131,7 @@ fn variants(loaded: &LoadedSpec) -> Result<Vec<Variant>, SpecError> {
         return Ok(vec![Variant {
             name: None,
             overrides: Vec::new(),
+            match_parameters: None,
         }]);
     };
     if list.is_empty() {
@@ -159,9 +166,27 @@ fn variants(loaded: &LoadedSpec) -> Result<Vec<Variant>, SpecError> {
             });
         }
         let mut overrides = Vec::new();
+        let mut match_parameters = None;
         for (key, value) in entry {
             let key = key_str(loaded, "variants", key)?;
             if key == "name" {
+                continue;
+            }
+            if key == MATCH_PARAMETERS {
+                match_parameters =
+                    Some(
+                        value
+                            .as_str()
+                            .map(str::to_string)
+                            .ok_or_else(|| SpecError {
+                                path: loaded.path.clone(),
+                                line: at(&key),
+                                field: format!("variants[{index}].{MATCH_PARAMETERS}"),
+                                message: format!(
+                                    "expected the name of another variant, got {value:?}"
+                                ),
+                            })?,
+                    );
                 continue;
             }
             check_path(loaded, "variants", Some(index), &key)?;
@@ -171,9 +196,72 @@ fn variants(loaded: &LoadedSpec) -> Result<Vec<Variant>, SpecError> {
         out.push(Variant {
             name: Some(name),
             overrides,
+            match_parameters,
         });
     }
+    check_matches(loaded, &out)?;
     Ok(out)
+}
+
+/// Every `match_parameters` names another variant, which matches none itself.
+fn check_matches(loaded: &LoadedSpec, variants: &[Variant]) -> Result<(), SpecError> {
+    for (index, variant) in variants.iter().enumerate() {
+        let Some(target) = &variant.match_parameters else {
+            continue;
+        };
+        let named = variants.iter().find(|v| v.name.as_ref() == Some(target));
+        let problem = match named {
+            None => Some(format!(
+                "expected the name of another variant, got {target:?}"
+            )),
+            Some(v) if std::ptr::eq(v, variant) => {
+                Some("a variant cannot match its own parameter count".to_string())
+            }
+            Some(v) if v.match_parameters.is_some() => Some(format!(
+                "{target:?} matches another variant's count itself; name the variant it matches"
+            )),
+            Some(_) => None,
+        };
+        if let Some(message) = problem {
+            return Err(SpecError {
+                path: loaded.path.clone(),
+                line: locate_in_section(&loaded.text, "variants", MATCH_PARAMETERS, Some(index)),
+                field: format!("variants[{index}].{MATCH_PARAMETERS}"),
+                message,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `config`'s widths scaled to the parameter count of the same point under `target`.
+fn match_parameters(
+    loaded: &LoadedSpec,
+    point: &Point,
+    target: &Variant,
+    base: &Value,
+    config: &mut RunConfig,
+) -> Result<(), SpecError> {
+    let twin = Point {
+        variant: target,
+        ..*point
+    };
+    let expanded = twin.document(base);
+    let matched = resolve(&twin.parse(loaded, expanded.doc, expanded.origins)?)?;
+    let image_size = config.data.image_size as usize;
+    let wanted = capacity(&matched.model, image_size).parameters;
+    let field = format!(
+        "{MATCH_PARAMETERS} of {}",
+        point.variant.name.as_deref().unwrap_or("")
+    );
+    config.model.channels =
+        widths_matching(&config.model, image_size, wanted).ok_or_else(|| {
+            loaded.error(
+                &field,
+                format!("no width multiplier up to 16 reaches {wanted} parameters"),
+            )
+        })?;
+    Ok(())
 }
 
 fn axes(loaded: &LoadedSpec) -> Result<Vec<Axis>, SpecError> {
@@ -258,6 +346,13 @@ pub fn plan(loaded: &LoadedSpec, fingerprints: Fingerprints) -> Result<Plan, Spe
                     continue;
                 }
                 let mut config = resolve(&point.parse(loaded, expanded.doc, expanded.origins)?)?;
+                if let Some(target) = &variant.match_parameters {
+                    let target = variants
+                        .iter()
+                        .find(|v| v.name.as_ref() == Some(target))
+                        .expect("checked by check_matches");
+                    match_parameters(loaded, &point, target, &base, &mut config)?;
+                }
                 config.data.fingerprint =
                     match fingerprinted.iter().find(|(d, _)| *d == config.data) {
                         Some((_, known)) => known.clone(),
@@ -368,6 +463,7 @@ fn is_excluded(exclusions: &[Mapping], variant: &Variant, doc: &Value) -> bool {
 }
 
 /// One point of the sweep: a variant, one value per grid axis, a seed.
+#[derive(Clone, Copy)]
 struct Point<'a> {
     variant: &'a Variant,
     axes: &'a [Axis],
@@ -582,5 +678,44 @@ mod tests {
             let err = plan_text(text).unwrap_err();
             assert!(err.starts_with(expected), "\n got: {err}\nwant: {expected}");
         }
+    }
+
+    #[test]
+    fn a_matched_variant_scales_its_widths_to_the_named_variant_s_count() {
+        let plan = plan_text(
+            "name: m\ndata:\n  image_size: 32\nmodel:\n  channels: [16, 32, 64]\n  latent_dim: 16\n\
+             grid:\n  model.latent_dim: [8, 32]\nvariants:\n  - name: residual\n    model.residual: true\n\
+             \x20 - name: plain\n    model.residual: false\n  - name: matched\n    model.residual: false\n    match_parameters: residual\n",
+        )
+        .unwrap();
+        let find = |label: &str| plan.runs.iter().find(|r| r.label == label).unwrap();
+        for latent in [8, 32] {
+            let residual = &find(&format!("residual/latent_dim={latent}/seed=0")).config;
+            let matched = &find(&format!("matched/latent_dim={latent}/seed=0")).config;
+            let plain = &find(&format!("plain/latent_dim={latent}/seed=0")).config;
+            let count = |c: &RunConfig| capacity(&c.model, 32).parameters;
+            assert!(count(matched) >= count(residual));
+            assert!((count(matched) as f64) < 1.05 * count(residual) as f64);
+            assert!(count(plain) < count(residual));
+            assert!(matched.model.channels.iter().all(|w| w % 8 == 0));
+            assert_ne!(matched.model.channels, plain.model.channels);
+            assert_ne!(matched.id(), plain.id(), "the resolved widths are identity");
+        }
+    }
+
+    #[test]
+    fn match_parameters_must_name_another_variant() {
+        let spec = |target: &str| {
+            format!(
+                "name: m\nvariants:\n  - name: a\n    model.residual: true\n  - name: b\n    model.residual: false\n    match_parameters: {target}\n"
+            )
+        };
+        let err = plan_text(&spec("c")).unwrap_err();
+        assert!(
+            err.starts_with("e.yaml:7: variants[1].match_parameters: expected the name of another variant, got \"c\""),
+            "{err}"
+        );
+        let err = plan_text(&spec("b")).unwrap_err();
+        assert!(err.contains("cannot match its own"), "{err}");
     }
 }

@@ -2,6 +2,7 @@
 //! `status`. Reads only; safe while a sweep is training.
 use serde::Serialize;
 
+use crate::experiment::capacity::{Capacity, capacity};
 use crate::experiment::config::DataSource;
 use crate::experiment::plan::Plan;
 use crate::store::{EpochMetrics, RunStore, Standing, StoreError, Target};
@@ -15,6 +16,8 @@ pub struct PlannedRunView {
     pub epochs: u32,
     /// Known before decoding only for synthetic data or a `data.limit`.
     pub train_images: Option<usize>,
+    /// Trainable parameters and forward FLOPs per image, counted from the config.
+    pub capacity: Capacity,
     pub standing: Standing,
     pub description: String,
 }
@@ -125,6 +128,7 @@ pub fn plan_view(plan: &Plan, store: &RunStore) -> Result<PlanView, StoreError> 
             parameters: run.coordinates.clone(),
             epochs,
             train_images: images,
+            capacity: capacity(&run.config.model, run.config.data.image_size as usize),
             description: standing.describe(epochs),
             standing,
         });
@@ -266,11 +270,40 @@ pub fn store_view(store: &RunStore) -> Result<Vec<StoreRunView>, StoreError> {
 }
 
 /// "1h 02m", "3m 05s", "12s".
+/// A count with an SI suffix and three significant digits: `1.23M`, `412k`, `950`.
+pub fn human_count(count: u64) -> String {
+    let value = count as f64;
+    let (scaled, suffix) = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")]
+        .into_iter()
+        .find(|(unit, _)| value >= *unit)
+        .map_or((value, ""), |(unit, suffix)| (value / unit, suffix));
+    let digits = match scaled {
+        s if s >= 100.0 || suffix.is_empty() => 0,
+        s if s >= 10.0 => 1,
+        _ => 2,
+    };
+    format!("{scaled:.digits$}{suffix}")
+}
+
 pub fn human_duration(seconds: f64) -> String {
     let s = seconds.round() as u64;
     match s {
         0..60 => format!("{s}s"),
         60..3600 => format!("{}m {:02}s", s / 60, s % 60),
         _ => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_read_with_three_significant_digits() {
+        assert_eq!(human_count(950), "950");
+        assert_eq!(human_count(1_234), "1.23k");
+        assert_eq!(human_count(412_345), "412k");
+        assert_eq!(human_count(23_456_789), "23.5M");
+        assert_eq!(human_count(1_500_000_000), "1.50G");
     }
 }
