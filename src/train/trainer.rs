@@ -169,6 +169,7 @@ impl<'a> Trainer<'a> {
     /// Runs the remaining epochs; returns the epoch it started from.
     pub(super) fn train(&mut self, state: &mut RunState) -> Result<u32, TrainError> {
         state.parameters = Some(model::parameter_count(&self.vs));
+        state.train_images = u64::try_from(self.train_images.size()[0]).ok();
         if let Some(change) = self.device_change.take() {
             state.device_changes.push(change);
         }

@@ -83,6 +83,68 @@ fn recompute(runs: &Path) -> BTreeMap<String, BTreeMap<&'static str, f64>> {
     out
 }
 
+/// Each variant's mean best validation loss within the cheapest variant's total training
+/// FLOPs (3 × the forward FLOPs counted from its config × images seen), from the runs'
+/// own files.
+fn equal_compute_is_recomputed_from_the_runs(runs: &Path, comparison: &[BTreeMap<String, String>]) {
+    let mut per_run = Vec::new();
+    for entry in std::fs::read_dir(runs).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.join("metrics.parquet").exists() {
+            continue;
+        }
+        let state = crate::common::read_state(&dir);
+        // config.yaml is the RunConfig with the run's `id` and `schema` above it.
+        let mut stored: serde_yaml::Mapping =
+            serde_yaml::from_str(&std::fs::read_to_string(dir.join("config.yaml")).unwrap())
+                .unwrap();
+        stored.remove("id");
+        stored.remove("schema");
+        let config: vaelab::experiment::config::RunConfig =
+            serde_yaml::from_value(serde_yaml::Value::Mapping(stored)).unwrap();
+        let forward =
+            vaelab::experiment::capacity::capacity(&config.model, config.data.image_size as usize)
+                .forward_flops as f64;
+        let per_epoch = 3.0 * forward * state["train_images"].as_f64().unwrap();
+        let label = state["label"].as_str().unwrap().to_string();
+        let val = column(&read_parquet(&dir.join("metrics.parquet")), "val_loss");
+        per_run.push((label, per_epoch, val));
+    }
+    let budget = per_run
+        .iter()
+        .map(|(_, per_epoch, val)| per_epoch * val.len() as f64)
+        .fold(f64::INFINITY, f64::min);
+    let mut finite = 0;
+    for row in comparison {
+        let best: Vec<f64> = per_run
+            .iter()
+            .filter(|(label, ..)| label.starts_with(&format!("{}/", row["variant"])))
+            .map(|(_, per_epoch, val)| {
+                let affordable = ((budget * (1.0 + 1e-9)) / per_epoch).floor() as usize;
+                val[..affordable.min(val.len())]
+                    .iter()
+                    .copied()
+                    .fold(f64::INFINITY, f64::min)
+            })
+            .collect();
+        // A variant that cannot afford one epoch within the budget has no value: empty.
+        let reported = &row["best_val_loss_equal_compute_mean"];
+        if best.iter().all(|b| b.is_infinite()) {
+            assert_eq!(reported, "", "{}", row["variant"]);
+            continue;
+        }
+        let (mean, _) = mean_std(&best);
+        let reported: f64 = reported.parse().unwrap();
+        assert!(
+            close(mean, reported),
+            "{}: {mean} vs {reported}",
+            row["variant"]
+        );
+        finite += 1;
+    }
+    assert!(finite >= 1, "the cheapest variant always has a value");
+}
+
 fn csv_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
     let mut reader = csv::Reader::from_path(path).unwrap();
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
@@ -192,6 +254,8 @@ fn report_tables_equal_numbers_recomputed_from_parquet_and_all_formats_agree() {
         "figures/curves-psnr.png",
         "figures/final-metrics.png",
         "figures/final-metrics.svg",
+        "figures/curves-loss-by-cost.png",
+        "figures/gap-val-loss.svg",
         "figures/kl-per-dimension.png",
         "figures/run-plain-seed-1.png",
         "figures/run-residual-seed-0.svg",
@@ -297,8 +361,25 @@ fn report_tables_equal_numbers_recomputed_from_parquet_and_all_formats_agree() {
         (elbo["ci95_high"].parse::<f64>().unwrap() - (mean + half)).abs() < 1e-6 * half.max(1e-3)
     );
 
+    // Every difference is Holm-adjusted over the report's family: never below its own p.
+    for row in &differences {
+        // An empty cell is a difference without an interval (n < 2).
+        let number = |key: &str| row[key].parse::<f64>().unwrap_or(f64::NAN);
+        let (p, holm) = (number("p_value"), number("holm_p"));
+        if p.is_finite() {
+            assert!(holm >= p && holm <= 1.0, "{row:?}");
+            assert_eq!(row["holm_significant"], (holm < 0.05).to_string());
+        }
+    }
+    equal_compute_is_recomputed_from_the_runs(&ws.runs(), &comparison);
+
     // Markdown and HTML show the same cells, and those round the CSV's numbers.
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("Holm-adjusted over the report's"), "{md}");
+    assert!(
+        md.contains("Over training, plain's validation-loss gap to residual"),
+        "{md}"
+    );
     let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
     let md_rows = markdown_table(&md, "## Comparison");
     let html_rows = html_table(&html, "comparison");

@@ -2,12 +2,14 @@
 //! grouped into variants (grid points with seeds pooled) and paired against a baseline.
 use std::collections::HashMap;
 
+use crate::experiment::capacity::capacity;
+use crate::experiment::config::DataSource;
 use crate::experiment::plan::{Plan, PlannedRun};
 use crate::store::{
     self, EpochMetrics, Evaluation, LatentStats, RunDir, RunStore, Standing, Target,
 };
 
-use super::stats::{PairedDifference, Summary};
+use super::stats::{FAMILY_WISE_LEVEL, PairedDifference, Summary, holm};
 
 /// Reads one quantity out of an epoch's metrics.
 pub type MetricOf = fn(&EpochMetrics) -> f64;
@@ -29,10 +31,13 @@ pub enum Metric {
     IwaeBpd,
     /// −IWAE under the calibrated decoder variance: comparable across likelihoods.
     CalibratedIwaeBpd,
+    /// The best validation loss among the epochs that end within the compute budget of its
+    /// grid point: the smallest total training FLOPs of the variants compared there.
+    BestValLossEqualCompute,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 13] = [
+    pub const ALL: [Metric; 14] = [
         Metric::Parameters,
         Metric::Epochs,
         Metric::SecondsPerEpoch,
@@ -46,12 +51,14 @@ impl Metric {
         Metric::ElboBpd,
         Metric::IwaeBpd,
         Metric::CalibratedIwaeBpd,
+        Metric::BestValLossEqualCompute,
     ];
 
     /// The metrics compared against the baseline (the others describe cost, not quality).
-    pub const COMPARED: [Metric; 10] = [
+    pub const COMPARED: [Metric; 11] = [
         Metric::FinalTrainLoss,
         Metric::BestValLoss,
+        Metric::BestValLossEqualCompute,
         Metric::ReconMse,
         Metric::Psnr,
         Metric::Ssim,
@@ -78,6 +85,7 @@ impl Metric {
             Metric::ElboBpd => "elbo_bpd",
             Metric::IwaeBpd => "iwae_bpd",
             Metric::CalibratedIwaeBpd => "calibrated_iwae_bpd",
+            Metric::BestValLossEqualCompute => "best_val_loss_equal_compute",
         }
     }
 
@@ -97,6 +105,7 @@ impl Metric {
             Metric::ElboBpd => "−ELBO (bits/dim)",
             Metric::IwaeBpd => "−IWAE (bits/dim)",
             Metric::CalibratedIwaeBpd => "−IWAE calibrated (bits/dim)",
+            Metric::BestValLossEqualCompute => "best val loss, equal FLOPs",
         }
     }
 
@@ -117,6 +126,9 @@ impl Metric {
             Metric::IwaeBpd => "the negative importance-weighted bound",
             Metric::CalibratedIwaeBpd => {
                 "the negative importance-weighted bound under the calibrated decoder"
+            }
+            Metric::BestValLossEqualCompute => {
+                "the best validation loss within equal training FLOPs"
             }
         }
     }
@@ -148,6 +160,13 @@ pub struct RunRecord {
     pub evaluation: Option<Evaluation>,
     pub latent: Option<LatentStats>,
     pub parameters: f64,
+    /// Training images per epoch, when known (recorded by the trainer, or fixed by the
+    /// config for synthetic data and a `data.limit`).
+    pub train_images: Option<u64>,
+    /// Forward FLOPs per image, counted from the config.
+    pub forward_flops: f64,
+    /// Training FLOPs that [`Metric::BestValLossEqualCompute`] allows; NaN where unknown.
+    pub compute_budget: f64,
     /// The build and hardware that last trained it (`RunState::trained_by`).
     pub trained_by: Option<String>,
     /// Files that could not be read, with why.
@@ -205,8 +224,58 @@ impl RunRecord {
             Metric::ElboBpd => eval(|e| e.elbo_bpd),
             Metric::IwaeBpd => eval(|e| e.iwae_bpd),
             Metric::CalibratedIwaeBpd => eval(|e| e.calibrated_iwae_bpd),
+            Metric::BestValLossEqualCompute => {
+                let budget = self.compute_budget * (1.0 + 1e-9);
+                self.metrics
+                    .iter()
+                    .zip(self.spent())
+                    .filter(|(_, spent)| spent.training_flops <= budget)
+                    .map(|(m, _)| m.val_loss)
+                    .filter(|v| v.is_finite())
+                    .fold(f64::NAN, f64::min)
+            }
         }
     }
+
+    /// What the run had spent by the end of each of its epochs, in the order of `metrics`.
+    pub fn spent(&self) -> Vec<Spent> {
+        let per_epoch = self.train_images.map_or(f64::NAN, |n| n as f64);
+        let mut seconds = 0.0;
+        self.metrics
+            .iter()
+            .map(|m| {
+                seconds += m.epoch_seconds;
+                let images = f64::from(m.epoch) * per_epoch;
+                Spent {
+                    epoch: m.epoch,
+                    images,
+                    seconds,
+                    training_flops: images * self.forward_flops * TRAINING_FLOPS_PER_FORWARD,
+                }
+            })
+            .collect()
+    }
+
+    /// Training FLOPs over every epoch of its target.
+    fn total_training_flops(&self) -> f64 {
+        let epochs = f64::from(self.planned.config.train.epochs);
+        let images = self.train_images.map_or(f64::NAN, |n| n as f64);
+        epochs * images * self.forward_flops * TRAINING_FLOPS_PER_FORWARD
+    }
+}
+
+/// Training FLOPs per image as a multiple of the forward pass's: the backward pass costs
+/// about twice the forward (the rule behind the usual 6 × parameters per token).
+pub const TRAINING_FLOPS_PER_FORWARD: f64 = 3.0;
+
+/// What a run had spent by the end of an epoch: images seen, wall-clock seconds of
+/// training and validation, and training FLOPs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spent {
+    pub epoch: u32,
+    pub images: f64,
+    pub seconds: f64,
+    pub training_flops: f64,
 }
 
 /// A variant: the runs at one grid point of one named variant, seeds pooled.
@@ -229,6 +298,17 @@ pub struct Difference {
     pub baseline: usize,
     pub metric: Metric,
     pub difference: PairedDifference,
+    /// The paired t-test's p-value, Holm-adjusted over every difference of the report
+    /// (every variant × compared metric with an interval): `family` of them.
+    pub holm_p: f64,
+    pub family: usize,
+}
+
+impl Difference {
+    /// Whether the difference holds at a family-wise 5% over the report's comparisons.
+    pub fn holm_significant(&self) -> bool {
+        self.holm_p < FAMILY_WISE_LEVEL
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -286,6 +366,16 @@ pub fn gather(
             .and_then(|s| s.parameters)
             .map_or(f64::NAN, |p| p as f64);
         let trained_by = state.as_ref().map(|s| s.trained_by());
+        let data = &planned.config.data;
+        let train_images = state
+            .as_ref()
+            .and_then(|s| s.train_images)
+            .or(match data.source {
+                DataSource::Synthetic => Some(data.effective_train_images() as u64),
+                _ => data.limit.map(|n| n as u64),
+            });
+        let forward_flops =
+            capacity(&planned.config.model, data.image_size as usize).forward_flops as f64;
         let metrics = if dir.metrics_path().exists() {
             store::read_metrics_file(&dir.metrics_path()).unwrap_or_else(|e| {
                 problems.push(e.to_string());
@@ -311,6 +401,9 @@ pub fn gather(
             evaluation,
             latent,
             parameters,
+            train_images,
+            forward_flops,
+            compute_budget: f64::NAN,
             trained_by,
             problems,
         });
@@ -349,6 +442,7 @@ pub fn gather(
         };
         groups[g].baseline = partner;
     }
+    set_compute_budgets(&mut records, &groups);
     let damaged = match store.scan() {
         Ok(listing) => listing.damaged.iter().map(|d| d.describe()).collect(),
         Err(e) => vec![e.to_string()],
@@ -358,6 +452,25 @@ pub fn gather(
         runs: records,
         groups,
         damaged,
+    }
+}
+
+/// Each run's compute budget: the smallest total training FLOPs among the finished runs of
+/// the groups at its grid point (the variants compared there).
+fn set_compute_budgets(records: &mut [RunRecord], groups: &[Group]) {
+    for group in groups {
+        let budget = groups
+            .iter()
+            .filter(|other| other.grid == group.grid)
+            .flat_map(|other| &other.runs)
+            .map(|&i| &records[i])
+            .filter(|r| r.finished())
+            .map(RunRecord::total_training_flops)
+            .filter(|flops| flops.is_finite())
+            .fold(f64::NAN, f64::min);
+        for &i in &group.runs {
+            records[i].compute_budget = budget;
+        }
     }
 }
 
@@ -407,8 +520,16 @@ impl Aggregate {
                     baseline: b,
                     metric,
                     difference: PairedDifference::of(&values),
+                    holm_p: f64::NAN,
+                    family: 0,
                 });
             }
+        }
+        let p_values: Vec<f64> = out.iter().map(|d| d.difference.p_value()).collect();
+        let family = p_values.iter().filter(|p| p.is_finite()).count();
+        for (d, adjusted) in out.iter_mut().zip(holm(&p_values)) {
+            d.holm_p = adjusted;
+            d.family = family;
         }
         out
     }
@@ -424,6 +545,57 @@ impl Aggregate {
         by_epoch
             .into_iter()
             .map(|(epoch, values)| (epoch, Summary::of(&values)))
+            .collect()
+    }
+
+    /// Per epoch, `group` minus its baseline in `value`, paired by seed over the runs of
+    /// both that reached the epoch (finished or not): how a gap moves over training.
+    pub fn gap_curve(&self, group: &Group, value: MetricOf) -> Vec<(u32, PairedDifference)> {
+        let Some(b) = group.baseline else {
+            return Vec::new();
+        };
+        // Ordered maps: the sums, and so the report's last digits, never depend on hashing.
+        let by_seed = |g: &Group| -> std::collections::BTreeMap<(u64, u32), f64> {
+            g.runs
+                .iter()
+                .map(|&i| &self.runs[i])
+                .flat_map(|r| r.metrics.iter().map(move |m| ((r.seed, m.epoch), value(m))))
+                .collect()
+        };
+        let baseline = by_seed(&self.groups[b]);
+        let mut pairs: std::collections::BTreeMap<u32, Vec<(f64, f64)>> = Default::default();
+        for ((seed, epoch), v) in by_seed(group) {
+            if let Some(&base) = baseline.get(&(seed, epoch)) {
+                pairs.entry(epoch).or_default().push((v, base));
+            }
+        }
+        pairs
+            .into_iter()
+            .map(|(epoch, pairs)| (epoch, PairedDifference::of(&pairs)))
+            .collect()
+    }
+
+    /// Per epoch over the runs of `group` that reached it: the mean of `measure` (what the
+    /// runs had spent), the mean validation loss and its standard deviation.
+    pub fn cost_curve(&self, group: &Group, measure: fn(&Spent) -> f64) -> Vec<(f64, f64, f64)> {
+        let mut by_epoch: std::collections::BTreeMap<u32, (Vec<f64>, Vec<f64>)> =
+            Default::default();
+        for &i in &group.runs {
+            let run = &self.runs[i];
+            for (m, spent) in run.metrics.iter().zip(run.spent()) {
+                let (xs, ys) = by_epoch.entry(m.epoch).or_default();
+                xs.push(measure(&spent));
+                ys.push(m.val_loss);
+            }
+        }
+        by_epoch
+            .into_values()
+            .map(|(xs, ys)| {
+                let (x, y) = (Summary::of(&xs), Summary::of(&ys));
+                // A run with an unknown cost leaves its epoch's x out, never half in.
+                let x = if x.n == xs.len() { x.mean } else { f64::NAN };
+                (x, y.mean, y.std)
+            })
             .collect()
     }
 
@@ -443,5 +615,131 @@ impl Aggregate {
                 .map(|&i| &self.runs[i])
                 .find(|r| r.evaluation.is_some())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::config::tiny_config;
+    use crate::store::test_metrics_row;
+
+    /// A finished run of `variant` with seed `seed` whose validation loss per epoch is
+    /// `losses`, on 100 training images an epoch.
+    fn run(variant: &str, seed: u64, residual: bool, losses: &[f64]) -> RunRecord {
+        let mut config = tiny_config();
+        config.seed = seed;
+        config.model.residual = residual;
+        config.train.epochs = losses.len() as u32;
+        let planned = PlannedRun {
+            id: config.id(),
+            label: format!("{variant}/seed={seed}"),
+            variant: Some(variant.into()),
+            coordinates: vec![("seed".into(), seed.to_string())],
+            config: config.clone(),
+        };
+        let metrics = losses
+            .iter()
+            .enumerate()
+            .map(|(i, &val_loss)| EpochMetrics {
+                val_loss,
+                ..test_metrics_row(i as u32 + 1)
+            })
+            .collect();
+        let mut evaluation = crate::store::test_evaluation();
+        evaluation.epoch = losses.len() as u32;
+        RunRecord {
+            dir: RunStore::new("unused").run_dir(&planned.id),
+            planned,
+            seed,
+            standing: Standing::Complete {
+                epochs_done: losses.len() as u32,
+            },
+            metrics,
+            evaluation: Some(evaluation),
+            latent: None,
+            parameters: f64::NAN,
+            train_images: Some(100),
+            forward_flops: capacity(&config.model, config.data.image_size as usize).forward_flops
+                as f64,
+            compute_budget: f64::NAN,
+            trained_by: None,
+            problems: Vec::new(),
+        }
+    }
+
+    /// The plain runs (cheaper per image) set the budget; the residual runs' equal-compute
+    /// loss is their best over the epochs that end within it.
+    fn aggregate() -> Aggregate {
+        let mut runs = vec![
+            run("plain", 0, false, &[10.0, 8.0, 6.0, 5.0]),
+            run("plain", 1, false, &[11.0, 9.0, 7.0, 6.0]),
+            run("residual", 0, true, &[9.0, 7.0, 4.0, 3.0]),
+            run("residual", 1, true, &[9.5, 7.5, 5.0, 4.0]),
+        ];
+        let group = |name: &str, runs: Vec<usize>, baseline| Group {
+            name: name.into(),
+            variant: Some(name.into()),
+            grid: String::new(),
+            runs,
+            baseline,
+        };
+        let groups = vec![
+            group("plain", vec![0, 1], None),
+            group("residual", vec![2, 3], Some(0)),
+        ];
+        set_compute_budgets(&mut runs, &groups);
+        Aggregate {
+            experiment: "e".into(),
+            runs,
+            groups,
+            damaged: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn equal_compute_takes_the_best_loss_within_the_cheapest_variant_s_flops() {
+        let agg = aggregate();
+        let plain = &agg.runs[0];
+        let residual = &agg.runs[2];
+        let per_epoch = |r: &RunRecord| r.spent()[0].training_flops;
+        let budget = 4.0 * per_epoch(plain);
+        assert_eq!(plain.compute_budget, budget);
+        assert_eq!(residual.compute_budget, budget, "one budget per grid point");
+        let affordable = (budget / per_epoch(residual)).floor() as usize;
+        assert!((1..4).contains(&affordable), "{affordable} residual epochs");
+        assert_eq!(
+            residual.metric(Metric::BestValLossEqualCompute),
+            [9.0, 7.0, 4.0, 3.0][affordable - 1],
+        );
+        assert_eq!(plain.metric(Metric::BestValLossEqualCompute), 5.0);
+        assert_eq!(residual.metric(Metric::BestValLoss), 3.0);
+    }
+
+    #[test]
+    fn the_gap_is_paired_by_seed_at_every_epoch() {
+        let agg = aggregate();
+        let gap = agg.gap_curve(&agg.groups[1], |m| m.val_loss);
+        let means: Vec<(u32, f64)> = gap.iter().map(|(e, d)| (*e, d.mean)).collect();
+        assert_eq!(means, [(1, -1.25), (2, -1.25), (3, -2.0), (4, -2.0)]);
+        assert!(gap.iter().all(|(_, d)| d.n == 2));
+        assert!(agg.gap_curve(&agg.groups[0], |m| m.val_loss).is_empty());
+    }
+
+    #[test]
+    fn every_difference_carries_its_holm_adjustment_over_the_report() {
+        let agg = aggregate();
+        let differences = agg.differences();
+        let p: Vec<f64> = differences.iter().map(|d| d.difference.p_value()).collect();
+        let adjusted = holm(&p);
+        let family = p.iter().filter(|p| p.is_finite()).count();
+        assert!(family >= 2, "{p:?}");
+        for (d, want) in differences.iter().zip(adjusted) {
+            assert_eq!(d.family, family);
+            assert!(d.holm_p.to_bits() == want.to_bits() || (d.holm_p.is_nan() && want.is_nan()));
+            if d.difference.p_value().is_finite() {
+                assert!(d.holm_p >= d.difference.p_value());
+            }
+        }
     }
 }

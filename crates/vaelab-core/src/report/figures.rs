@@ -134,6 +134,17 @@ pub struct LinePanels {
     pub panel_size: (u32, u32),
 }
 
+impl LinePanels {
+    /// Panels three to a row at the size a run's own figure uses.
+    pub fn in_rows_of_three(panels: Vec<LinePanel>) -> Self {
+        Self {
+            panels,
+            columns: 3,
+            panel_size: (430, 320),
+        }
+    }
+}
+
 fn padded(lo: f64, hi: f64) -> (f64, f64) {
     if !lo.is_finite() || !hi.is_finite() {
         return (0.0, 1.0);
@@ -212,7 +223,9 @@ impl LinePanel {
                 if integer_x {
                     format!("{v:.0}")
                 } else {
-                    format!("{v}")
+                    // Ticks such as 0.30000000000000004 read as 0.3.
+                    let text = format!("{v:.4}");
+                    text.trim_end_matches('0').trim_end_matches('.').to_string()
                 }
             })
             .x_desc(&self.x_label)
@@ -235,12 +248,12 @@ impl LinePanel {
                 let upper = line
                     .points
                     .iter()
-                    .filter(|p| p.1.is_finite())
+                    .filter(|p| p.0.is_finite() && p.1.is_finite())
                     .map(|p| (p.0, p.1 + band(p)));
                 let lower: Vec<(f64, f64)> = line
                     .points
                     .iter()
-                    .filter(|p| p.1.is_finite())
+                    .filter(|p| p.0.is_finite() && p.1.is_finite())
                     .map(|p| (p.0, p.1 - band(p)))
                     .collect();
                 let outline: Vec<(f64, f64)> = upper.chain(lower.into_iter().rev()).collect();

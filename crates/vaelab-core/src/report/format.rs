@@ -1,7 +1,7 @@
 //! How numbers read in the report: significant digits per metric, `mean ± std`, the raw
 //! full-precision form of the CSV files, and the one-line answer per comparison.
-use super::aggregate::{Aggregate, Difference, Metric};
-use super::stats::Summary;
+use super::aggregate::{Aggregate, Difference, Group, Metric};
+use super::stats::{PairedDifference, Summary};
 
 /// Digits after the point for a value of this size: four significant digits or so.
 pub(super) fn decimals(value: f64) -> usize {
@@ -110,10 +110,73 @@ pub fn reading(agg: &Aggregate, d: &Difference) -> String {
     } else {
         format!("n = {}", x.n)
     };
+    let adjusted = if d.holm_p.is_finite() && d.family > 1 {
+        format!(
+            " Holm-adjusted over the report's {} comparisons: p = {}, {}.",
+            d.family,
+            format_p(d.holm_p),
+            if d.holm_significant() {
+                "significant at a family-wise 5%"
+            } else {
+                "not significant at a family-wise 5%"
+            }
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "{group} {verb} {} by {amount} against {baseline} ({basis}){verdict}.",
+        "{group} {verb} {} by {amount} against {baseline} ({basis}){verdict}.{adjusted}",
         metric.phrase()
     )
+}
+
+/// How `group`'s validation-loss gap to its baseline moves from its first epoch to its
+/// last, each with its 95% interval: "narrows from 41 ± 9 at epoch 1 to 12 ± 6 at epoch
+/// 30". None without a baseline or with fewer than two paired epochs.
+pub(super) fn gap_reading(agg: &Aggregate, group: &Group) -> Option<String> {
+    let b = group.baseline?;
+    let gap = agg.gap_curve(group, |m| m.val_loss);
+    let (first, last) = (gap.first()?, gap.last()?);
+    if first.0 == last.0 {
+        return None;
+    }
+    let at = |(epoch, d): &(u32, PairedDifference)| {
+        let places = decimals(d.mean.abs().max(d.half_width.abs()));
+        if d.half_width.is_finite() {
+            format!(
+                "{:+.places$} ± {:.places$} at epoch {epoch}",
+                d.mean, d.half_width
+            )
+        } else {
+            format!("{:+.places$} at epoch {epoch}", d.mean)
+        }
+    };
+    let movement = if first.1.mean.signum() != last.1.mean.signum() {
+        "changes sign"
+    } else if last.1.mean.abs() < first.1.mean.abs() {
+        "narrows"
+    } else {
+        "widens"
+    };
+    Some(format!(
+        "Over training, {}'s validation-loss gap to {} {movement} from {} to {} (paired by seed, 95% CI; figure gap-val-loss).",
+        group.name,
+        agg.groups[b].name,
+        at(first),
+        at(last)
+    ))
+}
+
+/// A p-value to two places, four below 0.1, or `< 0.001`.
+pub(super) fn format_p(p: f64) -> String {
+    if p < 0.001 {
+        "< 0.001".into()
+    } else if p < 0.1 {
+        // Four places near the 5% line, so 0.0496 never reads as 0.05.
+        format!("{p:.4}")
+    } else {
+        format!("{p:.2}")
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +212,8 @@ mod tests {
                 n,
                 half_width,
             },
+            holm_p: f64::NAN,
+            family: 1,
         };
         reading(&two_groups(), &difference)
     }
@@ -175,6 +240,33 @@ mod tests {
         assert_eq!(
             read(Metric::Ssim, 0.01, f64::NAN, 1, f64::NAN),
             "residual raises SSIM by 0.0100 against plain (n = 1) — one seed, so no interval; add seeds to judge."
+        );
+    }
+
+    #[test]
+    fn readings_state_the_holm_adjusted_verdict_beside_the_interval() {
+        let difference = |holm_p| Difference {
+            group: 0,
+            baseline: 1,
+            metric: Metric::Psnr,
+            difference: PairedDifference {
+                mean: -2.2,
+                std: 0.1,
+                n: 3,
+                half_width: 0.5,
+            },
+            holm_p,
+            family: 22,
+        };
+        assert!(
+            reading(&two_groups(), &difference(0.0042)).ends_with(
+                "— worse: the 95% interval excludes zero. Holm-adjusted over the report's 22 comparisons: p = 0.0042, significant at a family-wise 5%."
+            )
+        );
+        assert!(
+            reading(&two_groups(), &difference(0.31)).ends_with(
+                "the 95% interval excludes zero. Holm-adjusted over the report's 22 comparisons: p = 0.31, not significant at a family-wise 5%."
+            )
         );
     }
 
@@ -211,6 +303,11 @@ mod tests {
                 Metric::CalibratedIwaeBpd,
                 two(7.36910, 7.39081),
                 "7.3800 ± 0.0154",
+            ),
+            (
+                Metric::BestValLossEqualCompute,
+                two(97.03, 99.18),
+                "98.11 ± 1.52",
             ),
         ];
         assert_eq!(cases.len(), Metric::ALL.len(), "a case for every column");

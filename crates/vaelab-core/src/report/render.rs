@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::aggregate::{Aggregate, Difference, Metric};
 use super::document::{Block, Document, FigureStyle, ParagraphStyle};
 use super::figures::Figure;
-use super::format::reading;
+use super::format::{gap_reading, reading};
 use super::visuals::{Visual, visuals};
 use super::{ReportError, ReportFiles, html, latex, markdown, plots, tables};
 use crate::experiment::config::{Likelihood, choice_name};
@@ -14,7 +14,12 @@ use crate::experiment::slug;
 use crate::store;
 
 /// The comparisons the report's answer states, in order.
-const READING_METRICS: [Metric; 3] = [Metric::ElboBpd, Metric::BestValLoss, Metric::Psnr];
+const READING_METRICS: [Metric; 4] = [
+    Metric::ElboBpd,
+    Metric::BestValLoss,
+    Metric::BestValLossEqualCompute,
+    Metric::Psnr,
+];
 
 /// Everything drawn or copied for a report, before its text is laid out.
 struct Content {
@@ -27,6 +32,8 @@ struct Content {
 /// Renders every file of the report.
 pub fn render(agg: &Aggregate, description: Option<&str>) -> Result<ReportFiles, ReportError> {
     let mut figures = plots::variant_curves(agg)?;
+    figures.push(plots::cost_curves(agg)?);
+    figures.extend(plots::gap_per_epoch(agg)?);
     figures.push(plots::final_metrics(agg)?);
     figures.push(plots::kl_per_dimension(agg)?);
     let run_figures = agg
@@ -96,7 +103,7 @@ fn document(agg: &Aggregate, description: Option<&str>, content: &Content) -> Do
     doc.paragraph("Mean ± standard deviation over seeds; n counts finished runs.");
     doc.push(Block::Table(tables::comparison(agg)));
     doc.heading(2, "Paired differences against the baseline");
-    doc.paragraph("Variant minus baseline, matched by seed, with a 95% Student-t interval.");
+    doc.paragraph(multiplicity_text(&content.differences));
     doc.push(Block::Table(tables::differences(agg, &content.differences)));
     doc.heading(2, "Likelihood and evaluation");
     doc.paragraph(likelihood_text(agg));
@@ -203,11 +210,12 @@ fn header(doc: &mut Document, agg: &Aggregate) {
 /// One reading per compared variant and metric of [`READING_METRICS`].
 fn answer(doc: &mut Document, agg: &Aggregate, differences: &[Difference]) {
     doc.heading(2, "Answer");
-    let readings: Vec<String> = READING_METRICS
+    let mut readings: Vec<String> = READING_METRICS
         .iter()
         .flat_map(|&metric| differences.iter().filter(move |d| d.metric == metric))
         .map(|d| reading(agg, d))
         .collect();
+    readings.extend(agg.groups.iter().filter_map(|g| gap_reading(agg, g)));
     if readings.is_empty() {
         doc.paragraph(
             "No variant has a baseline to compare with (one variant only, or no finished pair).",
@@ -215,6 +223,18 @@ fn answer(doc: &mut Document, agg: &Aggregate, differences: &[Difference]) {
     } else {
         doc.push(Block::List { items: readings });
     }
+}
+
+/// How the differences are read, and which family their adjusted verdicts hold over.
+fn multiplicity_text(differences: &[Difference]) -> String {
+    let family = differences.first().map_or(0, |d| d.family);
+    format!(
+        "Variant minus baseline, matched by seed, with a 95% Student-t interval. Each interval \
+         holds at 95% on its own; across {family} comparisons some would exclude zero by chance. \
+         The Holm p-value adjusts for that (Holm–Bonferroni over the family of every variant × \
+         metric in this table that has an interval, {family} in all); * marks a difference that \
+         holds at a family-wise 5%."
+    )
 }
 
 /// Which likelihood each bits/dim column assumes.

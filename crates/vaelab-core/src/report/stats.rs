@@ -80,6 +80,22 @@ impl PairedDifference {
         self.mean + self.half_width
     }
 
+    /// The two-sided p-value of the paired t-test of a zero mean difference; NaN without
+    /// an interval (n < 2), 0 when every pair differs by the same non-zero amount.
+    pub fn p_value(&self) -> f64 {
+        if self.n < 2 || !self.std.is_finite() || !self.mean.is_finite() {
+            return f64::NAN;
+        }
+        if self.std == 0.0 {
+            return if self.mean == 0.0 { 1.0 } else { 0.0 };
+        }
+        let t = self.mean.abs() / (self.std / (self.n as f64).sqrt());
+        match StudentsT::new(0.0, 1.0, (self.n - 1) as f64) {
+            Ok(dist) => 2.0 * (1.0 - dist.cdf(t)),
+            Err(_) => f64::NAN,
+        }
+    }
+
     /// Whether the 95% interval leaves out zero.
     pub fn excludes_zero(&self) -> bool {
         self.half_width.is_finite() && (self.low() > 0.0 || self.high() < 0.0)
@@ -98,6 +114,28 @@ impl PairedDifference {
     }
 }
 
+/// Holm–Bonferroni adjusted p-values of one family, in the order given: the k-th smallest
+/// p times (m − k + 1), made monotone and capped at 1, with m the finite p-values (NaN
+/// stays NaN). A comparison is significant at family-wise level α when its adjusted p is
+/// below α.
+pub fn holm(p_values: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..p_values.len())
+        .filter(|&i| p_values[i].is_finite())
+        .collect();
+    order.sort_by(|&a, &b| p_values[a].total_cmp(&p_values[b]));
+    let m = order.len();
+    let mut adjusted = vec![f64::NAN; p_values.len()];
+    let mut running = 0.0_f64;
+    for (k, &i) in order.iter().enumerate() {
+        running = running.max(((m - k) as f64 * p_values[i]).min(1.0));
+        adjusted[i] = running;
+    }
+    adjusted
+}
+
+/// The family-wise error rate the Holm-adjusted verdicts hold.
+pub const FAMILY_WISE_LEVEL: f64 = 0.05;
+
 /// The most seeds a power estimate names; beyond, the difference is negligible next to
 /// the spread.
 pub const MAX_SEEDS_ESTIMATED: usize = 1000;
@@ -105,6 +143,38 @@ pub const MAX_SEEDS_ESTIMATED: usize = 1000;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The paired t-test's p-value agrees with the closed form of Student's t with two
+    /// degrees of freedom, and its 0.05 boundary is the 95% interval's.
+    #[test]
+    fn p_values_follow_the_paired_t_test() {
+        // Differences 1, 2, 4: t = √7 on 2 degrees of freedom, where the two-sided p-value
+        // is 1 − t / √(2 + t²) = 1 − √7 / 3.
+        let d = PairedDifference::of(&[(11.0, 10.0), (12.0, 10.0), (14.0, 10.0)]);
+        let want = 1.0 - 7.0_f64.sqrt() / 3.0;
+        assert!(
+            (d.p_value() - want).abs() < 1e-9,
+            "{} vs {want}",
+            d.p_value()
+        );
+        assert_eq!(d.excludes_zero(), d.p_value() < 0.05);
+        let clear = PairedDifference::of(&[(11.0, 10.0), (11.1, 10.0), (11.2, 10.0)]);
+        assert!(clear.excludes_zero() && clear.p_value() < 0.05);
+        assert!(PairedDifference::of(&[(1.0, 0.0)]).p_value().is_nan());
+    }
+
+    /// Holm's step-down on a textbook family: p = (0.01, 0.04, 0.03, 0.005) over m = 4
+    /// gives (0.03, 0.06, 0.06, 0.02), so only the first and last stay below 0.05.
+    #[test]
+    fn holm_adjusts_step_down_and_keeps_the_order_given() {
+        let adjusted = holm(&[0.01, 0.04, 0.03, 0.005, f64::NAN]);
+        let want = [0.03, 0.06, 0.06, 0.02];
+        for (got, want) in adjusted.iter().zip(want) {
+            assert!((got - want).abs() < 1e-12, "{adjusted:?}");
+        }
+        assert!(adjusted[4].is_nan(), "no p-value, no verdict");
+        assert_eq!(holm(&[0.6, 0.9]), vec![1.0, 1.0], "capped at 1");
+    }
 
     #[test]
     fn seeds_to_resolve_follows_the_t_interval() {

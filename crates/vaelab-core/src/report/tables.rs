@@ -2,7 +2,7 @@
 //! at full precision, and the comparison, differences and runs tables as people read them.
 use super::aggregate::{Aggregate, Difference, Metric, MetricOf};
 use super::document::Table;
-use super::format::{format_summary, format_value, raw};
+use super::format::{format_p, format_summary, format_value, raw};
 use crate::store::metric_curves;
 
 /// `tables/comparison.csv`: per variant, mean, sample std and n of every metric.
@@ -45,6 +45,9 @@ pub(super) fn differences_csv(agg: &Aggregate, differences: &[Difference]) -> Ta
             "ci95_low",
             "ci95_high",
             "excludes_zero",
+            "p_value",
+            "holm_p",
+            "holm_significant",
         ],
     );
     for d in differences {
@@ -59,6 +62,9 @@ pub(super) fn differences_csv(agg: &Aggregate, differences: &[Difference]) -> Ta
             raw(x.low()),
             raw(x.high()),
             x.excludes_zero().to_string(),
+            raw(x.p_value()),
+            raw(d.holm_p),
+            d.holm_significant().to_string(),
         ]);
     }
     table
@@ -176,10 +182,24 @@ pub(super) fn comparison(agg: &Aggregate) -> Table {
 pub(super) fn differences(agg: &Aggregate, differences: &[Difference]) -> Table {
     let mut table = Table::new(
         "differences",
-        ["variant", "baseline", "metric", "difference", "95% CI", "n"],
+        [
+            "variant",
+            "baseline",
+            "metric",
+            "difference",
+            "95% CI",
+            "n",
+            "Holm p",
+        ],
     );
     for d in differences {
         let x = &d.difference;
+        let holm = if d.holm_p.is_finite() {
+            let mark = if d.holm_significant() { " *" } else { "" };
+            format!("{}{mark}", format_p(d.holm_p))
+        } else {
+            "—".into()
+        };
         table.rows.push(vec![
             agg.groups[d.group].name.clone(),
             agg.groups[d.baseline].name.clone(),
@@ -191,6 +211,7 @@ pub(super) fn differences(agg: &Aggregate, differences: &[Difference]) -> Table 
                 "—".into()
             },
             x.n.to_string(),
+            holm,
         ]);
     }
     table

@@ -27,6 +27,8 @@ pub use checkpoint::{
     CheckpointRef, LossSums, MODEL_FILE, OPTIMIZER_FILE, PROGRESS_FILE, Progress,
 };
 pub use crash::{crash_point, crash_point_until_stopped};
+#[cfg(test)]
+pub(crate) use evaluation::tests::example as test_evaluation;
 pub(crate) use evaluation::to_frame as evaluation_row;
 pub use evaluation::{
     ACTIVE_UNIT_THRESHOLD, ATTRIBUTE_STRENGTHS, CALIBRATED_LIKELIHOOD, DISCRETISATION, Evaluation,

@@ -59,6 +59,9 @@ pub struct RunState {
     /// Trainable parameters of the run's model, recorded when it is built.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<i64>,
+    /// Training images per epoch, recorded when the run's data is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_images: Option<u64>,
     /// The content fingerprint of the dataset on disk the run learned from (also in its
     /// config), and where that dataset was read from when it last trained.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -105,6 +108,7 @@ impl RunState {
             error: None,
             device_changes: Vec::new(),
             parameters: None,
+            train_images: None,
             data_fingerprint: None,
             data_root: None,
             provenance: super::Provenance::default(),
