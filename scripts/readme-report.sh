@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Copies the quickstart report's loss figure and comparison into readme/ and the README,
-# and the residual-norm experiment's answer and comparison into the README, so the README
-# shows what `make quickstart` and `vaelab run/report experiments/residual-norm.yaml`
-# produce. Run through `make readme-report` (which runs the quickstart first); the
-# residual-norm block is updated when its report exists.
+# and the residual-norm and residual-controls experiments' answers and comparisons into the
+# README, so the README shows what `make quickstart` and `vaelab run/report
+# experiments/NAME.yaml` produce. Run through `make readme-report` (which runs the
+# quickstart first); each experiment's block is updated when its report exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 report=report/quickstart
@@ -30,7 +30,9 @@ open(readme_path, "w", encoding="utf-8").write(updated)
 PY
 }
 embed quickstart
-if [ -f report/residual-norm/report.md ]; then
-  embed residual-norm
-fi
+for experiment in residual-norm residual-controls; do
+  if [ -f "report/$experiment/report.md" ]; then
+    embed "$experiment"
+  fi
+done
 echo "readme/ and README.md updated from report/"

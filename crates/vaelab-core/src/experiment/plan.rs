@@ -9,7 +9,7 @@ use crate::experiment::config::{DataConfig, DataSource, RunConfig, RunId};
 use serde_yaml::{Mapping, Value};
 
 use crate::experiment::spec::{
-    ExperimentSpec, LoadedSpec, OVERRIDABLE, SpecError, did_you_mean, locate_in_section, yaml_error,
+    ExperimentSpec, LoadedSpec, SpecError, did_you_mean, locate_in_section, overridable, yaml_error,
 };
 
 /// One run of an experiment: its resolved config, identity and human label.
@@ -94,7 +94,7 @@ fn check_path(
     item: Option<usize>,
     path: &str,
 ) -> Result<(), SpecError> {
-    if OVERRIDABLE.contains(&path) {
+    if overridable().contains(&path) {
         return Ok(());
     }
     Err(SpecError {
@@ -103,8 +103,8 @@ fn check_path(
         field: format!("{section}.{path}"),
         message: format!(
             "unknown field path{}; allowed: {}",
-            did_you_mean(path, &OVERRIDABLE),
-            OVERRIDABLE.join(", ")
+            did_you_mean(path, overridable()),
+            overridable().join(", ")
         ),
     })
 }

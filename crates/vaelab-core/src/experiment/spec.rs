@@ -116,47 +116,61 @@ pub struct ExperimentSpec {
     pub eval: EvalSpec,
 }
 
-/// Every field a grid axis or a variant may set.
-pub const OVERRIDABLE: [&str; 38] = [
-    "seed",
-    "data.source",
-    "data.image_size",
-    "data.dataset_seed",
-    "data.train_images",
-    "data.val_images",
-    "data.limit",
-    "data.root",
-    "data.crop",
-    "data.resize_filter",
-    "data.val_ratio",
-    "data.split",
-    "data.hflip",
-    "model.residual",
-    "model.latent_dim",
-    "model.channels",
-    "model.norm",
-    "model.likelihood",
-    "model.init",
-    "model.block",
-    "model.blocks_in",
-    "model.blocks_per_stage",
-    "train.epochs",
-    "train.batch_size",
-    "train.lr",
-    "train.beta",
-    "train.adam_beta1",
-    "train.adam_beta2",
-    "train.adam_eps",
-    "train.precision",
-    "train.deterministic",
-    "train.tf32",
-    "train.kl_warmup_epochs",
-    "train.free_bits",
-    "train.lr_schedule",
-    "train.lr_warmup_steps",
-    "train.grad_clip_norm",
-    "train.select",
-];
+/// Every field a grid axis or a variant may set: `seed` and each field of the `data:`,
+/// `model:` and `train:` sections, read from the section structs themselves, so a new field
+/// is declared once (in its spec struct) and is overridable at once.
+pub fn overridable() -> &'static [&'static str] {
+    static PATHS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    PATHS.get_or_init(|| {
+        let sections = [
+            ("data", field_names::<DataSpec>()),
+            ("model", field_names::<ModelSpec>()),
+            ("train", field_names::<TrainSpec>()),
+        ];
+        let dotted = sections.into_iter().flat_map(|(section, fields)| {
+            fields
+                .iter()
+                .map(move |field| &*format!("{section}.{field}").leak())
+        });
+        std::iter::once("seed").chain(dotted).collect()
+    })
+}
+
+/// The field names serde expects of the struct `T`: the list its derived `Deserialize`
+/// hands to `deserialize_struct`, caught by a deserializer that reads nothing else.
+fn field_names<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{Error, Visitor, value};
+
+    struct FieldNames<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> serde::Deserializer<'de> for FieldNames<'_> {
+        type Error = value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, value::Error> {
+            Err(value::Error::custom("only a struct's field names are read"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, value::Error> {
+            *self.0 = fields;
+            Err(value::Error::custom("only a struct's field names are read"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(FieldNames(&mut fields));
+    fields
+}
 
 /// " (did you mean `x`?)" when a known name is close to `unknown`.
 pub fn did_you_mean(unknown: &str, known: &[&str]) -> String {
@@ -374,10 +388,39 @@ mod tests {
     #[test]
     fn suggestions_for_close_names() {
         assert_eq!(
-            did_you_mean("model.latent_dims", &OVERRIDABLE),
+            did_you_mean("model.latent_dims", overridable()),
             " (did you mean `model.latent_dim`?)"
         );
-        assert_eq!(did_you_mean("zzz.qqq", &OVERRIDABLE), "");
+        assert_eq!(did_you_mean("zzz.qqq", overridable()), "");
+    }
+
+    /// The overridable paths are the section structs' fields, so a field added to a spec
+    /// struct is overridable with no second list to update.
+    #[test]
+    fn every_section_field_is_overridable_and_nothing_else() {
+        let paths = overridable();
+        for path in [
+            "seed",
+            "data.source",
+            "data.hflip",
+            "model.residual",
+            "model.block",
+            "model.blocks_per_stage",
+            "train.epochs",
+            "train.select",
+        ] {
+            assert!(paths.contains(&path), "{path} missing from {paths:?}");
+        }
+        assert!(!paths.iter().any(|p| p.starts_with("eval.")), "{paths:?}");
+        // Each section struct rejects unknown fields, so a listed path that parses alone is
+        // a real field; a made-up one does not.
+        for path in &paths[1..] {
+            let (section, field) = path.split_once('.').unwrap();
+            let text = format!("name: a\n{section}:\n  {field}: null\n");
+            assert!(parse(Path::new("e.yaml"), &text).is_ok(), "{path}");
+        }
+        assert!(parse(Path::new("e.yaml"), "name: a\nmodel:\n  depth: null\n").is_err());
+        assert_eq!(paths.len(), 38, "seed and the 37 section fields: {paths:?}");
     }
 
     #[test]
