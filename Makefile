@@ -16,7 +16,7 @@ quickstart:
 test:
 	scripts/ensure-test-deps.sh
 	rm -f target/tmp/skipped-tests.txt
-	$(WITH_TORCH) { if [ "$$(id -u)" = 0 ]; then export VAELAB_REQUIRE_SYSTEM_TESTS=1; fi; \
+	$(WITH_TORCH) scripts/python-test-deps.sh && { if [ "$$(id -u)" = 0 ]; then export VAELAB_REQUIRE_SYSTEM_TESTS=1; fi; \
 		cargo nextest run --no-fail-fast; status=$$?; \
 		if [ -s target/tmp/skipped-tests.txt ]; then \
 			echo "skipped for a missing system package:"; cat target/tmp/skipped-tests.txt; fi; \

@@ -514,6 +514,8 @@ fn fake_store(
             calibrated_iwae_bpd: 4.0 + offset / 1000.0,
             iwae_samples: 16,
             iwae_images: 256,
+            discretized: true,
+            fid: None,
             attribute: Some("Smiling".into()),
             evaluated_at: now,
         };

@@ -1,9 +1,9 @@
 //! The metric math of the evaluation, on image tensors in [0, 1]: MSE, PSNR, SSIM, bits
-//! per dimension and the importance-weighted bound (the decoder's negative log-likelihood
-//! is the model's [`gaussian_nll`]).
+//! per dimension and the importance-weighted bound (the decoder's likelihood of the 8-bit
+//! pixels is the discretized Gaussian, [`discretized_gaussian_nll`]).
 use tch::{Kind, Tensor};
 
-use crate::model::{Posterior, Vae, gaussian_nll, log_prior};
+use crate::model::{Posterior, Vae, log_prior};
 
 /// Mean squared error per image over all pixels and channels.
 pub fn mse_per_image(a: &Tensor, b: &Tensor) -> Tensor {
@@ -52,9 +52,37 @@ pub fn ssim_per_image(a: &Tensor, b: &Tensor) -> Tensor {
     (numerator / denominator).mean_dim(&[1i64, 2, 3][..], false, Kind::Float)
 }
 
-/// Converts −log density in nats per image to bits per dimension of the 8-bit pixels.
+/// Converts −log P(x) of the 8-bit pixel values, in nats per image, to bits per dimension.
 pub fn bits_per_dim(nats: f64, dims: f64) -> f64 {
-    nats / (dims * std::f64::consts::LN_2) + 255f64.log2()
+    nats / (dims * std::f64::consts::LN_2)
+}
+
+/// Half the width of one 8-bit value's bin on [0, 1].
+const HALF_BIN: f64 = 0.5 / 255.0;
+
+/// −log P(x) in nats per image of the 8-bit pixel values `target` (multiples of 1/255)
+/// under the discretized Gaussian with means `recon` and log σ per channel `log_sigma`:
+/// each value's probability is the Gaussian's mass over its bin [x − 1/510, x + 1/510],
+/// the bins of 0 and 1 open to −∞ and +∞ (Salimans et al. 2017), so every pixel's
+/// probability is at most 1 and the bits per dimension it gives are a true bound. A
+/// density times the bin width is not: near σ's floor it exceeds 1.
+pub fn discretized_gaussian_nll(recon: &Tensor, target: &Tensor, log_sigma: &Tensor) -> Tensor {
+    let inv_sigma = (log_sigma.view([1, 3, 1, 1]) * -1.0).exp();
+    let centred = target - recon;
+    let upper = (&centred + HALF_BIN) * &inv_sigma;
+    let lower = (&centred - HALF_BIN) * &inv_sigma;
+    let infinity = |t: &Tensor, v: f64| t.full_like(v);
+    let upper = upper.where_self(&target.lt(1.0 - HALF_BIN), &infinity(target, f64::INFINITY));
+    let lower = lower.where_self(&target.gt(HALF_BIN), &infinity(target, f64::NEG_INFINITY));
+    // P = Φ(upper) − Φ(lower). On the bin's upper side of the mean that is
+    // Φ(−lower) − Φ(−upper): either way the mass between two points on the side where Φ
+    // is small, where log Φ (`log_ndtr`) keeps every digit far into the tail.
+    let above = (&upper + &lower).gt(0.0);
+    let near = upper.where_self(&above.logical_not(), &(-&lower));
+    let far = lower.where_self(&above.logical_not(), &(-&upper));
+    let (log_near, log_far) = (near.special_log_ndtr(), far.special_log_ndtr());
+    let log_p = &log_near + (-(log_far - &log_near).expm1()).log();
+    -log_p.sum_dim_intlist(&[1i64, 2, 3][..], false, Kind::Float)
 }
 
 /// Importance-weighted bound on log p(x) per image, in nats, from `samples` standard
@@ -118,7 +146,9 @@ fn iwae_log_weights(
     let prior_terms = log_pz - log_qz;
     log_sigmas
         .iter()
-        .map(|log_sigma| -gaussian_nll(&recon, &repeated, log_sigma).view([n, k]) + &prior_terms)
+        .map(|log_sigma| {
+            -discretized_gaussian_nll(&recon, &repeated, log_sigma).view([n, k]) + &prior_terms
+        })
         .collect()
 }
 
@@ -200,14 +230,82 @@ mod tests {
         Tensor::full([3], model::FIXED_LOG_SIGMA, (Kind::Float, Device::Cpu))
     }
 
+    /// 8-bit values of a smooth pattern, none of them 0 or 1.
+    fn interior_pixels() -> Tensor {
+        let x = Tensor::arange(3 * 16 * 16, (Kind::Float, Device::Cpu)).view([1, 3, 16, 16]);
+        ((x * 0.37).sin() * 100.0 + 128.0).round() / 255.0
+    }
+
+    /// Where σ is broad next to a bin, the discretized Gaussian is the density times the
+    /// bin width: the old and new bits per dimension agree.
     #[test]
-    fn bits_per_dim_of_a_perfect_fit_is_the_likelihood_constant() {
-        let dims = 3.0 * 16.0 * 16.0;
-        let nll = gaussian_nll(&constant(0.5), &constant(0.5), &fixed()).double_value(&[0]);
-        assert!((nll - dims * 0.5 * std::f64::consts::PI.ln()).abs() < 1e-2);
-        let bpd = bits_per_dim(nll, dims);
-        let expected = 0.5 * std::f64::consts::PI.log2() + 255f64.log2();
-        assert!((bpd - expected).abs() < 1e-6, "{bpd} vs {expected}");
+    fn the_discretized_gaussian_agrees_with_density_times_bin_width_where_sigma_is_broad() {
+        let x = interior_pixels();
+        let recon = (&x + 0.03).clamp(0.0, 1.0);
+        let log_sigma = Tensor::full([3], (0.2f64).ln(), (Kind::Float, Device::Cpu));
+        let dims = x.numel() as f64;
+        let new = discretized_gaussian_nll(&recon, &x, &log_sigma).double_value(&[0]);
+        let density = crate::model::gaussian_nll(&recon, &x, &log_sigma).double_value(&[0]);
+        let old = density / (dims * std::f64::consts::LN_2) + 255f64.log2();
+        let bpd = bits_per_dim(new, dims);
+        assert!((bpd - old).abs() < 1e-4, "{bpd} vs {old}");
+    }
+
+    /// At σ's floor a density times the bin width is above 1 for a pixel on its mean; the
+    /// discretized probability never is, and the open outer bins give 0 and 1 their tails.
+    #[test]
+    fn no_pixel_has_a_probability_above_one() {
+        let x = interior_pixels();
+        let floor = Tensor::full([3], (0.1f64 / 255.0).ln(), (Kind::Float, Device::Cpu));
+        let density = crate::model::gaussian_nll(&x, &x, &floor).double_value(&[0]);
+        let old_log_p = -density - x.numel() as f64 * 255f64.ln();
+        assert!(
+            old_log_p > 0.0,
+            "the old bound's probability is above 1: {old_log_p}"
+        );
+        let exact = discretized_gaussian_nll(&x, &x, &floor).double_value(&[0]);
+        assert!(
+            (0.0..1e-3).contains(&exact),
+            "P ≈ 1 for every pixel: −log P = {exact}"
+        );
+        // A pixel at 0 whose mean sits at 0.5/255 (the bin's edge) has P = Φ(0) = 1/2 only
+        // because its bin is open below; one at 1 likewise.
+        let edges = Tensor::from_slice(&[0.0f32, 1.0, 0.0]).view([1, 3, 1, 1]);
+        let means = Tensor::from_slice(&[0.5f32 / 255.0, 1.0 - 0.5 / 255.0, 0.5 / 255.0])
+            .view([1, 3, 1, 1]);
+        let nll = discretized_gaussian_nll(&means, &edges, &floor).double_value(&[0]);
+        // The edge sits where f32 puts 0.5/255: within 1e-4 of Φ(0) per pixel.
+        assert!((nll - 3.0 * 2f64.ln()).abs() < 3e-4, "{nll}");
+    }
+
+    /// Against Φ(upper) − Φ(lower) computed directly in f64, from the bin's centre to far
+    /// into both tails (where a direct difference of two CDFs in f32 would be 0).
+    #[test]
+    fn the_discretized_gaussian_matches_a_direct_f64_computation_into_the_tails() {
+        use statrs::distribution::{ContinuousCDF, Normal};
+        let sigma = 0.02f64;
+        let standard = Normal::standard();
+        for offset in [0.0, 0.01, -0.05, 0.12, -0.2] {
+            let x = 100.0 / 255.0;
+            let mean = x + offset;
+            let (upper, lower) = ((x + HALF_BIN - mean) / sigma, (x - HALF_BIN - mean) / sigma);
+            // Far into a tail, the difference of the two upper-tail masses.
+            let direct = if lower > 0.0 {
+                standard.sf(lower) - standard.sf(upper)
+            } else {
+                standard.cdf(upper) - standard.cdf(lower)
+            };
+            let pixel = |v: f64| Tensor::full([1, 3, 1, 1], v, (Kind::Float, Device::Cpu));
+            let log_sigma = Tensor::full([3], sigma.ln(), (Kind::Float, Device::Cpu));
+            let ours = discretized_gaussian_nll(&pixel(mean), &pixel(x), &log_sigma)
+                .double_value(&[0])
+                / 3.0;
+            assert!(
+                (ours + direct.ln()).abs() < 1e-3 * direct.ln().abs().max(1.0),
+                "offset {offset}: {ours} vs {}",
+                -direct.ln()
+            );
+        }
     }
 
     #[test]
@@ -215,7 +313,7 @@ mod tests {
         let config = crate::experiment::config::tiny_config();
         let (_vs, model) = model::build(&config.model, 32, Device::Cpu, 5);
         tch::manual_seed(11);
-        let x = Tensor::rand([3, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let x = (Tensor::rand([3, 3, 32, 32], (Kind::Float, Device::Cpu)) * 255.0).round() / 255.0;
         let eps = Tensor::randn([3, 4, 8], (Kind::Float, Device::Cpu));
         // A calibrated-looking σ per channel, so a dropped log σ term shows.
         let log_sigma = Tensor::from_slice(&[-1.5f32, -2.0, -1.0]);
@@ -241,8 +339,8 @@ mod tests {
                 let e = eps.get(i).get(k);
                 let z = mu.get(i) + &e * (logvar.get(i) * 0.5).exp();
                 let recon = tch::no_grad(|| model.decode(&z.unsqueeze(0)));
-                let log_px =
-                    -gaussian_nll(&recon, &x.narrow(0, i, 1), &log_sigma).double_value(&[0]);
+                let log_px = -discretized_gaussian_nll(&recon, &x.narrow(0, i, 1), &log_sigma)
+                    .double_value(&[0]);
                 let log_pz: f64 = (0..8)
                     .map(|d| {
                         let v = z.double_value(&[d]);

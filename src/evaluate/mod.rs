@@ -5,12 +5,14 @@
 //!
 //! Every variant sees the same images, the same interpolation pairs and the same prior
 //! noise (drawn from the dataset seed, not the run seed), so their pictures compare.
+pub mod features;
 mod metrics;
 mod pictures;
+pub mod sample_quality;
 
 pub use metrics::{
-    bits_per_dim, iwae_log_likelihood, iwae_log_likelihood_chunked, mse_per_image, psnr_per_image,
-    ssim_per_image,
+    bits_per_dim, discretized_gaussian_nll, iwae_log_likelihood, iwae_log_likelihood_chunked,
+    mse_per_image, psnr_per_image, ssim_per_image,
 };
 use pictures::write_visuals;
 
@@ -19,7 +21,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::data;
 use crate::experiment::config::{EvalSplit, RunConfig};
-use crate::model::{Vae, gaussian_nll};
+use crate::model::Vae;
 use crate::progress::Reporter;
 use crate::rng::{self, Stream};
 use crate::store::{ACTIVE_UNIT_THRESHOLD, Evaluation, LatentStats, RunDir, StoreError};
@@ -32,6 +34,14 @@ pub enum EvalError {
     Torch(String),
     #[error("evaluation: the {split} split is empty; raise data.val_images")]
     NoImages { split: String },
+    #[error(
+        "{}: eval.fid.extractor: {detail} (it must be a TorchScript feature extractor called as forward(uint8 images, return_features=True), such as inception-2015-12-05.pt)",
+        path.display()
+    )]
+    Extractor {
+        path: std::path::PathBuf,
+        detail: String,
+    },
 }
 
 /// The held-out images (uint8) and, where the dataset has them, their attributes; and the
@@ -156,8 +166,8 @@ fn reconstruction_pass(
         let sampled = model.decode(&posterior.sample(&eps));
         let kl_dims = posterior.kl_per_dim();
         let kl = kl_dims.sum_dim_intlist(&[1i64][..], false, Kind::Float);
-        let elbo = gaussian_nll(&sampled, &x, &likelihoods.own) + &kl;
-        let elbo_calibrated = gaussian_nll(&sampled, &x, &likelihoods.calibrated) + &kl;
+        let elbo = discretized_gaussian_nll(&sampled, &x, &likelihoods.own) + &kl;
+        let elbo_calibrated = discretized_gaussian_nll(&sampled, &x, &likelihoods.calibrated) + &kl;
         let per_image = Tensor::stack(
             &[
                 mse_per_image(&recon, &x),
@@ -346,6 +356,16 @@ pub fn evaluate(
             calibrated_iwae_bpd: bits_per_dim(-iwae_sum_calibrated / iwae_images as f64, dims),
             iwae_samples: k as u32,
             iwae_images: iwae_images as u32,
+            discretized: true,
+            fid: match &settings.fid {
+                Some(fid) => {
+                    let store_root = run.path().parent().unwrap_or(run.path());
+                    Some(sample_quality::score(
+                        model, config, held_out, fid, store_root, reporter,
+                    )?)
+                }
+                None => None,
+            },
             attribute,
             evaluated_at: Utc::now(),
         };
@@ -389,7 +409,7 @@ mod tests {
             );
         }
         let nll = |log_sigma: &Tensor| {
-            gaussian_nll(&sampled, &x, log_sigma)
+            crate::model::gaussian_nll(&sampled, &x, log_sigma)
                 .sum(Kind::Double)
                 .double_value(&[])
         };

@@ -21,10 +21,6 @@ fn torch_python() -> PathBuf {
     ))
 }
 
-fn seed_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed_model.py")
-}
-
 fn seed_config(residual: bool) -> ModelConfig {
     ModelConfig {
         residual,
@@ -82,14 +78,22 @@ fn variant_config(norm: Norm, likelihood: Likelihood) -> ModelConfig {
 }
 
 fn run_seed_script(args: &[&str]) -> String {
+    run_fixture("seed_model.py", args)
+}
+
+/// Runs `tests/fixtures/NAME` with the torch Python; its stdout, or a failure naming it.
+fn run_fixture(name: &str, args: &[&str]) -> String {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     let output = Command::new(torch_python())
-        .arg(seed_script())
+        .arg(script)
         .args(args)
         .output()
         .expect("run python");
     assert!(
         output.status.success(),
-        "seed_model.py {args:?}: {}",
+        "{name} {args:?}: {} (`make test` installs what the fixtures import)",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -531,4 +535,165 @@ fn twenty_adam_steps_match_pytorch_from_the_same_weights_and_noise() {
             );
         }
     }
+}
+
+/// FID, KID and precision/recall on fixed features agree with the references: pytorch-fid's
+/// own `calculate_frechet_distance` (to 1e-6 relative), clean-fid's KID formula on the same
+/// subsets, and a direct NumPy k-NN computation (`tests/fixtures/feature_metrics.py`).
+#[test]
+fn feature_metrics_match_pytorch_fid_clean_fid_and_numpy() {
+    use vaelab::evaluate::features::{
+        FeatureStats, frechet_distance, kernel_distance, kid_subsets, precision_recall,
+    };
+    let ws = Workspace::new();
+    tch::manual_seed(21);
+    // Correlated features, as a network's are: a random linear map of normal draws.
+    let mixing = Tensor::randn([24, 32], (Kind::Double, Device::Cpu)) * 0.4;
+    let real = Tensor::randn([300, 24], (Kind::Double, Device::Cpu)).matmul(&mixing);
+    let fake = (Tensor::randn([280, 24], (Kind::Double, Device::Cpu)) * 1.3 + 0.2).matmul(&mixing);
+    let subsets = kid_subsets(300, 280, 5, 100, 3);
+    let input = ws.path().join("features.safetensors");
+    let mut named: Vec<(String, Tensor)> =
+        vec![("real".into(), real.copy()), ("fake".into(), fake.copy())];
+    for (i, (r, f)) in subsets.iter().enumerate() {
+        named.push((format!("kid.real.{i}"), r.copy()));
+        named.push((format!("kid.fake.{i}"), f.copy()));
+    }
+    Tensor::write_safetensors(&named, &input).unwrap();
+    let output = ws.path().join("reference.json");
+    run_fixture(
+        "feature_metrics.py",
+        &[input.to_str().unwrap(), output.to_str().unwrap()],
+    );
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&output).unwrap()).unwrap();
+    let number = |key: &str| reference[key].as_f64().unwrap();
+
+    let fid = frechet_distance(&FeatureStats::of(&real), &FeatureStats::of(&fake));
+    assert!(
+        (fid - number("fid")).abs() <= 1e-6 * number("fid"),
+        "FID {fid} vs pytorch-fid {}",
+        number("fid")
+    );
+    let (kid, _) = kernel_distance(&real, &fake, &subsets);
+    assert!(
+        (kid - number("kid")).abs() <= 1e-9 * number("kid").abs().max(1e-3),
+        "KID {kid} vs {}",
+        number("kid")
+    );
+    let pr = precision_recall(&real, &fake, 3);
+    // The same counts; the shares may differ in the last bit of the division.
+    assert!((pr.precision - number("precision")).abs() < 1e-12, "{pr:?}");
+    assert!((pr.recall - number("recall")).abs() < 1e-12, "{pr:?}");
+    assert!(
+        pr.precision < 1.0 && pr.recall < 1.0,
+        "a test that can tell: {pr:?}"
+    );
+}
+
+/// The sha256 of a file, in hex.
+fn sha256_of(path: &std::path::Path) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(std::fs::read(path).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `eval.fid` end to end with a stand-in extractor (a small random TorchScript network with
+/// the standard file's call signature): every run's evaluation holds FID, rFID, KID and
+/// precision/recall with their protocol; four runs on one dataset extract the reference
+/// once; a changed `eval.fid` evaluates the finished runs again without training them; the
+/// report compares FID with paired intervals and states the protocol.
+#[test]
+fn fid_is_measured_cached_re_evaluated_and_reported() {
+    let ws = Workspace::new();
+    let extractor = ws.path().join("stand-in.pt");
+    run_fixture("stand_in_extractor.py", &[extractor.to_str().unwrap()]);
+    let spec_with = |samples: u32| {
+        format!(
+            "{}eval:\n  fid:\n    extractor: {}\n    samples: {samples}\n",
+            crate::common::tiny_sweep("fid", 1),
+            extractor.display()
+        )
+    };
+    let spec = ws.write("fid.yaml", &spec_with(40));
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success();
+    let references: Vec<_> = std::fs::read_dir(ws.runs().join(".fid-reference"))
+        .unwrap()
+        .collect();
+    assert_eq!(references.len(), 1, "one dataset, one reference extraction");
+    let hash = sha256_of(&extractor);
+    let evaluations = |samples: u32| {
+        let runs = vaelab::store::RunStore::new(ws.runs()).list().unwrap();
+        assert_eq!(runs.len(), 4);
+        for dir in runs {
+            let e = dir.read_evaluation().unwrap().expect("evaluation.parquet");
+            let f = e.fid.expect("FID scores");
+            assert!(f.fid.is_finite() && f.fid >= 0.0, "{f:?}");
+            assert!(f.reconstruction_fid.is_finite() && f.reconstruction_fid >= 0.0);
+            assert!(f.kid.is_finite() && f.kid_std >= 0.0);
+            assert!((0.0..=1.0).contains(&f.precision) && (0.0..=1.0).contains(&f.recall));
+            assert_eq!(
+                (
+                    f.extractor_sha256.as_str(),
+                    f.samples,
+                    f.reference.as_str(),
+                    f.reference_images
+                ),
+                (hash.as_str(), samples, "train", samples.min(48))
+            );
+        }
+    };
+    evaluations(40);
+
+    // Another sample count: evaluated again, not trained again.
+    let metrics_before = snapshot_metrics(&ws);
+    ws.write("fid.yaml", &spec_with(24));
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success()
+        .stderr(predicates::prelude::PredicateBooleanExt::not(
+            predicates::str::contains("epoch 1/1"),
+        ));
+    evaluations(24);
+    assert_eq!(
+        snapshot_metrics(&ws),
+        metrics_before,
+        "no run trained again"
+    );
+
+    ws.vaelab(&["--report-dir", "report", "report", spec.to_str().unwrap()])
+        .assert()
+        .success();
+    let report = ws.path().join("report/fid");
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(
+        md.contains(&format!("through the extractor with SHA-256 {hash}")),
+        "{md}"
+    );
+    assert!(md.contains("| FID |") || md.contains("| FID"), "{md}");
+    let differences = std::fs::read_to_string(report.join("tables/differences.csv")).unwrap();
+    let fid_row = differences
+        .lines()
+        .find(|l| l.contains(",fid,"))
+        .expect("a paired FID difference");
+    assert!(fid_row.contains(",2,"), "two seeds paired: {fid_row}");
+}
+
+/// Every run's metrics file, by run directory, as bytes.
+fn snapshot_metrics(ws: &Workspace) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(ws.runs())
+        .unwrap()
+        .map(|e| e.unwrap().path().join("metrics.parquet"))
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    files.sort();
+    files
 }

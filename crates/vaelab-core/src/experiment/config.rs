@@ -457,6 +457,10 @@ pub struct EvalConfig {
     pub iwae_images: usize,
     /// The dataset attribute whose latent direction the report shows (CelebA names).
     pub attribute: String,
+    /// Sample quality in an extractor's feature space (FID, KID, precision and recall);
+    /// off without an extractor file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fid: Option<FidConfig>,
 }
 
 impl Default for EvalConfig {
@@ -465,9 +469,39 @@ impl Default for EvalConfig {
             iwae_samples: 16,
             iwae_images: 512,
             attribute: "Smiling".into(),
+            fid: None,
         }
     }
 }
+
+/// `eval.fid`: the protocol of the feature-space metrics, recorded with every number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FidConfig {
+    /// The TorchScript feature extractor, such as the standard
+    /// `inception-2015-12-05.pt` that clean-fid and StyleGAN2-ADA load: called as
+    /// `forward(uint8 NCHW images, return_features=True)`, it returns one feature row per
+    /// image.
+    pub extractor: std::path::PathBuf,
+    /// Prior samples generated, and reference images at most.
+    pub samples: usize,
+    /// The images the samples are compared with.
+    pub reference: FidReference,
+}
+
+/// Which images `eval.fid` compares samples with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FidReference {
+    /// The training images, as papers on generative models usually do.
+    #[default]
+    Train,
+    /// The evaluation images (validation, or test under `data.split: test`).
+    Evaluation,
+}
+
+/// Samples FID uses unless `eval.fid.samples` says otherwise (the literature's 10,000).
+pub const DEFAULT_FID_SAMPLES: usize = 10_000;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -672,6 +706,11 @@ pub(crate) mod tests {
                 iwae_samples: 100,
                 iwae_images: 10,
                 attribute: "Eyeglasses".into(),
+                fid: Some(FidConfig {
+                    extractor: "/models/inception-2015-12-05.pt".into(),
+                    samples: 5000,
+                    reference: FidReference::Evaluation,
+                }),
             },
         };
         fn leaves(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
@@ -701,6 +740,9 @@ pub(crate) mod tests {
         let placement_and_measurement = [
             "data.root",
             "eval.attribute",
+            "eval.fid.extractor",
+            "eval.fid.reference",
+            "eval.fid.samples",
             "eval.iwae_images",
             "eval.iwae_samples",
             "train.deterministic",
@@ -712,7 +754,7 @@ pub(crate) mod tests {
         let mut constant = everything.clone();
         constant.train.lr_schedule = LrSchedule::Constant;
         let mut with_budget = placement_and_measurement.to_vec();
-        with_budget.insert(5, "train.epochs");
+        with_budget.insert(8, "train.epochs");
         assert_eq!(left_out(&constant), with_budget);
     }
 

@@ -2,7 +2,8 @@
 //! field a spec leaves out takes the `Default` of its config type, and every value is
 //! checked, with errors that name the file, line, field, value and what is allowed.
 use crate::experiment::config::{
-    DataConfig, DataSource, EvalConfig, EvalSplit, ModelConfig, RunConfig, TrainConfig,
+    DEFAULT_FID_SAMPLES, DataConfig, DataSource, EvalConfig, EvalSplit, FidConfig, ModelConfig,
+    RunConfig, TrainConfig,
 };
 use crate::experiment::spec::{LoadedSpec, SpecError, did_you_mean};
 
@@ -358,7 +359,52 @@ fn resolve_eval(
                 name.clone()
             }
         },
+        fid: resolve_fid(loaded)?,
     })
+}
+
+/// `eval.fid`, resolved against the spec's directory; the extractor must exist, since
+/// vaelab never downloads one.
+fn resolve_fid(loaded: &LoadedSpec) -> Result<Option<FidConfig>, SpecError> {
+    let Some(fid) = &loaded.spec.eval.fid else {
+        return Ok(None);
+    };
+    let Some(extractor) = &fid.extractor else {
+        return Err(loaded.error(
+            "eval.fid.extractor",
+            "expected the path of a TorchScript feature extractor, such as the standard \
+             inception-2015-12-05.pt (clean-fid and StyleGAN2-ADA load the same file); \
+             vaelab never downloads it",
+        ));
+    };
+    // Relative to where vaelab runs, as `data.root` is.
+    let extractor = extractor.clone();
+    if !extractor.is_file() {
+        return Err(loaded.error(
+            "eval.fid.extractor",
+            format!(
+                "{} is not a file: put the TorchScript extractor there or point eval.fid.extractor at it",
+                extractor.display()
+            ),
+        ));
+    }
+    let samples = positive(
+        loaded,
+        "eval.fid.samples",
+        fid.samples,
+        DEFAULT_FID_SAMPLES as i64,
+    )?;
+    if samples < 2 {
+        return Err(loaded.error(
+            "eval.fid.samples",
+            format!("expected at least 2 samples (a covariance needs two), got {samples}"),
+        ));
+    }
+    Ok(Some(FidConfig {
+        extractor,
+        samples,
+        reference: fid.reference.unwrap_or_default(),
+    }))
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::experiment::config::{
-    BlockDesign, BlocksIn, DataSource, EvalSplit, Init, Likelihood, LrSchedule, Norm, Precision,
-    ResizeFilter, Select,
+    BlockDesign, BlocksIn, DataSource, EvalSplit, FidReference, Init, Likelihood, LrSchedule, Norm,
+    Precision, ResizeFilter, Select,
 };
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -81,6 +81,16 @@ pub struct EvalSpec {
     pub iwae_samples: Option<i64>,
     pub iwae_images: Option<i64>,
     pub attribute: Option<String>,
+    pub fid: Option<FidSpec>,
+}
+
+/// `eval.fid`: the feature extractor's file is required; the rest has defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FidSpec {
+    pub extractor: Option<PathBuf>,
+    pub samples: Option<i64>,
+    pub reference: Option<FidReference>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

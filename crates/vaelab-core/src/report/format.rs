@@ -309,6 +309,9 @@ mod tests {
                 two(97.03, 99.18),
                 "98.11 ± 1.52",
             ),
+            (Metric::Fid, two(41.27, 44.9), "43.09 ± 2.57"),
+            (Metric::ReconstructionFid, two(12.5, 13.1), "12.80 ± 0.42"),
+            (Metric::Kid, two(0.0312, 0.0345), "0.0329 ± 0.0023"),
         ];
         assert_eq!(cases.len(), Metric::ALL.len(), "a case for every column");
         for (metric, summary, shown) in cases {

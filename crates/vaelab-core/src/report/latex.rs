@@ -61,18 +61,16 @@ fn best_mean(agg: &Aggregate, metric: Metric) -> Option<f64> {
 
 /// `tables/comparison.tex`: the compared metrics, mean ± std over seeds, best in bold.
 pub(super) fn comparison(agg: &Aggregate) -> String {
+    let metrics = agg.shown(&Metric::COMPARED);
     let mut header = vec!["variant".to_string(), "$n$".to_string()];
-    header.extend(Metric::COMPARED.iter().map(|m| escape(m.title())));
-    let best: Vec<Option<f64>> = Metric::COMPARED
-        .iter()
-        .map(|&m| best_mean(agg, m))
-        .collect();
+    header.extend(metrics.iter().map(|m| escape(m.title())));
+    let best: Vec<Option<f64>> = metrics.iter().map(|&m| best_mean(agg, m)).collect();
     let rows: Vec<Vec<String>> = agg
         .groups
         .iter()
         .map(|group| {
             let mut row = vec![escape(&group.name), agg.finished(group).len().to_string()];
-            for (&metric, best) in Metric::COMPARED.iter().zip(&best) {
+            for (&metric, best) in metrics.iter().zip(&best) {
                 let summary = agg.summary(group, metric);
                 let cell = escape(&format_summary(&summary, metric));
                 row.push(if Some(summary.mean) == *best {

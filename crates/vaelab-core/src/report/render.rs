@@ -108,6 +108,7 @@ fn document(agg: &Aggregate, description: Option<&str>, content: &Content) -> Do
     doc.heading(2, "Likelihood and evaluation");
     doc.paragraph(likelihood_text(agg));
     doc.paragraph(evaluation_settings(agg));
+    doc.paragraph(sample_quality_protocol(agg));
     doc.heading(2, "Figures");
     for figure in &content.figures {
         doc.push(Block::Figure {
@@ -283,6 +284,31 @@ fn evaluation_settings(agg: &Aggregate) -> String {
             )
         })
         .unwrap_or_else(|| "No run has been evaluated yet.".into())
+}
+
+/// The protocol the FID numbers were made under, or what to do to get them.
+fn sample_quality_protocol(agg: &Aggregate) -> String {
+    let scored = agg
+        .runs
+        .iter()
+        .filter_map(|r| r.evaluation.as_ref()?.fid.as_ref());
+    let mut protocols: Vec<String> = scored
+        .map(|f| {
+            format!(
+                "{} prior samples against {} {} images through the extractor with SHA-256 {}",
+                f.samples, f.reference_images, f.reference, f.extractor_sha256
+            )
+        })
+        .collect();
+    protocols.sort();
+    protocols.dedup();
+    if protocols.is_empty() {
+        return "No sample-quality metrics: point eval.fid.extractor at the standard inception-2015-12-05.pt (the TorchScript Inception network that clean-fid and StyleGAN2-ADA load; vaelab never downloads it) to add FID, reconstruction FID, KID and precision/recall; finished runs are evaluated again without retraining.".into();
+    }
+    format!(
+        "FID (Fréchet distance of the feature Gaussians, in f64 from a symmetric eigendecomposition), rFID (decoded posterior means of the evaluation images against those images), KID (unbiased MMD² with the cubic kernel, mean over 100 subsets of at most 1000) and precision/recall (k = 3 nearest neighbours; in evaluation.parquet and export) use {}. A FID is only comparable with one made under the same protocol and extractor.",
+        protocols.join("; and ")
+    )
 }
 
 /// Where the report of `experiment` goes under `report_dir`.

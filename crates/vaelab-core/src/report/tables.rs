@@ -151,8 +151,9 @@ pub(super) fn curves_csv(agg: &Aggregate) -> Table {
 
 /// The comparison as people read it: `mean ± std` to about four significant digits.
 pub(super) fn comparison(agg: &Aggregate) -> Table {
+    let metrics = agg.shown(&Metric::ALL);
     let mut header = vec!["variant".to_string(), "n".to_string()];
-    header.extend(Metric::ALL.iter().map(|m| m.title().to_string()));
+    header.extend(metrics.iter().map(|m| m.title().to_string()));
     let mut table = Table::new("comparison", header);
     for group in &agg.groups {
         let finished = agg.finished(group).len();
@@ -164,7 +165,7 @@ pub(super) fn comparison(agg: &Aggregate) -> Table {
                 format!("{finished} of {}", group.runs.len())
             },
         ];
-        row.extend(Metric::ALL.iter().map(|&m| {
+        row.extend(metrics.iter().map(|&m| {
             let s = agg.summary(group, m);
             let text = format_summary(&s, m);
             if s.n != finished && s.n > 0 {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use polars::prelude::*;
 
 use super::{RunDir, StoreError, write_parquet};
-use crate::experiment::config::{EvalConfig, Likelihood, choice_name, parse_choice};
+use crate::experiment::config::{EvalConfig, FidConfig, Likelihood, choice_name, parse_choice};
 
 /// The decoder likelihoods the bounds assume, in words for the report.
 pub fn likelihood_description(likelihood: Likelihood) -> &'static str {
@@ -22,7 +22,7 @@ pub fn likelihood_description(likelihood: Likelihood) -> &'static str {
 }
 
 /// How a density on [0, 1] pixels becomes a probability of 8-bit values.
-pub const DISCRETISATION: &str = "a density on pixels in [0, 1] becomes a probability of the 8-bit values by the bin width 1/255";
+pub const DISCRETISATION: &str = "each 8-bit value's probability is the decoder Gaussian's mass over that value's bin of width 1/255 (the bins of 0 and 255 open to ±∞), so no pixel's probability exceeds 1 and the bits per dimension are true bounds";
 
 /// The calibrated likelihood, in words for the report.
 pub const CALIBRATED_LIKELIHOOD: &str = "the same decoder means with σ_c² set per colour channel to its maximum-likelihood value on the training set (the mean squared error of one posterior sample's decoding, over up to 10,000 training images): the calibrated decoder of σ-VAE, whose bits/dim compare with published VAE results";
@@ -110,9 +110,37 @@ pub struct Evaluation {
     pub calibrated_iwae_bpd: f64,
     pub iwae_samples: u32,
     pub iwae_images: u32,
+    /// The bits per dimension are of the discretized Gaussian (each 8-bit value's bin),
+    /// a true bound; evaluations made before, with a density times the bin width, are made
+    /// again.
+    pub discretized: bool,
+    /// Sample quality in the `eval.fid` extractor's feature space, when it was set.
+    pub fid: Option<FidScores>,
     /// The attribute whose direction was drawn, when the dataset has it.
     pub attribute: Option<String>,
     pub evaluated_at: DateTime<Utc>,
+}
+
+/// FID and its companions, with the protocol that produced them: a number is only worth
+/// its protocol.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FidScores {
+    /// Prior samples against the reference images.
+    pub fid: f64,
+    /// Decoded posterior means of the evaluation images against those images.
+    pub reconstruction_fid: f64,
+    /// Unbiased MMD² with the cubic kernel: mean and standard deviation over subsets.
+    pub kid: f64,
+    pub kid_std: f64,
+    /// Kynkäänniemi et al.'s k-NN precision and recall (k = 3) of the prior samples.
+    pub precision: f64,
+    pub recall: f64,
+    /// SHA-256 of the extractor file.
+    pub extractor_sha256: String,
+    pub samples: u32,
+    /// `train` or `evaluation`, and how many of those images were compared.
+    pub reference: String,
+    pub reference_images: u32,
 }
 
 /// Per latent dimension: mean KL over images and the variance of the posterior mean.
@@ -165,10 +193,58 @@ fn is_current(dir: &Path, settings: &EvalConfig, epoch: u32) -> bool {
                 == settings.iwae_images.min(e.images as usize)
             && (e.attribute.is_none() || e.attribute.as_deref() == Some(settings.attribute.as_str()))
             && e.calibrated_iwae_bpd.is_finite()
+            && e.discretized
+            && fid_is_current(e.fid.as_ref(), settings.fid.as_ref())
     ) && dir
         .join(EVALUATION_DIR)
         .join(EvaluationPicture::Traversal.file_name())
         .is_file()
+}
+
+/// Whether stored FID scores were made under `settings` (any scores do when FID is off):
+/// the same sample count, reference and extractor file, by content.
+fn fid_is_current(scores: Option<&FidScores>, settings: Option<&FidConfig>) -> bool {
+    let Some(settings) = settings else {
+        return true;
+    };
+    scores.is_some_and(|s| {
+        s.samples as usize == settings.samples
+            && s.reference == choice_name(&settings.reference)
+            && extractor_sha256(&settings.extractor).is_ok_and(|hash| hash == s.extractor_sha256)
+    })
+}
+
+/// The SHA-256 of a feature extractor's file, in hex: recorded with every number it
+/// produced. Remembered per (path, size, modification time), so `status` over a sweep
+/// reads a 100 MB extractor once, not once per run.
+pub fn extractor_sha256(path: &Path) -> Result<String, StoreError> {
+    use sha2::{Digest, Sha256};
+    type Key = (PathBuf, u64, Option<std::time::SystemTime>);
+    static KNOWN: std::sync::Mutex<Vec<(Key, String)>> = std::sync::Mutex::new(Vec::new());
+    let metadata = std::fs::metadata(path)
+        .map_err(super::io_err(path, "cannot read the feature extractor"))?;
+    let key: Key = (path.to_path_buf(), metadata.len(), metadata.modified().ok());
+    if let Some((_, hash)) = KNOWN
+        .lock()
+        .ok()
+        .and_then(|k| k.iter().find(|(k, _)| *k == key).cloned())
+    {
+        return Ok(hash);
+    }
+    let mut file =
+        File::open(path).map_err(super::io_err(path, "cannot read the feature extractor"))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)
+        .map_err(super::io_err(path, "cannot read the feature extractor"))?;
+    let hash: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if let Ok(mut known) = KNOWN.lock() {
+        known.push((key, hash.clone()));
+    }
+    Ok(hash)
 }
 
 /// How one column of `evaluation.parquet` holds its value.
@@ -179,13 +255,17 @@ enum Cell {
         set: fn(&mut Evaluation, f64),
         added_later: bool,
     },
+    /// A count; `added_later` columns are absent from older files and read as 0.
     Count {
         get: fn(&Evaluation) -> u32,
         set: fn(&mut Evaluation, u32),
+        added_later: bool,
     },
+    /// Text; `added_later` columns are absent from older files and read as none.
     Text {
         get: fn(&Evaluation) -> Option<String>,
         set: fn(&mut Evaluation, Option<&str>),
+        added_later: bool,
     },
 }
 
@@ -217,6 +297,24 @@ macro_rules! float_added_later {
     };
 }
 
+/// A float of [`FidScores`]: NaN without them; a NaN read back makes none.
+macro_rules! fid_float {
+    ($name:literal, $field:ident) => {
+        EvaluationColumn {
+            name: $name,
+            cell: Cell::Float {
+                get: |e| e.fid.as_ref().map_or(f64::NAN, |f| f.$field),
+                set: |e, v| {
+                    if !v.is_nan() {
+                        fid_scores(e).$field = v;
+                    }
+                },
+                added_later: true,
+            },
+        }
+    };
+}
+
 macro_rules! count {
     ($field:ident) => {
         EvaluationColumn {
@@ -224,6 +322,7 @@ macro_rules! count {
             cell: Cell::Count {
                 get: |e| e.$field,
                 set: |e, v| e.$field = v,
+                added_later: false,
             },
         }
     };
@@ -232,13 +331,14 @@ macro_rules! count {
 /// Every column but `evaluated_at` (the last), in file order: the file's schema is
 /// declared here only, and writing, reading and `export` follow from it. A new end-of-run
 /// metric is one entry here and its field in [`Evaluation`].
-const COLUMNS: [EvaluationColumn; 23] = [
+const COLUMNS: [EvaluationColumn; 34] = [
     count!(epoch),
     EvaluationColumn {
         name: "split",
         cell: Cell::Text {
             get: |e| Some(e.split.clone()),
             set: |e, v| e.split = v.unwrap_or_default().to_string(),
+            added_later: false,
         },
     },
     count!(images),
@@ -257,6 +357,7 @@ const COLUMNS: [EvaluationColumn; 23] = [
         cell: Cell::Text {
             get: |e| e.attribute.clone(),
             set: |e, v| e.attribute = v.map(str::to_string),
+            added_later: false,
         },
     },
     EvaluationColumn {
@@ -264,6 +365,7 @@ const COLUMNS: [EvaluationColumn; 23] = [
         cell: Cell::Text {
             get: |e| Some(choice_name(&e.likelihood)),
             set: |e, v| e.likelihood = v.and_then(parse_choice).unwrap_or_default(),
+            added_later: false,
         },
     },
     float_added_later!("decoder_sigma_r", decoder_sigma[0]),
@@ -274,7 +376,85 @@ const COLUMNS: [EvaluationColumn; 23] = [
     float_added_later!("calibrated_sigma_b", calibrated_sigma[2]),
     float_added_later!("calibrated_elbo_bpd", calibrated_elbo_bpd),
     float_added_later!("calibrated_iwae_bpd", calibrated_iwae_bpd),
+    EvaluationColumn {
+        name: "discretized",
+        cell: Cell::Count {
+            get: |e| u32::from(e.discretized),
+            set: |e, v| e.discretized = v == 1,
+            added_later: true,
+        },
+    },
+    fid_float!("fid", fid),
+    fid_float!("reconstruction_fid", reconstruction_fid),
+    fid_float!("kid", kid),
+    fid_float!("kid_std", kid_std),
+    fid_float!("precision", precision),
+    fid_float!("recall", recall),
+    EvaluationColumn {
+        name: "fid_extractor_sha256",
+        cell: Cell::Text {
+            get: |e| e.fid.as_ref().map(|f| f.extractor_sha256.clone()),
+            set: |e, v| {
+                if let Some(hash) = v {
+                    fid_scores(e).extractor_sha256 = hash.to_string();
+                }
+            },
+            added_later: true,
+        },
+    },
+    EvaluationColumn {
+        name: "fid_samples",
+        cell: Cell::Count {
+            get: |e| e.fid.as_ref().map_or(0, |f| f.samples),
+            set: |e, v| {
+                if e.fid.is_some() {
+                    fid_scores(e).samples = v;
+                }
+            },
+            added_later: true,
+        },
+    },
+    EvaluationColumn {
+        name: "fid_reference",
+        cell: Cell::Text {
+            get: |e| e.fid.as_ref().map(|f| f.reference.clone()),
+            set: |e, v| {
+                if let Some(reference) = v {
+                    fid_scores(e).reference = reference.to_string();
+                }
+            },
+            added_later: true,
+        },
+    },
+    EvaluationColumn {
+        name: "fid_reference_images",
+        cell: Cell::Count {
+            get: |e| e.fid.as_ref().map_or(0, |f| f.reference_images),
+            set: |e, v| {
+                if e.fid.is_some() {
+                    fid_scores(e).reference_images = v;
+                }
+            },
+            added_later: true,
+        },
+    },
 ];
+
+/// The evaluation's FID scores, made (all NaN) when the first of their columns is read.
+fn fid_scores(e: &mut Evaluation) -> &mut FidScores {
+    e.fid.get_or_insert_with(|| FidScores {
+        fid: f64::NAN,
+        reconstruction_fid: f64::NAN,
+        kid: f64::NAN,
+        kid_std: f64::NAN,
+        precision: f64::NAN,
+        recall: f64::NAN,
+        extractor_sha256: String::new(),
+        samples: 0,
+        reference: String::new(),
+        reference_images: 0,
+    })
+}
 
 const EVALUATED_AT: &str = "evaluated_at";
 
@@ -300,6 +480,8 @@ impl Evaluation {
             calibrated_iwae_bpd: f64::NAN,
             iwae_samples: 0,
             iwae_images: 0,
+            discretized: false,
+            fid: None,
             attribute: None,
             evaluated_at,
         }
@@ -344,8 +526,18 @@ fn from_frame(frame: &DataFrame) -> PolarsResult<Evaluation> {
                 Err(_) if added_later => set(&mut e, f64::NAN),
                 found => set(&mut e, found?.f64()?.get(0).ok_or_else(missing)?),
             },
-            Cell::Count { set, .. } => set(&mut e, found?.u32()?.get(0).ok_or_else(missing)?),
-            Cell::Text { set, .. } => set(&mut e, found?.str()?.get(0)),
+            Cell::Count {
+                set, added_later, ..
+            } => match found {
+                Err(_) if added_later => set(&mut e, 0),
+                found => set(&mut e, found?.u32()?.get(0).ok_or_else(missing)?),
+            },
+            Cell::Text {
+                set, added_later, ..
+            } => match found {
+                Err(_) if added_later => set(&mut e, None),
+                found => set(&mut e, found?.str()?.get(0)),
+            },
         }
     }
     Ok(e)
@@ -466,6 +658,8 @@ pub(crate) mod tests {
             calibrated_iwae_bpd: 4.9,
             iwae_samples: 4,
             iwae_images: 8,
+            discretized: true,
+            fid: None,
             attribute: None,
             evaluated_at: DateTime::from_timestamp_micros(1_000_000).unwrap(),
         }
@@ -484,6 +678,7 @@ pub(crate) mod tests {
         written.split = "train".into();
         written.attribute = Some("Smiling".into());
         written.likelihood = Likelihood::Learned;
+        written.discretized = true;
         let frame = to_frame(&written).unwrap();
         let names: Vec<&str> = frame
             .get_column_names()

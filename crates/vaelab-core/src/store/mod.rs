@@ -32,8 +32,8 @@ pub(crate) use evaluation::tests::example as test_evaluation;
 pub(crate) use evaluation::to_frame as evaluation_row;
 pub use evaluation::{
     ACTIVE_UNIT_THRESHOLD, ATTRIBUTE_STRENGTHS, CALIBRATED_LIKELIHOOD, DISCRETISATION, Evaluation,
-    EvaluationPicture, LatentStats, TRAVERSAL_OFFSETS, TRAVERSED_DIMENSIONS,
-    likelihood_description,
+    EvaluationPicture, FidScores, LatentStats, TRAVERSAL_OFFSETS, TRAVERSED_DIMENSIONS,
+    extractor_sha256, likelihood_description,
 };
 pub use gc::KEPT_CHECKPOINTS;
 pub use lock::RunLock;
