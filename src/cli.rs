@@ -327,6 +327,13 @@ pub struct BenchArgs {
     /// runs (of --report-epochs epochs each), cold and with its metrics cache warm.
     #[arg(long)]
     pub serve_runs: Option<usize>,
+    /// Instead of training, time `eval.fid` for this many samples: the metric math (FID,
+    /// KID, precision/recall) and, with --fid-extractor, the feature extraction.
+    #[arg(long)]
+    pub fid_samples: Option<i64>,
+    /// With --fid-samples: the TorchScript extractor to time (else random 2048-wide features).
+    #[arg(long)]
+    pub fid_extractor: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
 }

@@ -2,6 +2,9 @@
 //!
 //! tch's built-in optimizer hides its state; resuming with fresh moments would change the
 //! trajectory. The update follows PyTorch's single-tensor Adam exactly, over flat buffers.
+//!
+//! Over 500 lines with its tests (about 200), which check it step by step against the
+//! reference update.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,10 @@
 //! The epoch loop of one run: training steps, validation, sample pictures, checkpoints
 //! (mid-epoch on request), resume from the newest checkpoint, and the end-of-run
 //! evaluation.
+//!
+//! Over 500 lines because one `Trainer` owns a run's whole life, and its state (model,
+//! optimizer, data on the device, sums of a partial epoch) is shared by every step of it;
+//! the step itself is `step`, the schedules `schedule`, the evaluation `evaluate/`.
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

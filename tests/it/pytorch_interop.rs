@@ -681,6 +681,42 @@ fn fid_is_measured_cached_re_evaluated_and_reported() {
         .find(|l| l.contains(",fid,"))
         .expect("a paired FID difference");
     assert!(fid_row.contains(",2,"), "two seeds paired: {fid_row}");
+
+    // The benchmark of the same path times this extractor.
+    let bench = ws
+        .vaelab(&[
+            "bench",
+            "--fid-samples",
+            "64",
+            "--fid-extractor",
+            extractor.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        bench.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bench.stderr)
+    );
+    let timed: serde_json::Value = serde_json::from_slice(&bench.stdout).unwrap();
+    assert_eq!(
+        (timed["samples"].as_i64(), timed["feature_width"].as_i64()),
+        (Some(64), Some(2048))
+    );
+    for key in [
+        "extraction_seconds",
+        "fid_seconds",
+        "kid_seconds",
+        "precision_recall_seconds",
+    ] {
+        assert!(
+            timed[key].as_f64().is_some_and(|s| s > 0.0),
+            "{key}: {timed}"
+        );
+    }
 }
 
 /// Every run's metrics file, by run directory, as bytes.

@@ -9,6 +9,7 @@ mod format;
 mod html;
 mod latex;
 mod markdown;
+pub mod metric;
 pub mod overview;
 mod plots;
 mod publish;

@@ -3,6 +3,9 @@
 //! Layout: `runs/<id>/{config.yaml, state.json, metrics.parquet, checkpoints/, samples/, lock}`.
 //! Every file is replaced atomically (temp file in the same directory, fsync, rename), so a
 //! crash at any instant leaves either the old or the new version, never a torn one.
+//!
+//! Over 500 lines with its tests (about 110); the code is the store's one list of file
+//! names, its error type and the atomic writes every file goes through.
 use std::fs;
 use std::path::{Path, PathBuf};
 

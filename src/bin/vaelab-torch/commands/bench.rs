@@ -10,6 +10,27 @@ use vaelab::experiment::config::{ModelConfig, Precision};
 use vaelab::model::Compute;
 
 pub fn execute(args: &BenchArgs) -> Result<()> {
+    if let Some(samples) = args.fid_samples {
+        if samples < 2 {
+            return Err(usage("--fid-samples: expected at least 2".into()));
+        }
+        let device = super::placement_device(&args.placement)?;
+        let result = bench::fid::fid_speed(samples, 2048, args.fid_extractor.as_deref(), device)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&result)?);
+        } else {
+            println!(
+                "eval.fid for {} samples ({} features): extraction {:.2} s per set, FID {:.2} s, KID {:.2} s, precision/recall {:.2} s",
+                result.samples,
+                result.feature_width,
+                result.extraction_seconds,
+                result.fid_seconds,
+                result.kid_seconds,
+                result.precision_recall_seconds
+            );
+        }
+        return Ok(());
+    }
     if let Some(runs) = args.plan_runs {
         let result = bench::plan_speed(runs)?;
         if args.json {
