@@ -314,7 +314,7 @@ fn report_tables_equal_numbers_recomputed_from_parquet_and_all_formats_agree() {
         .iter()
         .max_by(|a, b| psnr(a).total_cmp(&psnr(b)))
         .unwrap();
-    let psnr_column = 2 + Metric::COMPARED
+    let psnr_column = 2 + Metric::compared()
         .iter()
         .position(|m| *m == Metric::Psnr)
         .unwrap();

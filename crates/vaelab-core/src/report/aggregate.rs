@@ -384,7 +384,7 @@ impl Aggregate {
                 .into_iter()
                 .filter_map(|r| baseline.get(&r.seed).map(|base| (r, *base)))
                 .collect();
-            for metric in self.shown(&Metric::COMPARED) {
+            for metric in self.shown(&Metric::compared()) {
                 let values: Vec<(f64, f64)> = pairs
                     .iter()
                     .map(|(t, base)| (t.metric(metric), base.metric(metric)))

@@ -61,7 +61,7 @@ fn best_mean(agg: &Aggregate, metric: Metric) -> Option<f64> {
 
 /// `tables/comparison.tex`: the compared metrics, mean ± std over seeds, best in bold.
 pub(super) fn comparison(agg: &Aggregate) -> String {
-    let metrics = agg.shown(&Metric::COMPARED);
+    let metrics = agg.shown(&Metric::compared());
     let mut header = vec!["variant".to_string(), "$n$".to_string()];
     header.extend(metrics.iter().map(|m| escape(m.title())));
     let best: Vec<Option<f64>> = metrics.iter().map(|&m| best_mean(agg, m)).collect();
