@@ -185,14 +185,11 @@ pub fn report_speed(
         fake.plan.runs.iter().take(runs).collect();
     let out = fake.root.join("report").join("report-bench");
     let started = Instant::now();
-    let (_, files) = crate::report::build(
-        &fake.store,
-        &fake.plan,
-        &runs_planned,
-        None,
-        None,
-        &crate::progress::Silent,
-    )?;
+    let selection = crate::experiment::plan::Selection {
+        plan: &fake.plan,
+        runs: &runs_planned,
+    };
+    let (_, files) = crate::report::build(&fake.store, selection, &crate::progress::Silent)?;
     crate::report::write(&out, &files)?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(ReportBenchResult {

@@ -6,6 +6,7 @@ use anyhow::Result;
 
 use crate::cli::ReportArgs;
 use vaelab_core::data::fingerprint;
+use vaelab_core::experiment::plan::Selection;
 use vaelab_core::experiment::spec;
 use vaelab_core::progress::Reporter;
 use vaelab_core::report::{self, render};
@@ -21,15 +22,11 @@ pub fn execute(
     let plan = fingerprint::plan(&loaded)?;
     let selected = super::select(&plan.runs, &args.only)?;
     let dir = render::report_path(report_dir, &plan.experiment);
-    let summary = report::report(
-        store,
-        &plan,
-        &selected,
-        loaded.spec.baseline.as_deref(),
-        loaded.spec.description.as_deref(),
-        &dir,
-        reporter,
-    )?;
+    let selection = Selection {
+        plan: &plan,
+        runs: &selected,
+    };
+    let summary = report::report(store, selection, &dir, reporter)?;
     if summary.finished < summary.runs {
         reporter.warn(&format!(
             "{} of {} runs are not finished; the report marks them and leaves them out of the comparison",

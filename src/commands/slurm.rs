@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use crate::cli::SlurmArgs;
 use vaelab_core::cluster::slurm::{self, SlurmOptions};
 use vaelab_core::data::fingerprint;
+use vaelab_core::experiment::plan::Selection;
 use vaelab_core::experiment::spec;
 use vaelab_core::progress::Reporter;
 use vaelab_core::store::RunStore;
@@ -27,12 +28,15 @@ pub fn execute(args: &SlurmArgs, store: &RunStore, reporter: &dyn Reporter) -> R
         warning_seconds: args.warning_seconds,
     };
     let vaelab = std::env::current_exe().context("cannot locate the vaelab binary")?;
-    let prepared = slurm::prepare(store, &plan, &selected, &args.spec, &vaelab, &options).map_err(
-        |e| match e {
+    let selection = Selection {
+        plan: &plan,
+        runs: &selected,
+    };
+    let prepared =
+        slurm::prepare(store, selection, &args.spec, &vaelab, &options).map_err(|e| match e {
             slurm::SlurmError::Option { .. } => super::usage(e.to_string()),
             other => other.into(),
-        },
-    )?;
+        })?;
     let Some(mut job) = prepared else {
         reporter.note(&format!(
             "{}: every selected run is done; nothing to submit",

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::experiment::plan::{Plan, PlannedRun};
+use crate::experiment::plan::{PlannedRun, Selection};
 use crate::store::{RunStore, SlurmIds, StoreError, Target, write_atomic};
 
 #[derive(Debug, thiserror::Error)]
@@ -240,16 +240,16 @@ pub fn script(
     lines.join("\n")
 }
 
-/// Writes the manifest and sbatch script for the unfinished runs among `runs`; `None` when
-/// every run is done.
+/// Writes the manifest and sbatch script for the unfinished runs of `selection`; `None`
+/// when every run is done.
 pub fn prepare(
     store: &RunStore,
-    plan: &Plan,
-    runs: &[&PlannedRun],
+    selection: Selection,
     spec: &Path,
     vaelab: &Path,
     options: &SlurmOptions,
 ) -> Result<Option<JobArray>, SlurmError> {
+    let Selection { plan, runs } = selection;
     check_option("partition", &options.partition)?;
     check_option("time", &options.time)?;
     check_option("mem", &options.mem)?;

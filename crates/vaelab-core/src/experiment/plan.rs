@@ -27,8 +27,19 @@ pub struct PlannedRun {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub experiment: String,
+    /// The spec's `description:` and `baseline:` variant, for its report.
+    pub description: Option<String>,
+    pub baseline: Option<String>,
     pub runs: Vec<PlannedRun>,
     pub warnings: Vec<String>,
+}
+
+/// The runs of a plan that a command works on (`--only` applied), with the plan they
+/// belong to.
+#[derive(Debug, Clone, Copy)]
+pub struct Selection<'a> {
+    pub plan: &'a Plan,
+    pub runs: &'a [&'a PlannedRun],
 }
 
 fn render_value(value: &Value) -> String {
@@ -394,6 +405,8 @@ pub fn plan(loaded: &LoadedSpec, fingerprints: Fingerprints) -> Result<Plan, Spe
     }
     Ok(Plan {
         experiment: loaded.spec.name.clone(),
+        description: loaded.spec.description.clone(),
+        baseline: loaded.spec.baseline.clone(),
         runs,
         warnings,
     })

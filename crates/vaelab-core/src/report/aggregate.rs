@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use crate::experiment::capacity::capacity;
 use crate::experiment::config::DataSource;
-use crate::experiment::plan::{Plan, PlannedRun};
+use crate::experiment::plan::{PlannedRun, Selection};
 use crate::store::{
     self, EpochMetrics, Evaluation, LatentStats, RunDir, RunStore, Standing, Target,
 };
@@ -215,14 +215,10 @@ fn seed_of(planned: &PlannedRun) -> u64 {
     planned.config.seed
 }
 
-/// Reads every planned run in `runs` from `store`. Unreadable files are recorded as the
+/// Reads every run of `selection` from `store`. Unreadable files are recorded as the
 /// run's problems, never fatal: a report on a damaged sweep still shows the rest.
-pub fn gather(
-    store: &RunStore,
-    plan: &Plan,
-    runs: &[&PlannedRun],
-    baseline: Option<&str>,
-) -> Aggregate {
+pub fn gather(store: &RunStore, selection: Selection) -> Aggregate {
+    let Selection { plan, runs } = selection;
     let mut records = Vec::with_capacity(runs.len());
     for planned in runs {
         let dir = store.run_dir(&planned.id);
@@ -297,8 +293,9 @@ pub fn gather(
             }),
         }
     }
-    let baseline_variant = baseline
-        .map(str::to_string)
+    let baseline_variant = plan
+        .baseline
+        .clone()
         .or_else(|| plan.runs.first().and_then(|r| r.variant.clone()));
     let first = groups.first().map(|g| g.name.clone());
     for g in 0..groups.len() {

@@ -24,7 +24,7 @@ pub use publish::write;
 
 use std::path::{Path, PathBuf};
 
-use crate::experiment::plan::{Plan, PlannedRun};
+use crate::experiment::plan::Selection;
 use crate::progress::Reporter;
 use crate::store::{RunStore, StoreError};
 
@@ -75,16 +75,14 @@ pub struct ReportFiles {
 /// Builds the report of `runs` (from `plan`) in memory.
 pub fn build(
     store: &RunStore,
-    plan: &Plan,
-    runs: &[&PlannedRun],
-    baseline: Option<&str>,
-    description: Option<&str>,
+    selection: Selection,
     reporter: &dyn Reporter,
 ) -> Result<(Aggregate, ReportFiles), ReportError> {
+    let plan = selection.plan;
     reporter.start(&format!("{} report", plan.experiment), 3, "step");
-    let aggregate = aggregate::gather(store, plan, runs, baseline);
+    let aggregate = aggregate::gather(store, selection);
     reporter.advance(1, "figures");
-    let files = render::render(&aggregate, description);
+    let files = render::render(&aggregate, plan.description.as_deref());
     reporter.advance(2, "writing");
     reporter.finish();
     Ok((aggregate, files?))
@@ -93,14 +91,11 @@ pub fn build(
 /// Builds and writes the report into `dir`.
 pub fn report(
     store: &RunStore,
-    plan: &Plan,
-    runs: &[&PlannedRun],
-    baseline: Option<&str>,
-    description: Option<&str>,
+    selection: Selection,
     dir: &Path,
     reporter: &dyn Reporter,
 ) -> Result<ReportSummary, ReportError> {
-    let (aggregate, files) = build(store, plan, runs, baseline, description, reporter)?;
+    let (aggregate, files) = build(store, selection, reporter)?;
     write(dir, &files)?;
     Ok(ReportSummary {
         dir: dir.to_path_buf(),

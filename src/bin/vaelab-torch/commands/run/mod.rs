@@ -11,6 +11,7 @@ use anyhow::Result;
 use super::{select, usage};
 use crate::cli::RunArgs;
 use vaelab::data::fingerprint;
+use vaelab::experiment::plan::Selection;
 use vaelab::experiment::spec;
 use vaelab::progress::Reporter;
 use vaelab::store::RunStore;
@@ -32,9 +33,13 @@ pub fn execute(args: &RunArgs, store: &RunStore, reporter: &dyn Reporter) -> Res
         reporter.warn(warning);
     }
     let selected = select(&plan.runs, &args.only)?;
+    let selection = Selection {
+        plan: &plan,
+        runs: &selected,
+    };
     if args.jobs > 1 || !args.devices.is_empty() {
-        workers::execute(args, store, reporter, &plan, &selected)
+        workers::execute(args, store, reporter, selection)
     } else {
-        serial::execute(args, store, reporter, &plan, &selected)
+        serial::execute(args, store, reporter, selection)
     }
 }

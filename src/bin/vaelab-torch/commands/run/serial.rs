@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::EXIT_INTERRUPTED;
 use crate::cli::RunArgs;
-use vaelab::experiment::plan::{Plan, PlannedRun};
+use vaelab::experiment::plan::Selection;
 use vaelab::progress::Reporter;
 use vaelab::store::{RunStore, StoreError};
 use vaelab::train::{self, Placement, RunOutcome, StopFlag, TrainError};
@@ -16,9 +16,12 @@ pub fn execute(
     args: &RunArgs,
     store: &RunStore,
     reporter: &dyn Reporter,
-    plan: &Plan,
-    selected: &[&PlannedRun],
+    selection: Selection,
 ) -> Result<ExitCode> {
+    let Selection {
+        plan,
+        runs: selected,
+    } = selection;
     let device = crate::commands::placement_device(&args.placement)?;
     let stop = StopFlag::new();
     for signal in [

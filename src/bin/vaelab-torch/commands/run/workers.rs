@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tch::Device;
-use vaelab::experiment::plan::{Plan, PlannedRun};
+use vaelab::experiment::plan::{PlannedRun, Selection};
 use vaelab::model::device::device_name;
 use vaelab::progress::Reporter;
 use vaelab::store::{RunStore, Standing, Target};
@@ -122,9 +122,12 @@ pub fn execute(
     args: &RunArgs,
     store: &RunStore,
     reporter: &dyn Reporter,
-    plan: &Plan,
-    selected: &[&PlannedRun],
+    selection: Selection,
 ) -> Result<ExitCode> {
+    let Selection {
+        plan,
+        runs: selected,
+    } = selection;
     let workers = workers(args)?;
     let stop = StopFlag::new();
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
