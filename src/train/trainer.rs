@@ -2,19 +2,16 @@
 //! (mid-epoch on request), resume from the newest checkpoint, and the end-of-run
 //! evaluation.
 //!
-//! Over 500 lines because one `Trainer` owns a run's whole life, and its state (model,
-//! optimizer, data on the device, sums of a partial epoch) is shared by every step of it;
-//! the step itself is `step`, the schedules `schedule`, the evaluation `evaluate/`.
-use std::path::{Path, PathBuf};
+//! Checkpoints are written and restored in `checkpoint`, validation and sample grids in
+//! `validation`; the step itself is `step`, the schedules `schedule`.
 use std::time::Instant;
 
 use chrono::Utc;
 use tch::{Device, Kind, Tensor, nn};
 
-use super::draws::{self, EpochDraws, EpochShape};
+use super::draws::{EpochDraws, EpochShape};
 use super::schedule::Schedule;
 use super::{Placement, TrainError, step};
-use crate::data::png;
 use crate::data::{self, Dataset};
 use crate::evaluate::{self, EvalContext, EvalData};
 use crate::experiment::config::{Precision, RunConfig, TrainConfig};
@@ -22,10 +19,11 @@ use crate::model::adam::{Adam, AdamConfig};
 use crate::model::{self, Vae, device, switches};
 use crate::progress::{EpochSummary, Reporter};
 use crate::rng::{self, Stream};
-use crate::store::{
-    self, CheckpointRef, EpochMetrics, LossSums, MODEL_FILE, OPTIMIZER_FILE, PROGRESS_FILE,
-    Progress, RunDir, RunState, SampleKind, StoreError, write_atomic,
-};
+mod checkpoint;
+mod validation;
+
+use crate::store::{self, CheckpointRef, EpochMetrics, LossSums, RunDir, RunState};
+use checkpoint::{device_change, restore_checkpoint};
 
 /// Where an epoch starts: steps already done (after a mid-epoch checkpoint) and the
 /// running loss sums over them.
@@ -279,27 +277,6 @@ impl<'a> Trainer<'a> {
         Ok(start_epoch)
     }
 
-    /// Loads the weights of epoch `epoch`'s checkpoint (for `train.select: best`); training
-    /// is over by then, so the optimizer keeps the last epoch's state.
-    fn load_epoch(&mut self, epoch: u32) -> Result<(), TrainError> {
-        let checkpoint = CheckpointRef { epoch, step: 0 };
-        let path = self.run.checkpoint_file(checkpoint, MODEL_FILE);
-        if !path.exists() {
-            return Err(TrainError::Checkpoint {
-                path,
-                detail: format!(
-                    "train.select: best evaluates epoch {epoch}, but its checkpoint is gone (pruned before best checkpoints were kept); use select: last, or retrain the run in a fresh runs directory"
-                ),
-            });
-        }
-        model::load_weights(&mut self.vs, &path)?;
-        self.reporter.note(&format!(
-            "{}: evaluating epoch {epoch}, the lowest validation loss (train.select: best)",
-            self.label
-        ));
-        Ok(())
-    }
-
     /// Evaluates in fp32 whatever the training precision: the weights are fp32, and the
     /// bounds in bits/dim are differences of large sums that bf16 would blur.
     fn final_evaluation(&mut self, epoch: u32) -> Result<(), TrainError> {
@@ -436,147 +413,6 @@ impl<'a> Trainer<'a> {
             lr: logged.lr,
         })
     }
-
-    /// Mean validation losses and PSNR with the sampled z the loss sees.
-    fn validate(&self, epoch: u32) -> Result<Validation, TrainError> {
-        let device = self.placement.device;
-        let n = self.val_images.size()[0];
-        if n == 0 {
-            return Ok(Validation {
-                losses: LossMeans::from_host(&[f64::NAN; 3]),
-                psnr: f64::NAN,
-            });
-        }
-        let batch = self.config.train.batch_size as i64;
-        let noise = draws::validation_noise(
-            self.config.seed,
-            epoch,
-            n,
-            batch,
-            self.model.latent_dim(),
-            device,
-        );
-        // The bound the run aims at: its full β, no free bits, whatever the step's settings.
-        let objective = model::Objective::beta(self.config.train.beta);
-        let mut sums = Tensor::zeros([4], (Kind::Double, device));
-        tch::no_grad(|| {
-            for start in (0..n).step_by(batch as usize) {
-                let len = batch.min(n - start);
-                let x = data::to_unit_float(&self.val_images.narrow(0, start, len));
-                let eps = noise.narrow(0, start, len);
-                let (recon, posterior) = self.model.forward_with_noise(&x, &eps);
-                let terms = self.model.loss(&recon, &x, &posterior, objective);
-                let psnr = evaluate::psnr_per_image(&recon, &x).mean(Kind::Float);
-                sums += Tensor::stack(&[&terms.loss, &terms.recon, &terms.kl, &psnr], 0)
-                    .to_kind(Kind::Double)
-                    * len as f64;
-            }
-        });
-        let means: Vec<f64> = self.host_values(&(sums / n as f64))?;
-        if !means[0].is_finite() {
-            return Err(self.non_finite(epoch, means[0]));
-        }
-        Ok(Validation {
-            losses: LossMeans::from_host(&means),
-            psnr: means[3],
-        })
-    }
-
-    fn write_samples(&self, epoch: u32) -> Result<(), TrainError> {
-        tch::no_grad(|| -> Result<(), TrainError> {
-            let prior = self.model.decode(&self.fixed_noise);
-            png::write_grid(&prior, 4, &self.run.sample_path(epoch, SampleKind::Prior))?;
-            let shown = self.val_images.size()[0].min(8);
-            if shown > 0 {
-                let originals = data::to_unit_float(&self.val_images.narrow(0, 0, shown));
-                let mu = self.model.encode(&originals).mu;
-                let recon = self.model.decode(&mu);
-                let grid = Tensor::cat(&[originals, recon], 0);
-                png::write_grid(
-                    &grid,
-                    shown as usize,
-                    &self.run.sample_path(epoch, SampleKind::Reconstruction),
-                )?;
-            }
-            Ok(())
-        })
-    }
-
-    fn save_checkpoint(&self, at: CheckpointRef, partial_sums: LossSums) -> Result<(), TrainError> {
-        let progress = Progress {
-            run_id: self.run.id().full().to_string(),
-            epoch: at.epoch,
-            step: at.step,
-            partial_sums,
-            optimizer_steps: self.optimizer.step_count(),
-            saved_at: Utc::now(),
-            device_kind: Some(device::device_kind(self.placement.device).to_string()),
-            gpu: self.gpu.clone(),
-            hardware: Some(self.hardware.clone()),
-        };
-        self.run
-            .write_checkpoint(at, |dir: &Path| -> Result<(), TrainError> {
-                model::save_weights(&self.vs, &dir.join(MODEL_FILE))?;
-                self.optimizer.save(&dir.join(OPTIMIZER_FILE))?;
-                let json =
-                    serde_json::to_vec_pretty(&progress).expect("Progress always serializes");
-                write_atomic(&dir.join(PROGRESS_FILE), &json)?;
-                Ok(())
-            })
-    }
-}
-
-/// Loads the newest checkpoint into the model and optimizer; returns where it stands and
-/// the running loss sums of a mid-epoch checkpoint.
-fn restore_checkpoint(
-    run: &RunDir,
-    vs: &mut nn::VarStore,
-    optimizer: &mut Adam,
-    reporter: &dyn Reporter,
-) -> Result<Restored, TrainError> {
-    let Some(checkpoint) = run.latest_checkpoint()? else {
-        return Ok(Restored {
-            at: CheckpointRef { epoch: 0, step: 0 },
-            sums: LossSums::default(),
-            device_kind: None,
-            hardware: None,
-        });
-    };
-    let corrupt = |path: PathBuf, detail: String| TrainError::Checkpoint { path, detail };
-    // The checkpoint error names the file once; keep only the store's detail.
-    let progress = run.read_progress(checkpoint).map_err(|e| match e {
-        StoreError::Corrupt { path, detail } => corrupt(path, detail),
-        other => corrupt(
-            run.checkpoint_file(checkpoint, PROGRESS_FILE),
-            other.to_string(),
-        ),
-    })?;
-    let model_path = run.checkpoint_file(checkpoint, MODEL_FILE);
-    model::load_weights(vs, &model_path).map_err(|e| corrupt(model_path.clone(), e.to_string()))?;
-    let optimizer_path = run.checkpoint_file(checkpoint, OPTIMIZER_FILE);
-    optimizer
-        .load(&optimizer_path)
-        .map_err(|e| corrupt(optimizer_path.clone(), e.to_string()))?;
-    if optimizer.step_count() != progress.optimizer_steps {
-        return Err(corrupt(
-            optimizer_path,
-            format!(
-                "step {} but progress says {}",
-                optimizer.step_count(),
-                progress.optimizer_steps
-            ),
-        ));
-    }
-    reporter.note(&format!(
-        "loaded checkpoint {}",
-        run.checkpoint_path(checkpoint).display()
-    ));
-    Ok(Restored {
-        at: checkpoint,
-        sums: progress.partial_sums,
-        device_kind: progress.device_kind,
-        hardware: progress.hardware,
-    })
 }
 
 /// On CUDA: fixed shapes every step, so cuDNN may time its algorithms once and keep the
@@ -587,32 +423,4 @@ fn set_cuda_numerics(train: &TrainConfig) {
     switches::set_deterministic(exact);
     switches::set_benchmark(!exact);
     switches::set_tf32(train.tf32 && !exact);
-}
-
-/// Where a restored checkpoint stands and what trained it.
-struct Restored {
-    at: CheckpointRef,
-    /// Running loss sums of a mid-epoch checkpoint.
-    sums: LossSums,
-    device_kind: Option<String>,
-    hardware: Option<String>,
-}
-
-/// `epoch 3 step 0: cpu (AMD EPYC, 2 threads) → cuda (NVIDIA H200)` when the checkpoint
-/// was written on other hardware: another kind of device, CPU model, thread count or GPU
-/// model (checkpoints from before hardware was recorded compare the kind only).
-fn device_change(restored: &Restored, now: Device) -> Option<String> {
-    let (before, now) = match &restored.hardware {
-        Some(before) => (before.clone(), device::hardware(now)),
-        None => (
-            restored.device_kind.clone()?,
-            device::device_kind(now).to_string(),
-        ),
-    };
-    (before != now).then(|| {
-        format!(
-            "epoch {} step {}: {before} → {now}",
-            restored.at.epoch, restored.at.step
-        )
-    })
 }
