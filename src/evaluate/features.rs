@@ -194,10 +194,14 @@ mod tests {
         );
         let fake = gaussian(400, 8, 0.0, 1.0, 4);
         let pr = precision_recall(&real, &fake, 3);
-        assert!(pr.precision > 0.9, "{pr:?}");
+        // k = 3 balls over 400 points in 8 dimensions leave gaps, so even a sample of the
+        // same distribution is not always inside (0.825 here); recall, with half the real
+        // samples in a mode the fake set never visits, is about half of that.
+        assert!(pr.precision > 0.75, "{pr:?}");
         assert!(
-            (0.3..0.7).contains(&pr.recall),
+            (0.3..0.6).contains(&pr.recall),
             "half the real modes are missed: {pr:?}"
         );
+        assert!(pr.recall < pr.precision - 0.2, "{pr:?}");
     }
 }

@@ -220,10 +220,12 @@ struct IwaeSettings {
     batch: i64,
     /// Images decoded at once: more samples per image than this are split into chunks.
     max_decodes: i64,
+    /// Images the progress bar has counted before this pass.
+    shown_before: i64,
 }
 
 /// The importance-weighted bound, log p(x) in nats summed over the images, under the
-/// run's own and the calibrated likelihood. Progress continues from `shown` images.
+/// run's own and the calibrated likelihood.
 fn iwae_pass(
     model: &Vae,
     config: &RunConfig,
@@ -231,13 +233,13 @@ fn iwae_pass(
     likelihoods: &Likelihoods,
     settings: &IwaeSettings,
     reporter: &dyn Reporter,
-    shown: i64,
 ) -> Result<[f64; 2], EvalError> {
     let IwaeSettings {
         images: count,
         samples,
         batch,
         max_decodes,
+        shown_before,
     } = *settings;
     let device = images.device();
     let latent = model.latent_dim();
@@ -258,7 +260,7 @@ fn iwae_pass(
         for (sum, log_px) in sums.iter_mut().zip(&bounds) {
             *sum += host(&log_px.sum(Kind::Double))?[0];
         }
-        reporter.advance((shown + start + len) as u64, "");
+        reporter.advance((shown_before + start + len) as u64, "");
     }
     Ok(sums)
 }
@@ -317,6 +319,7 @@ pub fn evaluate(
             // Four training batches of decodes at once: `eval.iwae_samples: 5000` at
             // 128×128 decodes 256 at a time instead of all 5000.
             max_decodes: batch * 4,
+            shown_before: n,
         };
         let [iwae_sum, iwae_sum_calibrated] = iwae_pass(
             model,
@@ -325,7 +328,6 @@ pub fn evaluate(
             &likelihoods,
             &iwae,
             reporter,
-            n,
         )?;
         let sigma = |log_sigma: &Tensor| -> Result<[f64; 3], EvalError> {
             let values = host(&log_sigma.exp())?;
