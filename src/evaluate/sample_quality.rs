@@ -111,9 +111,8 @@ fn reference_features(
         .take(16)
         .map(|b| format!("{b:02x}"))
         .collect();
-    let path = store_root
-        .join(REFERENCE_DIR)
-        .join(format!("{name}.safetensors"));
+    let dir = store_root.join(REFERENCE_DIR);
+    let path = dir.join(format!("{name}.safetensors"));
     if let Ok(cached) = Tensor::read_safetensors(&path)
         && let Some((_, features)) = cached.into_iter().find(|(n, _)| n == "features")
         && features.size()[0] == count
@@ -121,7 +120,6 @@ fn reference_features(
         return Ok(features.to_kind(Kind::Double).to_device(images.device()));
     }
     let features = extractor.features(images, batch)?;
-    let dir = store_root.join(REFERENCE_DIR);
     let io = |e: std::io::Error| {
         EvalError::Store(store::StoreError::Io {
             path: dir.clone(),
@@ -136,7 +134,9 @@ fn reference_features(
     Tensor::write_safetensors(&[("features", &host)], &partial)
         .map_err(|e| extractor.error(format!("cannot write {}: {e}", partial.display())))?;
     std::fs::rename(&partial, &path).map_err(io)?;
-    Ok(features)
+    // What the cache holds, so the first run of a sweep scores against the same values
+    // as every later one.
+    Ok(host.to_kind(Kind::Double).to_device(images.device()))
 }
 
 /// FID of prior samples and of reconstructions, KID and precision/recall, with the

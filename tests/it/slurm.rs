@@ -434,7 +434,7 @@ fn scancel_stops_a_task_with_a_checkpoint_and_without_requeueing() {
         || read_state(&run)["status"] == "interrupted",
     );
     // The element's record in its final state: CANCELLED (not COMPLETING) means every
-    // process of the task has ended, so its restart count below is final.
+    // process of the array element has ended, so its restart count below is final.
     let record = || cluster.run("scontrol", &["-o", "show", "job", &task]);
     wait_until(
         "the array element's final state",

@@ -327,8 +327,6 @@ pub enum BlockDesign {
 }
 
 impl BlockDesign {
-    pub const ALL: [BlockDesign; 3] = [Self::Seed, Self::Preact, Self::Skipinit];
-
     pub fn is_seed(&self) -> bool {
         *self == Self::Seed
     }
