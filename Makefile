@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 WITH_TORCH := source scripts/libtorch-env.sh &&
 
-.PHONY: quickstart test build lint readme-report gpu-binary
+.PHONY: quickstart test build lint readme-report gpu-binary gpu-dry-run
 
 quickstart:
 	$(WITH_TORCH) cargo build && target/debug/vaelab run experiments/quickstart.yaml \
@@ -32,15 +32,25 @@ build:
 lint:
 	$(WITH_TORCH) cargo fmt --all --check && cargo clippy --workspace --all-targets -- -D warnings
 
-# Release binaries for a machine with a GPU and PyTorch 2.11 but no Rust toolchain:
-# gpu/vaelab and gpu/vaelab-torch (which `vaelab` hands run, bench and info to; they must
-# stay side by side), stripped, ignored by git, each refused if over 50 MiB. vaelab-torch
-# finds that machine's libtorch through LD_LIBRARY_PATH (scripts/gpu-check.sh sets it).
+# Release binaries for a machine with a GPU and PyTorch 2.11 but no Rust toolchain: one
+# archive, gpu/vaelab-gpu.tar.xz, of vaelab and vaelab-torch (which `vaelab` hands run,
+# bench and info to; they must stay side by side), stripped; refused over 32 MiB, so it and
+# the tree fit what a GPU call can carry. gpu/ is ignored by git. vaelab-torch finds that
+# machine's libtorch through LD_LIBRARY_PATH (scripts/gpu-check.sh sets it).
+GPU_ARCHIVE := gpu/vaelab-gpu.tar.xz
+GPU_ARCHIVE_LIMIT := 33554432
+
 gpu-binary:
 	$(WITH_TORCH) cargo build --release
-	mkdir -p gpu
-	@for bin in vaelab vaelab-torch; do \
-		cp target/release/$$bin gpu/$$bin && strip gpu/$$bin || exit 1; \
-		size=$$(stat -c %s gpu/$$bin); echo "gpu/$$bin: $$((size / 1048576)) MiB"; \
-		[ "$$size" -lt $$((50 * 1048576)) ] || { echo "gpu/$$bin is over 50 MiB"; exit 1; }; \
-	done
+	rm -rf gpu && mkdir -p gpu/pack
+	cp target/release/vaelab target/release/vaelab-torch gpu/pack/
+	strip gpu/pack/vaelab gpu/pack/vaelab-torch
+	tar -C gpu/pack -cf - vaelab vaelab-torch | xz -9 -T0 > $(GPU_ARCHIVE)
+	rm -rf gpu/pack
+	@size=$$(stat -c %s $(GPU_ARCHIVE)); echo "$(GPU_ARCHIVE): $$size bytes ($$((size / 1048576)) MiB)"; 		[ "$$size" -le $(GPU_ARCHIVE_LIMIT) ] || { echo "$(GPU_ARCHIVE) is over 32 MiB: too big to carry"; rm -f $(GPU_ARCHIVE); exit 1; }
+
+# The GPU check's dry run on the CPU, on the archive's own binaries unpacked, as they will
+# run on the machine with the GPU (results in gpu-check/).
+gpu-dry-run: gpu-binary
+	rm -rf gpu/unpacked && mkdir -p gpu/unpacked && tar -xJf $(GPU_ARCHIVE) -C gpu/unpacked
+	$(WITH_TORCH) OUT=gpu-check scripts/gpu-check.sh gpu/unpacked/vaelab --dry-run

@@ -8,6 +8,9 @@ Usage (with the torch vaelab installs: `source scripts/libtorch-env.sh` sets the
 --dataloader feeds the steps from a uint8 TensorDataset through a DataLoader (shuffled,
 converted to float per batch), as a PyTorch training script would.
 
+--channels-last runs the model and its inputs in NHWC memory layout; --tf32 off makes fp32
+convolutions and matmuls true fp32 on a GPU (PyTorch's default allows TF32 for cuDNN).
+
 --phases also times each step's forward pass (with the loss), backward pass and optimizer
 step apart, over another --steps steps, as `vaelab bench --phases` does.
 """
@@ -37,16 +40,23 @@ def main():
     parser.add_argument("--dataloader", action="store_true")
     parser.add_argument("--images", type=int, default=4096)
     parser.add_argument("--phases", action="store_true")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--tf32", choices=["on", "off"], default="on")
     args = parser.parse_args()
 
     device = torch.device(args.device)
     # What a PyTorch user on a GPU turns on for fixed shapes, as vaelab's training does.
     torch.backends.cudnn.benchmark = device.type == "cuda"
+    # PyTorch's default lets cuDNN convolutions run as TF32; `--tf32 off` is true fp32.
+    torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32 == "on"
+    layout = torch.channels_last if args.channels_last else torch.contiguous_format
     torch.manual_seed(0)
     model = VAE(args.model == "residual", args.image_size, args.latent_dim).to(device)
+    model = model.to(memory_format=layout)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     size = args.image_size
-    fixed = torch.rand(args.batch_size, 3, size, size, device=device)
+    fixed = torch.rand(args.batch_size, 3, size, size, device=device).to(memory_format=layout)
 
     def batches():
         if not args.dataloader:
@@ -64,7 +74,8 @@ def main():
         )
         while True:
             for (x,) in loader:
-                yield x.to(device, non_blocking=True).float() / 255.0
+                x = x.to(device, non_blocking=True).float() / 255.0
+                yield x.contiguous(memory_format=layout)
 
     source = batches()
 
@@ -121,6 +132,8 @@ def main():
         "precision": args.precision,
         "device": str(device),
         "dataloader": args.dataloader,
+        "channels_last": args.channels_last,
+        "tf32": torch.backends.cudnn.allow_tf32,
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
         "threads": torch.get_num_threads(),
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -128,7 +141,10 @@ def main():
         "median_images_per_second": args.batch_size / median,
         "phases": phases,
     }
-    print(json.dumps(result))
+    print(json.dumps(result), flush=True)
+    sys.stderr.flush()
+    # DataLoader workers can hold the interpreter's exit; the row is printed, so leave now.
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -144,7 +144,7 @@ pub struct ReportArgs {
     pub only: Vec<String>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// The experiment spec (YAML).
     pub spec: PathBuf,
@@ -260,6 +260,13 @@ pub enum PrecisionChoice {
     Bf16,
 }
 
+/// A switch given as `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ModelChoice {
     Residual,
@@ -285,6 +292,11 @@ pub struct BenchArgs {
     /// On CUDA, keep cuDNN's default algorithm choice instead of timing them (training times them).
     #[arg(long)]
     pub no_cudnn_benchmark: bool,
+    /// fp32 convolutions and matmuls as TF32 on Ampere and later GPUs (libtorch's default
+    /// for convolutions, and training's `train.tf32`); `off` for true fp32 rows. The state
+    /// libtorch reports is in every result.
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    pub tf32: OnOff,
     /// Also time one full epoch over this many images held on the device as uint8, as
     /// training holds a decoded dataset (CelebA's training split is 162770).
     #[arg(long)]

@@ -53,9 +53,20 @@ pub struct DataBenchResult {
     pub cached_overhead_percent: f64,
 }
 
-/// Seconds for one epoch over `images` (uint8, NCHW) after `config.warmup` untimed steps,
-/// ending with a host read of the last loss so that device work is inside the timing.
-pub(super) fn epoch_seconds(images: &Tensor, config: &BenchConfig) -> f64 {
+/// One timed epoch, and the untimed warm-up of its last, smaller batch.
+pub(super) struct EpochTiming {
+    pub seconds: f64,
+    /// When the images are not a multiple of the batch: the seconds the first step at the
+    /// last batch's shape took, before the timed epoch (on CUDA, cuDNN's benchmark mode
+    /// times its algorithms for each new shape once, which would otherwise land inside
+    /// the epoch).
+    pub last_batch_warmup_seconds: Option<f64>,
+}
+
+/// Seconds for one epoch over `images` (uint8, NCHW) after `config.warmup` untimed steps
+/// at each batch shape the epoch has, ending with a host read of the last loss so that
+/// device work is inside the timing.
+pub(super) fn epoch_seconds(images: &Tensor, config: &BenchConfig) -> EpochTiming {
     let device = config.device;
     let (_vs, vae, mut optimizer) = bench_model(config);
     let n = images.size()[0];
@@ -67,6 +78,13 @@ pub(super) fn epoch_seconds(images: &Tensor, config: &BenchConfig) -> f64 {
     for _ in 0..config.warmup {
         train_step(&vae, &mut optimizer, &batch(0)).double_value(&[]);
     }
+    let last_start = (n - 1).max(0) / config.batch_size * config.batch_size;
+    let last_batch_warmup_seconds =
+        (n > config.batch_size && n % config.batch_size != 0).then(|| {
+            let started = Instant::now();
+            train_step(&vae, &mut optimizer, &batch(last_start)).double_value(&[]);
+            started.elapsed().as_secs_f64()
+        });
     let started = Instant::now();
     let mut last = None;
     for start in (0..n).step_by(config.batch_size as usize) {
@@ -75,7 +93,10 @@ pub(super) fn epoch_seconds(images: &Tensor, config: &BenchConfig) -> f64 {
     if let Some(loss) = last {
         loss.double_value(&[]);
     }
-    started.elapsed().as_secs_f64()
+    EpochTiming {
+        seconds: started.elapsed().as_secs_f64(),
+        last_batch_warmup_seconds,
+    }
 }
 
 /// Decode rate of a CelebA tree, then one training epoch on the tensor its cache loads
@@ -125,8 +146,8 @@ pub fn data_speed(
         crate::data::disk::decode_cached(&cache, &list, &data_config, "training", reporter)?.images;
     let in_memory = cached.copy();
     // Warm both once (page cache, allocator), then time.
-    let cached_seconds = epoch_seconds(&cached, config);
-    let memory_seconds = epoch_seconds(&in_memory, config);
+    let cached_seconds = epoch_seconds(&cached, config).seconds;
+    let memory_seconds = epoch_seconds(&in_memory, config).seconds;
     Ok(DataBenchResult {
         images: decoded,
         decode_seconds,

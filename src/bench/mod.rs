@@ -37,6 +37,9 @@ pub struct BenchConfig {
     /// Time the forward pass, backward pass and optimizer update of each step apart (on
     /// a GPU this waits for the device between them).
     pub phases: bool,
+    /// fp32 convolutions and matmuls may run as TF32 (libtorch's default for convolutions;
+    /// only Ampere and later GPUs have it). Set before the first step.
+    pub tf32: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +51,10 @@ pub struct BenchResult {
     pub channels_last: bool,
     pub device: String,
     pub cudnn_benchmark: bool,
+    /// TF32 for convolutions (cuDNN) and matmuls (cuBLAS), as libtorch reports it after the
+    /// benchmark set it: whether an "fp32" row really ran fp32 on a GPU.
+    pub tf32_convolutions: bool,
+    pub tf32_matmuls: bool,
     pub threads: i32,
     pub parameters: i64,
     /// sha256 of the initial weights (names and values in name order, read back on the
@@ -79,6 +86,9 @@ pub struct EpochBenchResult {
     pub images: usize,
     pub seconds: f64,
     pub images_per_second: f64,
+    /// The first step at the last, smaller batch's shape, taken before the timed epoch
+    /// (none when the images are a multiple of the batch).
+    pub last_batch_warmup_seconds: Option<f64>,
 }
 
 /// The benchmarked model with PyTorch's default Adam settings, initialised from seed 0.
@@ -86,6 +96,7 @@ pub(super) fn bench_model(config: &BenchConfig) -> (tch::nn::VarStore, model::Va
     if config.device.is_cuda() {
         model::switches::set_benchmark(config.cudnn_benchmark);
     }
+    model::switches::set_tf32(config.tf32);
     let (vs, mut vae) = model::build(&config.model, config.image_size, config.device, 0);
     vae.set_compute(config.compute);
     vae.set_training(true);
@@ -206,14 +217,18 @@ pub fn run(config: &BenchConfig) -> BenchResult {
             [images as i64, 3, config.image_size, config.image_size],
             (Kind::Uint8, device),
         );
-        let seconds = epoch_seconds(&dataset, config);
+        let timing = epoch_seconds(&dataset, config);
         EpochBenchResult {
             images,
-            seconds,
-            images_per_second: images as f64 / seconds,
+            seconds: timing.seconds,
+            images_per_second: images as f64 / timing.seconds,
+            last_batch_warmup_seconds: timing.last_batch_warmup_seconds,
         }
     });
+    let numerics = model::switches::current();
     BenchResult {
+        tf32_convolutions: numerics.tf32_convolutions,
+        tf32_matmuls: numerics.tf32_matmuls,
         residual: config.model.residual,
         image_size: config.image_size,
         batch_size: config.batch_size,

@@ -5,12 +5,14 @@ use crate::cli::PlanArgs;
 use vaelab_core::data::fingerprint;
 use vaelab_core::experiment::spec;
 use vaelab_core::report::overview::{self, human_count, human_duration};
+use vaelab_core::report::study;
 use vaelab_core::store::RunStore;
 use vaelab_core::store::Standing;
 
 pub fn execute(args: &PlanArgs, store: &RunStore) -> Result<()> {
     let loaded = spec::load(&args.spec)?;
     let plan = fingerprint::plan(&loaded)?;
+    let (plan, study_lines) = study::narrowed(store, &plan);
     let view = overview::plan_view(&plan, store)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&view)?);
@@ -18,6 +20,9 @@ pub fn execute(args: &PlanArgs, store: &RunStore) -> Result<()> {
     }
     for warning in &view.warnings {
         eprintln!("warning: {warning}");
+    }
+    for line in &study_lines {
+        println!("{line}");
     }
     for dataset in &view.datasets {
         println!(

@@ -20,6 +20,7 @@ pub fn execute(
 ) -> Result<()> {
     let loaded = spec::load(&args.spec)?;
     let plan = fingerprint::plan(&loaded)?;
+    let (plan, _) = vaelab_core::report::study::narrowed(store, &plan);
     let selected = super::select(&plan.runs, &args.only)?;
     let dir = render::report_path(report_dir, &plan.experiment);
     let selection = Selection {

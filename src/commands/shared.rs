@@ -3,6 +3,13 @@
 use anyhow::Result;
 use vaelab_core::experiment::plan::PlannedRun;
 
+/// cuBLAS is deterministic only with a fixed workspace, which it reads from the
+/// environment when it first starts. Setting it from inside the training process races
+/// libtorch's threads (`setenv` is not thread-safe), so it is in the environment before
+/// `vaelab-torch` starts: `vaelab` hands it over with it, and `vaelab-torch` started
+/// directly re-executes itself with it. A value the user set is kept.
+pub const CUBLAS_WORKSPACE: (&str, &str) = ("CUBLAS_WORKSPACE_CONFIG", ":4096:8");
+
 /// Exit code for mistakes in what the user asked for (bad spec, bad flag value).
 pub const EXIT_USAGE: u8 = 2;
 

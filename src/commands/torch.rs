@@ -19,9 +19,13 @@ pub fn torch_binary() -> Result<PathBuf> {
 /// Runs this command line in `vaelab-torch`; returns only if it cannot be started.
 pub fn hand_over() -> Result<()> {
     let torch = torch_binary()?;
-    let error = std::process::Command::new(&torch)
-        .args(std::env::args_os().skip(1))
-        .exec();
+    let mut command = std::process::Command::new(&torch);
+    command.args(std::env::args_os().skip(1));
+    let (key, value) = super::shared::CUBLAS_WORKSPACE;
+    if std::env::var_os(key).is_none() {
+        command.env(key, value);
+    }
+    let error = command.exec();
     Err(error).with_context(|| {
         format!(
             "{}: cannot start vaelab's training binary; it ships beside `vaelab` (`cargo build` builds both, `make gpu-binary` copies both)",

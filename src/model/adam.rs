@@ -67,6 +67,14 @@ fn clip_to_norm(grad: &mut Tensor, max_norm: f64) {
 /// same kernel path, and so the same bits, as in one piece.
 const CPU_UPDATE_PIECE: i64 = 1 << 18;
 
+/// Every parameter starts at a multiple of this many elements in the flat buffers (256
+/// bytes in fp32). Packed end to end, most weights would start wherever the previous
+/// tensor ended (4-byte aligned after a 3-element bias); cuDNN's and oneDNN's vectorised
+/// kernels need 16 bytes or more and PyTorch picks kernels by the pointer's alignment.
+/// The padding between slots is zeros in the weights, gradients and both moments, and
+/// Adam keeps it zero (a zero gradient moves nothing).
+const SLOT_ALIGNMENT: i64 = 64;
+
 /// One parameter's place in the flat buffers.
 struct Slot {
     name: String,
@@ -83,16 +91,24 @@ pub struct Adam {
     config: AdamConfig,
     /// Sorted by parameter name so the layout, and thus results, never vary.
     slots: Vec<Slot>,
-    /// Every parameter's values; each parameter is a view into it.
+    /// Every parameter's values; each parameter is a view into it, at an aligned offset.
     flat: Tensor,
     exp_avg: Tensor,
     exp_avg_sq: Tensor,
     /// The step's gradients, laid out as `flat` (kept, so no step allocates it anew).
     flat_grad: Tensor,
+    /// Zeros as long as the padding after each slot (none where a slot needs none), so
+    /// the gradients and the padding are gathered into `flat_grad` by one `cat`.
+    padding: Vec<Option<Tensor>>,
     /// Elements updated at a time: the whole buffer on a GPU (a handful of kernels),
     /// cache-sized pieces on the CPU.
     piece: i64,
     step: i64,
+}
+
+/// `offset` rounded up to the next slot boundary.
+fn aligned(offset: i64) -> i64 {
+    (offset + SLOT_ALIGNMENT - 1) / SLOT_ALIGNMENT * SLOT_ALIGNMENT
 }
 
 const STEP_KEY: &str = "step";
@@ -151,26 +167,28 @@ impl Adam {
                 offset,
                 numel,
             });
-            offset += numel;
+            offset = aligned(offset + numel);
         }
-        let flat = tch::no_grad(|| {
-            let pieces: Vec<Tensor> = slots
-                .iter()
-                .map(|s| s.param.detach().reshape([-1]))
-                .collect();
-            if pieces.is_empty() {
-                Tensor::zeros([0], (Kind::Float, vs.device()))
-            } else {
-                Tensor::cat(&pieces, 0)
+        let device = vs.device();
+        let flat = Tensor::zeros([offset], (Kind::Float, device));
+        let padding = slots
+            .iter()
+            .enumerate()
+            .map(|(i, slot)| {
+                let next = slots.get(i + 1).map_or(offset, |s| s.offset);
+                let gap = next - slot.offset - slot.numel;
+                (gap > 0).then(|| Tensor::zeros([gap], (Kind::Float, device)))
+            })
+            .collect();
+        tch::no_grad(|| {
+            for slot in &mut slots {
+                let mut place = flat.narrow(0, slot.offset, slot.numel);
+                place.copy_(&slot.param.detach().reshape([-1]));
+                slot.param
+                    .set_data(&place.view(slot.param.size().as_slice()));
             }
         });
-        for slot in &mut slots {
-            let view = flat
-                .narrow(0, slot.offset, slot.numel)
-                .view(slot.param.size().as_slice());
-            slot.param.set_data(&view);
-        }
-        let piece = match vs.device() {
+        let piece = match device {
             Device::Cpu => CPU_UPDATE_PIECE,
             _ => flat.numel().max(1) as i64,
         };
@@ -181,6 +199,7 @@ impl Adam {
             flat_grad: flat.zeros_like(),
             flat,
             slots,
+            padding,
             piece,
             step: 0,
         }
@@ -212,19 +231,19 @@ impl Adam {
         }
         loss.backward();
         tch::no_grad(|| {
-            let pieces: Vec<Tensor> = self
-                .slots
-                .iter()
-                .map(|slot| {
-                    let grad = slot.param.grad();
-                    if grad.defined() {
-                        grad.reshape([-1])
-                    } else {
-                        // A parameter the loss does not reach: its moments still decay.
-                        Tensor::zeros([slot.numel], (Kind::Float, self.flat.device()))
-                    }
-                })
-                .collect();
+            let mut pieces: Vec<Tensor> = Vec::with_capacity(2 * self.slots.len());
+            for (slot, padding) in self.slots.iter().zip(&self.padding) {
+                let grad = slot.param.grad();
+                pieces.push(if grad.defined() {
+                    grad.reshape([-1])
+                } else {
+                    // A parameter the loss does not reach: its moments still decay.
+                    Tensor::zeros([slot.numel], (Kind::Float, self.flat.device()))
+                });
+                if let Some(zeros) = padding {
+                    pieces.push(zeros.shallow_clone());
+                }
+            }
             if !pieces.is_empty() {
                 let _ = Tensor::cat_out(&self.flat_grad, &pieces, 0);
             }
@@ -494,6 +513,47 @@ mod tests {
         let before = flat.flat.sum(Kind::Double).double_value(&[]);
         let _ = tch::no_grad(|| flat_weights[0].1.shallow_clone().fill_(0.0));
         assert_ne!(flat.flat.sum(Kind::Double).double_value(&[]), before);
+    }
+
+    /// Every parameter's data starts 64-byte aligned (the CPU allocator's alignment of the
+    /// buffer, plus slot offsets of 256 bytes), whatever the sizes before it (odd-sized
+    /// biases included), and the padding between them stays zero through a step.
+    #[test]
+    fn every_parameter_starts_aligned_and_the_padding_stays_zero() {
+        let config = crate::experiment::config::ModelConfig {
+            residual: true,
+            latent_dim: 3,
+            channels: vec![8, 16],
+            ..Default::default()
+        };
+        let (vs, model) = crate::model::build(&config, 16, Device::Cpu, 7);
+        let mut adam = Adam::new(&vs, CONFIG);
+        let odd = adam.slots.iter().filter(|s| s.numel % 16 != 0).count();
+        assert!(odd > 3, "the model must have tensors that pack unaligned");
+        assert!(adam.slots.iter().all(|s| s.offset % SLOT_ALIGNMENT == 0));
+        for (name, param) in vs.variables() {
+            let address = param.data_ptr() as usize;
+            assert_eq!(address % 64, 0, "{name} starts at {address:#x}");
+        }
+        let x = Tensor::rand([2, 3, 16, 16], (Kind::Float, Device::Cpu));
+        let eps = Tensor::randn([2, 3], (Kind::Float, Device::Cpu));
+        let (recon, posterior) = model.forward_with_noise(&x, &eps);
+        let loss =
+            crate::model::vae_loss(&recon, &x, &posterior, crate::model::Objective::beta(1.0));
+        adam.minimize(&loss.loss);
+        let in_slots = adam.flat.zeros_like();
+        for slot in &adam.slots {
+            let _ = in_slots.narrow(0, slot.offset, slot.numel).fill_(1.0);
+        }
+        let outside = in_slots.eq(0.0);
+        for buffer in [&adam.flat, &adam.flat_grad, &adam.exp_avg, &adam.exp_avg_sq] {
+            let stray = buffer.masked_select(&outside).abs().sum(Kind::Double);
+            assert_eq!(stray.double_value(&[]), 0.0);
+        }
+        assert!(
+            outside.sum(Kind::Int64).int64_value(&[]) > 0,
+            "some padding exists"
+        );
     }
 
     fn minimise_square(opt: &mut Adam, vs: &nn::VarStore, steps: usize) {

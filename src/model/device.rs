@@ -16,6 +16,9 @@ pub struct SystemInfo {
     pub default_device: String,
     /// How this process's malloc treats freed memory ([`super::memory`]).
     pub malloc: super::memory::MallocSetting,
+    /// `CUBLAS_WORKSPACE_CONFIG` as this process started with it (deterministic cuBLAS
+    /// needs it before the first cuBLAS call).
+    pub cublas_workspace_config: Option<String>,
 }
 
 fn cpu_flags() -> Vec<String> {
@@ -31,8 +34,14 @@ fn cpu_flags() -> Vec<String> {
 
 /// Names of the GPUs this process sees, in CUDA's order (`cuda:0` first). libtorch does
 /// not expose names, so ask the driver's tool, and keep only the GPUs that
-/// `CUDA_VISIBLE_DEVICES` lets through, in its order.
-pub fn cuda_device_names() -> Vec<String> {
+/// `CUDA_VISIBLE_DEVICES` lets through, in its order. Asked once per process: the tool
+/// takes a noticeable time, and what it lists cannot change under a running process.
+pub fn cuda_device_names() -> &'static [String] {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(ask_the_driver_for_gpu_names)
+}
+
+fn ask_the_driver_for_gpu_names() -> Vec<String> {
     let listed = std::process::Command::new("nvidia-smi")
         .args([
             "--query-gpu=index,uuid,name,memory.total",
@@ -110,7 +119,7 @@ pub fn hardware(device: Device) -> String {
 /// The model of the GPU behind `device`, when it is one and the driver's tool says.
 pub fn gpu_name(device: Device) -> Option<String> {
     match device {
-        Device::Cuda(index) => cuda_device_names().into_iter().nth(index),
+        Device::Cuda(index) => cuda_device_names().get(index).cloned(),
         _ => None,
     }
 }
@@ -132,7 +141,7 @@ pub fn collect() -> SystemInfo {
         cudnn_available: tch::Cuda::cudnn_is_available(),
         cuda_device_count: count,
         cuda_devices: if count > 0 {
-            cuda_device_names()
+            cuda_device_names().to_vec()
         } else {
             Vec::new()
         },
@@ -141,6 +150,7 @@ pub fn collect() -> SystemInfo {
         cpu_amx_bf16: flags.iter().any(|f| f == "amx_bf16"),
         default_device: device_name(tch::Device::cuda_if_available()),
         malloc: super::memory::setting(),
+        cublas_workspace_config: std::env::var("CUBLAS_WORKSPACE_CONFIG").ok(),
     }
 }
 
@@ -193,6 +203,15 @@ mod tests {
             Some(env!("VAELAB_LIBTORCH_VERSION"))
         );
         assert_eq!(libtorch_version(), env!("VAELAB_LIBTORCH_VERSION"));
+    }
+
+    /// The driver's tool runs once per process: a second ask returns the same list, not
+    /// a new one (on a GPU machine each ask is a process start).
+    #[test]
+    fn gpu_names_are_asked_for_once_per_process() {
+        let first = cuda_device_names();
+        let second = cuda_device_names();
+        assert!(std::ptr::eq(first, second));
     }
 
     #[test]

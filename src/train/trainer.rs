@@ -14,7 +14,7 @@ use super::schedule::Schedule;
 use super::{Placement, TrainError, step};
 use crate::data::{self, Dataset};
 use crate::evaluate::{self, EvalContext, EvalData};
-use crate::experiment::config::{Precision, RunConfig, TrainConfig};
+use crate::experiment::config::{MemoryFormat, Precision, RunConfig, TrainConfig};
 use crate::model::adam::{Adam, AdamConfig};
 use crate::model::{self, Vae, device, switches};
 use crate::progress::{EpochSummary, Reporter};
@@ -112,7 +112,7 @@ impl<'a> Trainer<'a> {
         let precision = config.train.precision;
         model.set_compute(model::Compute {
             precision,
-            channels_last: false,
+            channels_last: config.train.memory_format == MemoryFormat::ChannelsLast,
         });
         if precision == Precision::Bf16 && device == Device::Cpu && !device::cpu_has_bf16() {
             reporter.warn(&format!(
@@ -278,10 +278,14 @@ impl<'a> Trainer<'a> {
     }
 
     /// Evaluates in fp32 whatever the training precision: the weights are fp32, and the
-    /// bounds in bits/dim are differences of large sums that bf16 would blur.
+    /// bounds in bits/dim are differences of large sums that bf16 would blur. The memory
+    /// format stays the run's (placement: the same numbers in the layout that runs fast).
     fn final_evaluation(&mut self, epoch: u32) -> Result<(), TrainError> {
         let trained_with = self.model.compute();
-        self.model.set_compute(model::Compute::default());
+        self.model.set_compute(model::Compute {
+            precision: Precision::Fp32,
+            ..trained_with
+        });
         let result = self.evaluate_final_weights(epoch);
         self.model.set_compute(trained_with);
         result

@@ -9,4 +9,5 @@ mod resume;
 mod run;
 mod serve;
 mod slurm;
+mod study;
 mod sweep;

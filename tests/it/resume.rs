@@ -218,6 +218,50 @@ fn a_run_killed_mid_warmup_and_mid_schedule_resumes_bit_for_bit() {
     }
 }
 
+/// `train.memory_format: channels_last` trains (NHWC activations and convolution weights)
+/// and resumes bit for bit after a SIGKILL mid-epoch, with batch norm and the whole
+/// evaluation in that layout too. It is placement: the run has the NCHW run's id.
+#[test]
+fn a_channels_last_run_killed_mid_epoch_resumes_bit_for_bit_under_the_same_id() {
+    use std::os::unix::process::ExitStatusExt;
+    let nhwc_spec = SCHEDULED.replace(
+        "  epochs: 4\n",
+        "  epochs: 3\n  memory_format: channels_last\n",
+    );
+    assert_ne!(nhwc_spec, SCHEDULED);
+    let reference = Workspace::new();
+    let spec = reference.write("s.yaml", &nhwc_spec);
+    let mut args = vec!["run", spec.to_str().unwrap()];
+    args.extend(ARGS);
+    reference.vaelab(&args).assert().success();
+    let run_dir = reference.single_run_dir();
+    let config = std::fs::read_to_string(run_dir.join("config.yaml")).unwrap();
+    assert!(config.contains("memory_format: channels_last"), "{config}");
+
+    let nchw = Workspace::new();
+    let nchw_spec = nchw.write(
+        "s.yaml",
+        &nhwc_spec.replace("  memory_format: channels_last\n", ""),
+    );
+    let plan = nchw
+        .vaelab(&["plan", nchw_spec.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let short_id = &run_dir.file_name().unwrap().to_string_lossy()[..8];
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains(short_id),
+        "the NCHW spec plans the same run"
+    );
+
+    let killed = Workspace::new();
+    let output = run_crashing_at(&killed, &nhwc_spec, "step:2:3", "KILL");
+    assert_eq!(output.status.signal(), Some(libc::SIGKILL));
+    rerun(&killed).stderr(predicates::str::contains("resuming from epoch 1 of 3"));
+    let killed_run = killed.single_run_dir();
+    assert_same_run_to(&run_dir, &killed_run, 3);
+    assert_eq!(evaluation_of(&run_dir), evaluation_of(&killed_run));
+}
+
 /// The stored evaluation without its timestamp, and the latent statistics.
 fn evaluation_of(run: &Path) -> (vaelab::store::Evaluation, vaelab::store::LatentStats) {
     let store = vaelab::store::RunStore::new(run.parent().unwrap());

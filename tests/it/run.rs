@@ -201,6 +201,59 @@ fn info_reports_versions_and_devices() {
     assert_eq!(info["malloc"], "user_tunables", "{info}");
 }
 
+/// cuBLAS's fixed workspace is in the training process's environment from its start,
+/// whether it came through `vaelab` or `vaelab-torch` was started directly (it then runs
+/// itself again with it); a value the user set is kept.
+#[test]
+fn the_training_process_starts_with_the_cublas_workspace_set() {
+    let ws = Workspace::new();
+    let workspace_of = |mut command: assert_cmd::Command| -> serde_json::Value {
+        let output = command
+            .env_remove("CUBLAS_WORKSPACE_CONFIG")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+            ["cublas_workspace_config"]
+            .clone()
+    };
+    let mut through_vaelab = ws.vaelab(&["info", "--json"]);
+    through_vaelab.env_remove("CUBLAS_WORKSPACE_CONFIG");
+    assert_eq!(workspace_of(through_vaelab), ":4096:8");
+    let mut direct = assert_cmd::Command::cargo_bin("vaelab-torch").unwrap();
+    direct.args(["info", "--json"]);
+    assert_eq!(workspace_of(direct), ":4096:8");
+    let output = ws
+        .vaelab(&["info", "--json"])
+        .env("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+        .output()
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(info["cublas_workspace_config"], ":16:8");
+}
+
+/// `--tf32` sets libtorch's switch and every result reports the state read back.
+#[test]
+fn bench_reports_the_tf32_state_it_ran_with() {
+    let ws = Workspace::new();
+    for (flag, state) in [("off", false), ("on", true)] {
+        let output = ws
+            .tiny_bench(2)
+            .args(["--warmup", "0", "--steps", "1", "--json", "--tf32", flag])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(result["tf32_convolutions"], state, "{result}");
+        assert_eq!(result["tf32_matmuls"], state, "{result}");
+    }
+    ws.tiny_bench(2)
+        .args(["--tf32", "maybe"])
+        .assert()
+        .code(2)
+        .stderr(contains("possible values: on, off"));
+}
+
 #[test]
 fn bench_prints_a_median_throughput() {
     let ws = Workspace::new();
@@ -546,16 +599,52 @@ fn cuda_numerics_switches_change_no_run_id_and_are_recorded() {
         .stderr(contains("nothing to do"));
 }
 
+/// Every step of the GPU check in the order it runs them at the dry run's sizes:
+/// correctness, then the headline figures, then the rest.
+const GPU_CHECK_STEPS: [&str; 22] = [
+    "info",
+    "init-weights",
+    "first-step",
+    "exact-resume",
+    "bench-bf16-8-nhwc",
+    "bench-fp32-8-nhwc",
+    "pytorch-bf16-8-nhwc-tensors",
+    "epoch-72",
+    "train-epoch-nchw",
+    "train-epoch-channels_last",
+    "pytorch-fp32-8-nhwc-tensors",
+    "pytorch-bf16-8-nhwc-dataloader",
+    "bench-tf32-8-nhwc",
+    "bench-bf16-8-nchw",
+    "bench-fp32-8-nchw",
+    "pytorch-bf16-8-nchw-tensors",
+    "bench-bf16-16-nhwc",
+    "pytorch-bf16-16-nhwc-tensors",
+    "phases-vaelab",
+    "phases-pytorch",
+    "jobs-1",
+    "jobs-2",
+];
+
+/// The checks of a GPU check's `summary.json`, in order.
+fn gpu_check_rows(out: &std::path::Path) -> Vec<serde_json::Value> {
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    summary["checks"].as_array().unwrap().clone()
+}
+
 /// `scripts/gpu-check.sh --dry-run` runs every CPU-safe part of the GPU check on the CPU and
 /// writes its files as it goes; every check that runs passes (the deterministic
 /// kill-and-resume for real), and the three that need a GPU (CUDA seen by `vaelab info`,
 /// initial weights and first-step loss against the CPU's) are rows "not run: no GPU",
-/// counted neither as passed nor as failed.
+/// counted neither as passed nor as failed. Every throughput row says the TF32 state
+/// libtorch reported, off for the fp32 and bf16 rows and on for the TF32 one.
 #[test]
 fn the_gpu_check_script_runs_its_cpu_safe_parts() {
     let ws = Workspace::new();
     let out = ws.path().join("gpu-check");
     let run = gpu_check_dry_run(&out)
+        .env("GPU_CHECK_DEADLINE", "1200")
         .output()
         .expect("bash runs the script");
     let stdout = String::from_utf8_lossy(&run.stdout);
@@ -565,7 +654,12 @@ fn the_gpu_check_script_runs_its_cpu_safe_parts() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(
-        stdout.contains("\n10 passed, 0 failed, 3 skipped\n"),
+        stdout.contains("\n19 passed, 0 failed, 3 skipped\n"),
+        "{stdout}"
+    );
+    // What the binaries need of a machine, before the first step.
+    assert!(
+        stdout.contains("vaelab-torch: needs GLIBC_2.") && stdout.contains("GLIBCXX_3.4."),
         "{stdout}"
     );
     for gpu_only in ["info", "init-weights", "first-step"] {
@@ -583,30 +677,29 @@ fn the_gpu_check_script_runs_its_cpu_safe_parts() {
         files,
         ["log.txt", "rows.jsonl", "summary.json", "summary.md"]
     );
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
-    let checks: Vec<&str> = summary["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["check"].as_str().unwrap())
-        .collect();
-    for check in [
-        "exact-resume",
-        "phases-vaelab",
-        "phases-pytorch",
-        "jobs-1",
-        "jobs-2",
+    let rows = gpu_check_rows(&out);
+    let checks: Vec<&str> = rows.iter().map(|c| c["check"].as_str().unwrap()).collect();
+    assert_eq!(checks, GPU_CHECK_STEPS);
+    let row = |name: &str| rows.iter().find(|c| c["check"] == name).unwrap();
+    for (name, tf32) in [
+        ("bench-fp32-8-nhwc", "tf32 off"),
+        ("bench-bf16-8-nchw", "tf32 off"),
+        ("bench-tf32-8-nhwc", "tf32 on"),
+        ("pytorch-fp32-8-nhwc-tensors", "tf32 off"),
+        ("pytorch-bf16-8-nhwc-tensors", "tf32 off"),
     ] {
-        assert!(checks.contains(&check), "{checks:?}");
+        let note = row(name)["note"].as_str().unwrap();
+        assert!(note.starts_with(tf32), "{name}: {note}");
+        let rate: f64 = row(name)["value"].as_str().unwrap().parse().unwrap();
+        assert!(rate.is_finite() && rate > 0.0, "{name}: {rate}");
     }
-    let phases = summary["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["check"] == "phases-vaelab")
-        .unwrap();
-    let milliseconds: Vec<f64> = phases["value"]
+    // 72 images in batches of 16: the last batch of 8 is warmed before the timing.
+    let epoch_note = row("epoch-72")["note"].as_str().unwrap();
+    assert!(
+        epoch_note.contains("last batch's shape warmed first (0."),
+        "{epoch_note}"
+    );
+    let milliseconds: Vec<f64> = row("phases-vaelab")["value"]
         .as_str()
         .unwrap()
         .split('/')
@@ -614,8 +707,44 @@ fn the_gpu_check_script_runs_its_cpu_safe_parts() {
         .collect();
     assert!(
         milliseconds.len() == 3 && milliseconds.iter().all(|&ms| ms > 0.0),
-        "{phases}"
+        "{milliseconds:?}"
     );
+}
+
+/// With a deadline too short for the whole check, the steps not started by then are rows
+/// "not run: deadline" and the summary still lists every step in order; nothing that ran
+/// failed, and the script ends within the deadline and one step's kill grace.
+#[test]
+fn a_gpu_check_past_its_deadline_lists_every_step_and_ends() {
+    let ws = Workspace::new();
+    let out = ws.path().join("gpu-check");
+    let started = std::time::Instant::now();
+    let run = gpu_check_dry_run(&out)
+        .env("GPU_CHECK_DEADLINE", "20")
+        .output()
+        .expect("bash runs the script");
+    let seconds = started.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}");
+    let rows = gpu_check_rows(&out);
+    let checks: Vec<&str> = rows.iter().map(|c| c["check"].as_str().unwrap()).collect();
+    assert_eq!(checks, GPU_CHECK_STEPS);
+    let past_deadline: Vec<&str> = rows
+        .iter()
+        .filter(|c| c["note"].as_str().unwrap().starts_with("not run: deadline"))
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert!(!past_deadline.is_empty(), "{stdout}");
+    assert_eq!(
+        past_deadline.last(),
+        Some(&"jobs-2"),
+        "every later step is not run: {past_deadline:?}"
+    );
+    assert_eq!(rows[0]["note"], "not run: no GPU", "the first step ran");
+    assert!(rows.iter().all(|c| c["ok"] != false), "{stdout}");
+    // The deadline, a step's 10 s kill grace, and the summary's rewrite per row.
+    assert!(seconds < 20.0 + 10.0 + 30.0, "took {seconds:.0} s");
+    assert!(stdout.contains(" skipped\n"), "{stdout}");
 }
 
 /// `bash scripts/gpu-check.sh <vaelab> --dry-run` writing into `out`.
@@ -669,7 +798,10 @@ fn a_gpu_check_killed_mid_step_keeps_every_finished_row() {
     unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
     child.wait().unwrap();
     let kept = rows();
-    assert!(kept.len() >= 4 && kept.len() < 13, "{kept:?}");
+    assert!(
+        kept.len() >= 4 && kept.len() < GPU_CHECK_STEPS.len(),
+        "{kept:?}"
+    );
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     let listed: Vec<serde_json::Value> = summary["checks"].as_array().unwrap().clone();

@@ -13,6 +13,7 @@ use vaelab::progress::Console;
 use vaelab::store::RunStore;
 
 fn main() -> ExitCode {
+    commands::start_with_cublas_workspace();
     // Before anything allocates: tensors reuse freed memory instead of fresh pages.
     vaelab::model::memory::keep_freed_memory();
     let cli = Cli::parse();

@@ -64,6 +64,25 @@ impl Precision {
     }
 }
 
+/// How 4-d activations and convolution weights are laid out in memory while training and
+/// evaluating. Placement, like TF32: it changes which kernels run (cuDNN's NHWC kernels
+/// are the tensor cores' native layout), not what the run means, so it is not identity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemoryFormat {
+    /// PyTorch's default, batch × channels × height × width.
+    #[default]
+    Nchw,
+    /// Channels innermost (NHWC strides), `torch.channels_last`.
+    ChannelsLast,
+}
+
+impl MemoryFormat {
+    pub fn is_nchw(&self) -> bool {
+        *self == Self::Nchw
+    }
+}
+
 /// How the learning rate moves over a run's steps (after `train.lr_warmup_steps`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -396,6 +415,9 @@ pub struct TrainConfig {
     /// and later GPUs (libtorch's default for convolutions). Ignored on the CPU.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub tf32: bool,
+    /// Placement, not identity: NCHW or channels-last activations ([`MemoryFormat`]).
+    #[serde(default, skip_serializing_if = "MemoryFormat::is_nchw")]
+    pub memory_format: MemoryFormat,
     /// β rises linearly from 0 to `beta` over this many epochs, step by step (0: off).
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub kl_warmup_epochs: u32,
@@ -420,7 +442,8 @@ impl TrainConfig {
     /// Placement and measurement, not identity: how exactly the arithmetic runs on a GPU,
     /// and which epoch is evaluated. (`epochs` is budget, left out by `canonical_identity`
     /// unless a schedule depends on it.)
-    pub const NOT_IDENTITY: &'static [&'static str] = &["deterministic", "tf32", "select"];
+    pub const NOT_IDENTITY: &'static [&'static str] =
+        &["deterministic", "tf32", "memory_format", "select"];
 }
 
 /// PyTorch's Adam defaults, the seed's learning rate, β = 1, fp32.
@@ -437,6 +460,7 @@ impl Default for TrainConfig {
             precision: Precision::Fp32,
             deterministic: false,
             tf32: true,
+            memory_format: MemoryFormat::Nchw,
             kl_warmup_epochs: 0,
             free_bits: 0.0,
             lr_schedule: LrSchedule::Constant,
@@ -697,6 +721,7 @@ pub(crate) mod tests {
                 precision: Precision::Bf16,
                 deterministic: true,
                 tf32: false,
+                memory_format: MemoryFormat::ChannelsLast,
                 kl_warmup_epochs: 5,
                 free_bits: 0.5,
                 lr_schedule: LrSchedule::Cosine,
@@ -748,6 +773,7 @@ pub(crate) mod tests {
             "eval.iwae_images",
             "eval.iwae_samples",
             "train.deterministic",
+            "train.memory_format",
             "train.select",
             "train.tf32",
         ];

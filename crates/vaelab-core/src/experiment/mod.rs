@@ -4,7 +4,9 @@
 pub mod attributes;
 pub mod capacity;
 pub mod config;
+pub mod metric;
 pub mod plan;
+pub mod question;
 pub mod resolve;
 pub mod spec;
 

@@ -6,6 +6,7 @@
 use super::resolve::resolve;
 use crate::experiment::capacity::{capacity, widths_matching};
 use crate::experiment::config::{DataConfig, DataSource, RunConfig, RunId};
+use crate::experiment::question::{self, Question};
 use serde_yaml::{Mapping, Value};
 
 use crate::experiment::spec::{
@@ -30,6 +31,9 @@ pub struct Plan {
     /// The spec's `description:` and `baseline:` variant, for its report.
     pub description: Option<String>,
     pub baseline: Option<String>,
+    /// The declared question, whose seeds are added round by round (`report::study`);
+    /// `runs` then holds every run up to its maximum seeds.
+    pub question: Option<Question>,
     pub runs: Vec<PlannedRun>,
     pub warnings: Vec<String>,
 }
@@ -334,9 +338,14 @@ pub fn synthetic_only(data: &DataConfig) -> Result<Option<String>, String> {
 pub fn plan(loaded: &LoadedSpec, fingerprints: Fingerprints) -> Result<Plan, SpecError> {
     let variants = variants(loaded)?;
     let axes = axes(loaded)?;
-    let seeds = seeds(loaded)?;
     let exclusions = loaded.spec.exclude.clone().unwrap_or_default();
     check_exclusions_and_baseline(loaded, &variants, &exclusions)?;
+    let names: Vec<&str> = variants.iter().filter_map(|v| v.name.as_deref()).collect();
+    let question = question::resolve(loaded, &names)?;
+    let seeds = match &question {
+        Some(q) => q.seeds(q.seeds.max),
+        None => seeds(loaded)?,
+    };
     let base = base_document(loaded)?;
     let combos = combinations(&axes);
     let mut runs: Vec<PlannedRun> = Vec::new();
@@ -403,10 +412,27 @@ pub fn plan(loaded: &LoadedSpec, fingerprints: Fingerprints) -> Result<Plan, Spe
             "every combination is excluded: the spec describes no run",
         ));
     }
+    if let Some(question) = &question {
+        let arms = question.compare.iter().chain([&question.baseline]);
+        for arm in arms {
+            if !runs.iter().any(|r| r.variant.as_ref() == Some(arm)) {
+                return Err(loaded.error(
+                    "question.compare",
+                    format!(
+                        "variant {arm:?} has no runs of its own (excluded, or the same resolved config as another variant): it cannot be compared"
+                    ),
+                ));
+            }
+        }
+    }
     Ok(Plan {
         experiment: loaded.spec.name.clone(),
         description: loaded.spec.description.clone(),
-        baseline: loaded.spec.baseline.clone(),
+        baseline: question
+            .as_ref()
+            .map(|q| q.baseline.clone())
+            .or_else(|| loaded.spec.baseline.clone()),
+        question,
         runs,
         warnings,
     })
@@ -443,7 +469,9 @@ fn base_document(loaded: &LoadedSpec) -> Result<Value, SpecError> {
     let mut base: Value =
         serde_yaml::from_str(&loaded.text).map_err(|e| yaml_error(&loaded.path, &e))?;
     if let Some(map) = base.as_mapping_mut() {
-        for key in ["seeds", "grid", "variants", "exclude", "seed", "baseline"] {
+        for key in [
+            "seeds", "grid", "variants", "exclude", "seed", "baseline", "question",
+        ] {
             map.remove(key);
         }
     }

@@ -285,6 +285,7 @@ fn resolve_train(loaded: &LoadedSpec, defaults: &TrainConfig) -> Result<TrainCon
         precision: t.precision.unwrap_or_default(),
         deterministic: t.deterministic.unwrap_or(defaults.deterministic),
         tf32: t.tf32.unwrap_or(defaults.tf32),
+        memory_format: t.memory_format.unwrap_or_default(),
         kl_warmup_epochs: non_negative(
             loaded,
             "train.kl_warmup_epochs",

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::experiment::config::{
-    BlockDesign, BlocksIn, DataSource, EvalSplit, FidReference, Init, Likelihood, LrSchedule, Norm,
-    Precision, ResizeFilter, Select,
+    BlockDesign, BlocksIn, DataSource, EvalSplit, FidReference, Init, Likelihood, LrSchedule,
+    MemoryFormat, Norm, Precision, ResizeFilter, Select,
 };
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -66,6 +66,7 @@ pub struct TrainSpec {
     pub precision: Option<Precision>,
     pub deterministic: Option<bool>,
     pub tf32: Option<bool>,
+    pub memory_format: Option<MemoryFormat>,
     pub kl_warmup_epochs: Option<i64>,
     pub free_bits: Option<f64>,
     pub lr_schedule: Option<LrSchedule>,
@@ -124,6 +125,9 @@ pub struct ExperimentSpec {
     pub train: TrainSpec,
     #[serde(default)]
     pub eval: EvalSpec,
+    /// The study's primary question: seeds are added until it is answered.
+    #[serde(default)]
+    pub question: Option<super::question::QuestionSpec>,
 }
 
 /// Every field a grid axis or a variant may set: `seed` and each field of the `data:`,
@@ -430,7 +434,7 @@ mod tests {
             assert!(parse(Path::new("e.yaml"), &text).is_ok(), "{path}");
         }
         assert!(parse(Path::new("e.yaml"), "name: a\nmodel:\n  depth: null\n").is_err());
-        assert_eq!(paths.len(), 38, "seed and the 37 section fields: {paths:?}");
+        assert_eq!(paths.len(), 39, "seed and the 38 section fields: {paths:?}");
     }
 
     #[test]

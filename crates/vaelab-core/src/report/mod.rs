@@ -9,13 +9,15 @@ mod format;
 mod html;
 mod latex;
 mod markdown;
-pub mod metric;
+pub use crate::experiment::metric;
 pub mod overview;
 mod plots;
 mod publish;
 pub mod query;
 pub mod render;
+pub mod sequential;
 pub mod stats;
+pub mod study;
 mod tables;
 mod visuals;
 
@@ -82,7 +84,12 @@ pub fn build(
     reporter.start(&format!("{} report", plan.experiment), 3, "step");
     let aggregate = aggregate::gather(store, selection);
     reporter.advance(1, "figures");
-    let files = render::render(&aggregate, plan.description.as_deref());
+    let confirmatory = study::assess(store, plan).map_or_else(Vec::new, |a| a.lines());
+    let context = render::Context {
+        description: plan.description.as_deref(),
+        confirmatory: &confirmatory,
+    };
+    let files = render::render(&aggregate, context);
     reporter.advance(2, "writing");
     reporter.finish();
     Ok((aggregate, files?))

@@ -201,6 +201,8 @@ pub struct LastEpoch {
     pub epoch: u32,
     pub train_loss: f64,
     pub val_loss: f64,
+    /// Training images per second over the epoch's steps.
+    pub images_per_second: f64,
 }
 
 pub fn store_view(store: &RunStore) -> Result<Vec<StoreRunView>, StoreError> {
@@ -241,6 +243,7 @@ pub fn store_view(store: &RunStore) -> Result<Vec<StoreRunView>, StoreError> {
             epoch: m.epoch,
             train_loss: m.train_loss,
             val_loss: m.val_loss,
+            images_per_second: m.images_per_second,
         });
         let mean_epoch = median(metrics.iter().map(|m| m.epoch_seconds).collect());
         let left = state.epochs_target.saturating_sub(state.epochs_done);

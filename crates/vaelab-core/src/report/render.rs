@@ -29,8 +29,16 @@ struct Content {
     differences: Vec<Difference>,
 }
 
+/// What the report says beyond the runs: the spec's description, and a declared
+/// question's assessment ([`super::study::Assessment::lines`]; empty without one).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    pub description: Option<&'a str>,
+    pub confirmatory: &'a [String],
+}
+
 /// Renders every file of the report.
-pub fn render(agg: &Aggregate, description: Option<&str>) -> Result<ReportFiles, ReportError> {
+pub fn render(agg: &Aggregate, context: Context) -> Result<ReportFiles, ReportError> {
     let mut figures = plots::variant_curves(agg)?;
     figures.push(plots::cost_curves(agg)?);
     figures.extend(plots::gap_per_epoch(agg)?);
@@ -78,7 +86,7 @@ pub fn render(agg: &Aggregate, description: Option<&str>) -> Result<ReportFiles,
     for cell in content.visuals.iter().flat_map(|v| &v.cells) {
         files.push((cell.path.clone(), cell.png.clone()));
     }
-    let doc = document(agg, description, &content);
+    let doc = document(agg, context, &content);
     files.push((
         PathBuf::from("report.md"),
         markdown::render(&doc).into_bytes(),
@@ -92,13 +100,17 @@ pub fn render(agg: &Aggregate, description: Option<&str>) -> Result<ReportFiles,
 }
 
 /// The report's text, once, for both writers.
-fn document(agg: &Aggregate, description: Option<&str>, content: &Content) -> Document {
+fn document(agg: &Aggregate, context: Context, content: &Content) -> Document {
     let mut doc = Document::new(&agg.experiment);
-    if let Some(text) = description {
+    if let Some(text) = context.description {
         doc.paragraph(text);
     }
     header(&mut doc, agg);
-    answer(&mut doc, agg, &content.differences);
+    let declared = !context.confirmatory.is_empty();
+    if declared {
+        confirmatory(&mut doc, context.confirmatory);
+    }
+    answer(&mut doc, agg, &content.differences, declared);
     doc.heading(2, "Comparison");
     doc.paragraph("Mean ± standard deviation over seeds; n counts finished runs.");
     doc.push(Block::Table(tables::comparison(agg)));
@@ -208,9 +220,35 @@ fn header(doc: &mut Document, agg: &Aggregate) {
     }
 }
 
-/// One reading per compared variant and metric of [`READING_METRICS`].
-fn answer(doc: &mut Document, agg: &Aggregate, differences: &[Difference]) {
-    doc.heading(2, "Answer");
+/// The declared question's answer: the only comparisons whose error rate the study
+/// controls, over every look it took.
+fn confirmatory(doc: &mut Document, lines: &[String]) {
+    doc.heading(2, "Confirmatory: the declared question");
+    doc.paragraph(
+        "Decided by a group-sequential design over the question's looks (repeated confidence \
+         intervals with a Wang–Tsiatis boundary, Δ = 0.25, calibrated for the paired t \
+         statistic; Bonferroni over the declared comparisons): each comparison's error rate \
+         holds however many rounds of seeds were added. \"Adjusted\" is that interval; \
+         \"naive\" is the ordinary t interval, valid only for a single look.",
+    );
+    doc.push(Block::List {
+        items: lines.to_vec(),
+    });
+}
+
+/// One reading per compared variant and metric of [`READING_METRICS`]; exploratory when
+/// the spec declares a question.
+fn answer(doc: &mut Document, agg: &Aggregate, differences: &[Difference], declared: bool) {
+    if declared {
+        doc.heading(2, "Exploratory");
+        doc.paragraph(
+            "Everything from here on is exploratory: ordinary 95% intervals, not adjusted for \
+             the study's looks, and Holm's adjustment only over this report's table. Read them \
+             as directions, not as answers.",
+        );
+    } else {
+        doc.heading(2, "Answer");
+    }
     let mut readings: Vec<String> = READING_METRICS
         .iter()
         .flat_map(|&metric| differences.iter().filter(move |d| d.metric == metric))

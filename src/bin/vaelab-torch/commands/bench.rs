@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use super::usage;
-use crate::cli::{BenchArgs, ModelChoice, PrecisionChoice};
+use crate::cli::{BenchArgs, ModelChoice, OnOff, PrecisionChoice};
 use vaelab::bench::{self, BenchConfig};
 use vaelab::experiment::config::DEFAULT_CHANNELS;
 use vaelab::experiment::config::{ModelConfig, Precision};
@@ -143,6 +143,7 @@ pub fn execute(args: &BenchArgs) -> Result<()> {
         cudnn_benchmark: !args.no_cudnn_benchmark,
         epoch_images: args.epoch_images.filter(|&n| n > 0),
         phases: args.phases,
+        tf32: args.tf32 == OnOff::On,
     };
     if let Some(root) = &args.data_dir {
         if let Some(count) = args.generate {
@@ -169,7 +170,7 @@ pub fn execute(args: &BenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
         println!(
-            "{} {}x{} batch {} {}{} on {}{} ({} threads, {} parameters): median {:.1} img/s ({:.3} s/step over {} steps)",
+            "{} {}x{} batch {} {}{} on {}{}{} ({} threads, {} parameters): median {:.1} img/s ({:.3} s/step over {} steps)",
             if result.residual { "residual" } else { "plain" },
             result.image_size,
             result.image_size,
@@ -183,6 +184,11 @@ pub fn execute(args: &BenchArgs) -> Result<()> {
             result.device,
             if result.cudnn_benchmark {
                 " (cuDNN benchmark)"
+            } else {
+                ""
+            },
+            if result.device != "cpu" && (result.tf32_convolutions || result.tf32_matmuls) {
+                " (TF32 allowed)"
             } else {
                 ""
             },
@@ -205,6 +211,12 @@ pub fn execute(args: &BenchArgs) -> Result<()> {
                 "one epoch of {} images held on the device: {:.2} s ({:.1} img/s)",
                 epoch.images, epoch.seconds, epoch.images_per_second
             );
+            if let Some(warmup) = epoch.last_batch_warmup_seconds {
+                println!(
+                    "  its last, smaller batch's first step, before the timing: {:.3} s",
+                    warmup
+                );
+            }
         }
     }
     Ok(())

@@ -24,5 +24,9 @@ pub fn execute(args: &InfoArgs) -> Result<()> {
     );
     println!("default device   {}", info.default_device);
     println!("cpu malloc       {}", info.malloc.describe());
+    println!(
+        "cublas workspace {}",
+        info.cublas_workspace_config.as_deref().unwrap_or("unset")
+    );
     Ok(())
 }

@@ -12,6 +12,23 @@ use tch::Device;
 use crate::cli::{DeviceChoice, PlacementArgs};
 pub use shared::{EXIT_USAGE, select, usage};
 
+/// Makes sure cuBLAS's fixed workspace is in this process's environment from its start
+/// ([`shared::CUBLAS_WORKSPACE`]): when it is not, runs this binary again with it, before
+/// libtorch has started a thread. Should that fail, this process goes on without it.
+pub fn start_with_cublas_workspace() {
+    use std::os::unix::process::CommandExt;
+    let (key, value) = shared::CUBLAS_WORKSPACE;
+    if std::env::var_os(key).is_some() {
+        return;
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        let _failed = std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .env(key, value)
+            .exec();
+    }
+}
+
 /// Resolves `--device` and `--threads` into a libtorch device, refusing CUDA when absent.
 pub fn placement_device(args: &PlacementArgs) -> Result<Device> {
     if let Some(threads) = args.threads {

@@ -1,7 +1,9 @@
 //! `vaelab run SPEC`: the checks every form of the command shares (the Slurm manifest, the
 //! spec, `--only`, `--jobs`) and its exit codes, then training in this process (`serial`)
-//! or in worker processes (`workers`).
+//! or in worker processes (`workers`); a spec with a declared question goes round by round
+//! until it is answered (`study`).
 mod serial;
+mod study;
 mod workers;
 
 use std::process::ExitCode;
@@ -32,11 +34,24 @@ pub fn execute(args: &RunArgs, store: &RunStore, reporter: &dyn Reporter) -> Res
     for warning in &plan.warnings {
         reporter.warn(warning);
     }
+    if plan.question.is_some() && args.only.is_empty() {
+        return study::execute(args, store, reporter, &plan);
+    }
     let selected = select(&plan.runs, &args.only)?;
     let selection = Selection {
         plan: &plan,
         runs: &selected,
     };
+    train(args, store, reporter, selection)
+}
+
+/// Trains `selection` in this process, or in worker processes with `--jobs`/`--devices`.
+fn train(
+    args: &RunArgs,
+    store: &RunStore,
+    reporter: &dyn Reporter,
+    selection: Selection,
+) -> Result<ExitCode> {
     if args.jobs > 1 || !args.devices.is_empty() {
         workers::execute(args, store, reporter, selection)
     } else {

@@ -1,6 +1,7 @@
-//! What the report compares per run ([`Metric`]): each metric's key, title, phrase and unit,
-//! and which are compared against the baseline. How a run's value is read lives with the
-//! run (`aggregate::RunRecord::metric`).
+//! The end-of-run metrics a report compares and a study's question may name ([`Metric`]):
+//! each metric's key, title, phrase, unit and direction, and which are compared against the
+//! baseline. Declared here, in the lowest layer, so a spec can name one; how a run's value
+//! is read lives with the run (`report::aggregate::RunRecord::metric`).
 
 /// What the comparison table reports per run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -153,6 +154,11 @@ impl Metric {
             Metric::SecondsPerEpoch => " s",
             _ => "",
         }
+    }
+
+    /// The compared metric whose [`Metric::key`] is `key`.
+    pub fn from_key(key: &str) -> Option<Metric> {
+        Self::compared().into_iter().find(|m| m.key() == key)
     }
 
     pub fn higher_is_better(self) -> bool {
