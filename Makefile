@@ -51,6 +51,7 @@ gpu-binary:
 
 # The GPU check's dry run on the CPU, on the archive's own binaries unpacked, as they will
 # run on the machine with the GPU (results in gpu-check/).
-gpu-dry-run: gpu-binary
+gpu-dry-run:
+	[ -f $(GPU_ARCHIVE) ] || $(MAKE) gpu-binary
 	rm -rf gpu/unpacked && mkdir -p gpu/unpacked && tar -xJf $(GPU_ARCHIVE) -C gpu/unpacked
 	$(WITH_TORCH) OUT=gpu-check scripts/gpu-check.sh gpu/unpacked/vaelab --dry-run

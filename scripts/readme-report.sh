@@ -18,7 +18,9 @@ python3 - "report/$1/report.md" README.md "$1" <<'PY'
 import re, sys
 path, readme_path, name = sys.argv[1:4]
 report, readme = (open(p, encoding="utf-8").read() for p in (path, readme_path))
-answer = report.split("## Answer\n\n", 1)[1].split("\n## ", 1)[0].strip()
+# A study with a declared question shows its confirmatory answer; others their answer.
+section = "## Confirmatory: the declared question\n\n" if "## Confirmatory" in report else "## Answer\n\n"
+answer = report.split(section, 1)[1].split("\n## ", 1)[0].strip()
 table = report.split("## Comparison\n\n", 1)[1].split("\n## ", 1)[0].strip()
 start, end = f"<!-- {name}-report:start -->", f"<!-- {name}-report:end -->"
 block = f"{start}\n{answer}\n\n{table}\n{end}"
@@ -30,7 +32,7 @@ open(readme_path, "w", encoding="utf-8").write(updated)
 PY
 }
 embed quickstart
-for experiment in residual-norm residual-controls; do
+for experiment in residual-norm residual-controls residual-question; do
   if [ -f "report/$experiment/report.md" ]; then
     embed "$experiment"
   fi

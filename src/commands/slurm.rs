@@ -1,5 +1,7 @@
 //! `vaelab slurm SPEC`: a Slurm job array over the runs that are not done, written into the
-//! run store (script, manifest, logs) and, with `--submit`, handed to sbatch.
+//! run store (script, manifest, logs) and, with `--submit`, handed to sbatch. For a spec
+//! with a declared question: the next round's runs, and a follow-up job that submits the
+//! round after, until the question is answered.
 use anyhow::{Context, Result};
 
 use crate::cli::SlurmArgs;
@@ -8,6 +10,7 @@ use vaelab_core::data::fingerprint;
 use vaelab_core::experiment::plan::Selection;
 use vaelab_core::experiment::spec;
 use vaelab_core::progress::Reporter;
+use vaelab_core::report::study;
 use vaelab_core::store::RunStore;
 
 pub fn execute(args: &SlurmArgs, store: &RunStore, reporter: &dyn Reporter) -> Result<()> {
@@ -16,6 +19,19 @@ pub fn execute(args: &SlurmArgs, store: &RunStore, reporter: &dyn Reporter) -> R
     for warning in &plan.warnings {
         reporter.warn(warning);
     }
+    if let Some(assessment) = study::assess(store, &plan) {
+        for line in assessment.lines() {
+            reporter.note(&format!("{}: {line}", plan.experiment));
+        }
+        if !assessment.failed.is_empty() {
+            anyhow::bail!(
+                "{}: the study is blocked by failed runs; see `vaelab status`, then submit again",
+                plan.experiment
+            );
+        }
+    }
+    // A declared question's study: only the runs of its rounds so far and the next one.
+    let (plan, _) = study::narrowed(store, &plan);
     let selected = super::select(&plan.runs, &args.only)?;
     let options = SlurmOptions {
         partition: args.partition.clone(),
@@ -57,6 +73,16 @@ pub fn execute(args: &SlurmArgs, store: &RunStore, reporter: &dyn Reporter) -> R
             "submitted job array {job_id}; logs in {}; `vaelab status` shows each run's task",
             job.dir.join("logs").display()
         ));
+        if plan.question.is_some() {
+            // The same command line again, once the round's array has ended.
+            let mut command = vec![vaelab.display().to_string()];
+            command.extend(std::env::args().skip(1));
+            let cwd = std::env::current_dir().context("cannot read the working directory")?;
+            let next = slurm::submit_follow_up(&job, &job_id, &options, &command, &cwd)?;
+            reporter.note(&format!(
+                "submitted follow-up job {next}: after {job_id} it plans the study's next round and submits it, until the question is answered"
+            ));
+        }
         println!("{job_id}");
     } else {
         println!("{}", job.script.display());

@@ -452,3 +452,70 @@ fn scancel_stops_a_task_with_a_checkpoint_and_without_requeueing() {
     assert!(!logs.contains("requeued"), "{logs}");
     assert!(read_state(&run)["epochs_done"].as_u64().unwrap() < 50);
 }
+
+/// A spec with a declared question under Slurm: `--submit` sends the first round's array
+/// and a follow-up job that, once the array ends, plans the next round and submits it with
+/// a follow-up of its own, until the question is answered; the study ends with the runs
+/// and decisions of the same study run in one process.
+#[test]
+fn a_declared_question_goes_round_by_round_under_slurm_to_the_local_answer() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let text = crate::study::spec(0.5, 5);
+    let local = Workspace::new();
+    let local_spec = local.write("settle.yaml", &text);
+    local
+        .vaelab(&["run", local_spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success();
+    let decisions = |ws: &Workspace, spec: &Path| -> Vec<String> {
+        let output = ws
+            .vaelab(&["plan", spec.to_str().unwrap()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|l| l.contains(" vs small: ") || l.starts_with("answered"))
+            .map(str::to_string)
+            .collect()
+    };
+    let answer = decisions(&local, &local_spec);
+    assert!(
+        answer
+            .iter()
+            .any(|l| l == "answered: every declared comparison is decided")
+    );
+
+    let ws = Workspace::new();
+    let spec = ws.write("settle.yaml", &text);
+    submit(&ws, &cluster, &spec);
+    let runs = ws.runs();
+    let expected = run_dirs(&local.runs()).len();
+    wait_until(
+        "the study answered and its jobs gone from the queue",
+        Duration::from_secs(600),
+        &cluster,
+        &runs,
+        || {
+            all_done(&runs, expected)
+                && cluster.run("squeue", &["-h", "-o", "%i"]).trim().is_empty()
+        },
+    );
+    assert_eq!(decisions(&ws, &spec), answer);
+    // Two rounds, so two arrays, each with its follow-up; the last follow-up found the
+    // question answered and submitted nothing.
+    let jobs: Vec<PathBuf> = std::fs::read_dir(runs.join("slurm"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    let follow_up_logs: String = jobs
+        .iter()
+        .map(|j| std::fs::read_to_string(j.join("logs/follow-up.log")).unwrap_or_default())
+        .collect();
+    assert!(
+        follow_up_logs.contains("answered: every declared comparison is decided"),
+        "{follow_up_logs}"
+    );
+}

@@ -8,7 +8,7 @@ use predicates::str::contains;
 /// `large` is the same model at 32×32, whose summed validation loss is over a hundred
 /// higher on every seed, and `twin` differs from the baseline only in validating on one
 /// image more: its loss differs by a few tenths either way, far below a margin of 40.
-fn spec(margin: f64, max: usize) -> String {
+pub(crate) fn spec(margin: f64, max: usize) -> String {
     format!(
         "name: settle\nseed: 4\ndata:\n  source: synthetic\n  train_images: 64\n  val_images: 16\n\
          model:\n  latent_dim: 4\n  channels: [8, 16]\ntrain:\n  epochs: 1\n  batch_size: 32\n\

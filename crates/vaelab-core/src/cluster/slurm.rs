@@ -381,6 +381,78 @@ pub fn submit(job: &mut JobArray) -> Result<String, SlurmError> {
     Ok(job_id)
 }
 
+/// The follow-up job's script, beside the array's.
+pub const FOLLOW_UP_FILE: &str = "follow-up.sh";
+
+/// A study with a declared question goes on without anyone at the keyboard: after the
+/// array `after` ends (whichever way: `afterany`), one small job runs `command` (this
+/// `vaelab slurm SPEC --submit ...` again, from `cwd`), which assesses the study from the
+/// store and submits the next round and its own follow-up, or stops once it is answered.
+/// Returns the follow-up's job id.
+pub fn submit_follow_up(
+    job: &JobArray,
+    after: &str,
+    options: &SlurmOptions,
+    command: &[String],
+    cwd: &Path,
+) -> Result<String, SlurmError> {
+    let mut lines = vec![
+        "#!/bin/bash".to_string(),
+        format!("#SBATCH --job-name=vaelab-{}-next", job.manifest.experiment),
+        format!(
+            "#SBATCH --output={}",
+            job.dir.join("logs").join("follow-up.log").display()
+        ),
+        "#SBATCH --open-mode=append".into(),
+        "#SBATCH --ntasks=1".into(),
+    ];
+    if let Some(partition) = &options.partition {
+        lines.push(format!("#SBATCH --partition={partition}"));
+    }
+    for extra in &options.extra {
+        let extra = extra.trim();
+        lines.push(match extra.strip_prefix("#SBATCH") {
+            Some(_) => extra.to_string(),
+            None => format!("#SBATCH {extra}"),
+        });
+    }
+    lines.push(String::new());
+    lines.push("# Plans the study's next round from the store and submits it, or stops.".into());
+    lines.push("set -euo pipefail".into());
+    lines.push(format!("cd {}", shell_quote(&cwd.display().to_string())));
+    let quoted: Vec<String> = command.iter().map(|a| shell_quote(a)).collect();
+    lines.push(format!("exec {}", quoted.join(" ")));
+    lines.push(String::new());
+    let script = job.dir.join(FOLLOW_UP_FILE);
+    write_atomic(&script, lines.join("\n").as_bytes())?;
+    let failed = |detail: String| SlurmError::Submit {
+        script: script.clone(),
+        detail,
+    };
+    let output = std::process::Command::new("sbatch")
+        .arg("--parsable")
+        .arg(format!("--dependency=afterany:{after}"))
+        .arg(&script)
+        .output()
+        .map_err(|e| failed(format!("cannot run sbatch ({e}); is Slurm installed here?")))?;
+    if !output.status.success() {
+        return Err(failed(
+            String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let id = stdout
+        .trim()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    if id.is_empty() {
+        return Err(failed("printed no job id".into()));
+    }
+    Ok(id)
+}
+
 /// Asks Slurm to requeue the job this process runs in (after a checkpoint).
 pub fn requeue(ids: &SlurmIds) -> Result<(), String> {
     let output = std::process::Command::new("scontrol")

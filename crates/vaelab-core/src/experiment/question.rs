@@ -1,37 +1,11 @@
 //! A study's declared primary question (`question:` in a spec): the metric, the variants
 //! compared with the baseline, the smallest difference that matters, the error rate and
-//! the seed schedule. Parsed here and validated against the spec's variants; the
+//! the seed schedule. Its YAML shape is `spec::QuestionSpec`; here it is validated
+//! against the spec's variants; the
 //! decisions are `report::sequential`'s, the rounds `report::study`'s. Not run identity:
 //! it changes which seeds are trained, never what a run is.
-use serde::Deserialize;
-
 use super::metric::Metric;
-use super::spec::{LoadedSpec, SpecError, did_you_mean};
-
-/// `question:` as written.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QuestionSpec {
-    /// A compared end-of-run metric's key (`elbo_bpd`, `best_val_loss`, ...).
-    pub metric: String,
-    /// Variants compared with the baseline, each paired with it by seed.
-    pub compare: Vec<String>,
-    /// The smallest difference that matters, in the metric's unit.
-    pub margin: f64,
-    /// The family-wise error rate over the declared comparisons (default 0.05).
-    #[serde(default)]
-    pub alpha: Option<f64>,
-    pub seeds: SeedScheduleSpec,
-}
-
-/// `question.seeds` as written.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeedScheduleSpec {
-    pub start: i64,
-    pub step: i64,
-    pub max: i64,
-}
+use super::spec::{LoadedSpec, SeedScheduleSpec, SpecError, did_you_mean};
 
 /// Seeds per arm at each look: `start`, then `step` more at a time, up to `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -127,7 +127,32 @@ pub struct ExperimentSpec {
     pub eval: EvalSpec,
     /// The study's primary question: seeds are added until it is answered.
     #[serde(default)]
-    pub question: Option<super::question::QuestionSpec>,
+    pub question: Option<QuestionSpec>,
+}
+
+/// `question:` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuestionSpec {
+    /// A compared end-of-run metric's key (`elbo_bpd`, `best_val_loss`, ...).
+    pub metric: String,
+    /// Variants compared with the baseline, each paired with it by seed.
+    pub compare: Vec<String>,
+    /// The smallest difference that matters, in the metric's unit.
+    pub margin: f64,
+    /// The family-wise error rate over the declared comparisons (default 0.05).
+    #[serde(default)]
+    pub alpha: Option<f64>,
+    pub seeds: SeedScheduleSpec,
+}
+
+/// `question.seeds` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedScheduleSpec {
+    pub start: i64,
+    pub step: i64,
+    pub max: i64,
 }
 
 /// Every field a grid axis or a variant may set: `seed` and each field of the `data:`,

@@ -251,7 +251,7 @@ impl Assessment<'_> {
             q.alpha,
             q.compare.len(),
             if q.compare.len() == 1 { "" } else { "s" },
-            self.design.alpha(),
+            short(self.design.alpha()),
             looks
                 .iter()
                 .map(usize::to_string)
@@ -316,6 +316,12 @@ impl Assessment<'_> {
         }
         line
     }
+}
+
+/// A rate such as α to four decimals at most: 0.05, 0.0167.
+fn short(value: f64) -> String {
+    let text = format!("{value:.4}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn plural(count: usize, noun: &str) -> String {
