@@ -745,7 +745,12 @@ fn every_spec_in_experiments_parses_and_plans() {
             String::from_utf8_lossy(&output.stderr),
         );
         if text.contains("source: celeba") {
-            assert_eq!(output.status.code(), Some(2), "{}: {stderr}", spec.display());
+            assert_eq!(
+                output.status.code(),
+                Some(2),
+                "{}: {stderr}",
+                spec.display()
+            );
             assert!(stderr.contains("data.root"), "{}: {stderr}", spec.display());
         } else {
             assert!(output.status.success(), "{}: {stderr}", spec.display());
