@@ -9,7 +9,7 @@ use tch::nn::Module;
 use tch::{Device, Kind, Tensor};
 use vaelab::experiment::capacity::capacity;
 use vaelab::experiment::config::{
-    BlockDesign, BlocksIn, Likelihood, ModelConfig, Norm, choice_name,
+    BlockDesign, BlocksIn, Likelihood, ModelConfig, ModelKind, Norm, choice_name,
 };
 use vaelab::model;
 
@@ -103,10 +103,14 @@ fn max_difference(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[])
 }
 
-/// The fixture's RESIDUAL argument for `config`: `true`, `false` or DESIGN:PLACEMENT:DEPTH.
+/// The fixture's RESIDUAL argument for `config`: `true`, `false`, DESIGN:PLACEMENT:DEPTH,
+/// or `mlp:W1,W2` for the fully connected model.
 fn blocks_argument(config: &ModelConfig) -> String {
     let defaults = ModelConfig::default();
-    if !config.residual {
+    if config.kind == ModelKind::Mlp {
+        let widths: Vec<String> = config.hidden.iter().map(usize::to_string).collect();
+        format!("mlp:{}", widths.join(","))
+    } else if !config.residual {
         "false".into()
     } else if (config.block, config.blocks_in, config.blocks_per_stage)
         == (
@@ -256,6 +260,23 @@ fn every_block_design_and_placement_matches_pytorch_strictly_and_numerically() {
     }
 }
 
+/// Kingma & Welling's fully connected VAE (`model.kind: mlp`), with the fixed and the
+/// learned likelihood: vaelab's weights load into the PyTorch twin with `strict=True`,
+/// both compute the same posterior mean and reconstruction, and PyTorch's load back.
+#[test]
+fn the_mlp_matches_its_pytorch_twin_strictly_and_numerically() {
+    let ws = Workspace::new();
+    for likelihood in [Likelihood::Fixed, Likelihood::Learned] {
+        let config = ModelConfig {
+            kind: ModelKind::Mlp,
+            hidden: vec![64, 32],
+            residual: false,
+            ..variant_config(Norm::None, likelihood)
+        };
+        matches_pytorch(&ws, &config, &format!("mlp-{likelihood:?}"));
+    }
+}
+
 /// `plan`'s parameter count equals the built model's and PyTorch's, and its forward FLOPs
 /// per image equal `torch.utils.flop_counter`'s, for every design, placement and norm.
 #[test]
@@ -278,6 +299,16 @@ fn counted_parameters_and_flops_match_the_built_models_and_pytorch_s_counter() {
         },
         ModelConfig {
             channels: vec![24, 48, 96, 184, 360],
+            ..plain.clone()
+        },
+        ModelConfig {
+            kind: ModelKind::Mlp,
+            hidden: vec![256, 64],
+            ..variant_config(Norm::None, Likelihood::Learned)
+        },
+        ModelConfig {
+            kind: ModelKind::Mlp,
+            hidden: vec![96],
             ..plain
         },
     ];

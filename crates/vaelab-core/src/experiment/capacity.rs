@@ -3,7 +3,7 @@
 //! and forward FLOPs per image, as `torch.utils.flop_counter` counts them (2 per
 //! multiply-add of every convolution and linear layer; norms, activations and biases
 //! free). Also the width scaling that `match_parameters` asks for.
-use crate::experiment::config::{BlockDesign, ModelConfig, Norm};
+use crate::experiment::config::{BlockDesign, ModelConfig, ModelKind, Norm};
 
 /// Kernel sides of the stage convolutions and of the blocks' convolutions.
 const STAGE_KERNEL: u64 = 4;
@@ -86,6 +86,38 @@ fn stage_blocks(model: &ModelConfig, encoder: bool, channels: u64, spatial: u64)
 
 /// Parameters and forward FLOPs per image of `model` on `image_size`² images.
 pub fn capacity(model: &ModelConfig, image_size: usize) -> Capacity {
+    let mut total = match model.kind {
+        ModelKind::Conv => convolutional(model, image_size),
+        ModelKind::Mlp => fully_connected(model, image_size),
+    };
+    if !model.likelihood.is_fixed() {
+        total.parameters += 3;
+    }
+    total
+}
+
+/// The MLP: the flattened image through the hidden layers to `fc_mu` and `fc_logvar`, the
+/// latents back through them reversed to every pixel.
+fn fully_connected(model: &ModelConfig, image_size: usize) -> Capacity {
+    let pixels = 3 * (image_size * image_size) as u64;
+    let latent = model.latent_dim as u64;
+    let hidden: Vec<u64> = model.hidden.iter().map(|&h| h as u64).collect();
+    let chain = |from: u64, widths: &mut dyn Iterator<Item = u64>| {
+        let mut previous = from;
+        let mut total = Capacity::default();
+        for width in widths {
+            total = total + linear(previous, width);
+            previous = width;
+        }
+        (total, previous)
+    };
+    let (encoder, last) = chain(pixels, &mut hidden.iter().copied());
+    let (decoder, first) = chain(latent, &mut hidden.iter().rev().copied());
+    encoder + linear(last, latent) + linear(last, latent) + decoder + linear(first, pixels)
+}
+
+/// The seed's convolutional network.
+fn convolutional(model: &ModelConfig, image_size: usize) -> Capacity {
     let widths: Vec<u64> = model.channels.iter().map(|&c| c as u64).collect();
     let side = |stage: usize| (image_size as u64) >> (stage + 1);
     let area = |stage: usize| side(stage) * side(stage);
@@ -111,11 +143,7 @@ pub fn capacity(model: &ModelConfig, image_size: usize) -> Capacity {
             + norm(model.norm, c_to)
             + stage_blocks(model, false, c_to, area(i));
     }
-    total = total + conv(widths[0], 3, STAGE_KERNEL, area(0));
-    if !model.likelihood.is_fixed() {
-        total.parameters += 3;
-    }
-    total
+    total + conv(widths[0], 3, STAGE_KERNEL, area(0))
 }
 
 /// Widths are rounded to multiples of this when scaled.

@@ -299,9 +299,36 @@ impl Init {
 /// The seed model's widths: five down-sampling stages.
 pub const DEFAULT_CHANNELS: [usize; 5] = [32, 64, 128, 256, 512];
 
+/// Which network the VAE has (`model.kind`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// The seed's convolutional VAE (`channels`, `residual` and the block knobs).
+    #[default]
+    Conv,
+    /// Kingma & Welling's fully connected VAE (`hidden`).
+    Mlp,
+}
+
+impl ModelKind {
+    pub fn is_conv(&self) -> bool {
+        *self == Self::Conv
+    }
+}
+
+/// The MLP's hidden widths when `model.hidden` is not given.
+pub const DEFAULT_HIDDEN: [usize; 1] = [512];
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
+    /// Left out at `conv`, so the ids of runs made before it existed stay theirs.
+    #[serde(default, skip_serializing_if = "ModelKind::is_conv")]
+    pub kind: ModelKind,
+    /// The MLP's hidden widths, encoder order (the decoder takes them reversed); empty,
+    /// and left out, for the convolutional model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<usize>,
     pub residual: bool,
     pub latent_dim: usize,
     pub channels: Vec<usize>,
@@ -376,9 +403,24 @@ impl BlocksIn {
 }
 
 /// The seed's model: residual blocks, latent 128, widths 32 to 512.
+impl ModelConfig {
+    /// Fields that describe only the convolutional network: an MLP's identity leaves
+    /// them out, so settings meant for a sweep's convolutional arms cannot split its runs.
+    pub const CONV_ONLY: &'static [&'static str] = &[
+        "residual",
+        "channels",
+        "norm",
+        "block",
+        "blocks_in",
+        "blocks_per_stage",
+    ];
+}
+
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
+            kind: ModelKind::Conv,
+            hidden: Vec::new(),
             residual: true,
             latent_dim: 128,
             channels: DEFAULT_CHANNELS.to_vec(),
@@ -598,6 +640,13 @@ impl RunConfig {
                 }
             }
         }
+        if self.model.kind == ModelKind::Mlp
+            && let Some(model) = object.get_mut("model").and_then(|m| m.as_object_mut())
+        {
+            for key in ModelConfig::CONV_ONLY {
+                model.remove(*key);
+            }
+        }
         // Budget: more epochs continue the same run. A cosine schedule's horizon is its
         // epochs, so there they are identity: a 20-epoch cosine run is not a 10-epoch one
         // extended.
@@ -699,6 +748,8 @@ pub(crate) mod tests {
                 hflip: true,
             },
             model: ModelConfig {
+                kind: ModelKind::Conv,
+                hidden: vec![256, 128],
                 residual: false,
                 latent_dim: 64,
                 channels: vec![16, 32],
@@ -901,6 +952,28 @@ pub(crate) mod tests {
                 serde_yaml::from_str(&serde_yaml::to_string(&changed).unwrap()).unwrap();
             assert_eq!(read, changed, "config.yaml keeps the field");
         }
+    }
+
+    /// `model.kind: mlp` is identity (left out at `conv`, so every earlier id stays), and
+    /// an MLP's id ignores the convolutional fields it has no use for.
+    #[test]
+    fn an_mlp_is_its_own_run_and_ignores_the_convolutional_fields() {
+        let mut mlp = tiny_config();
+        mlp.model.kind = ModelKind::Mlp;
+        mlp.model.hidden = vec![64];
+        assert_ne!(mlp.id(), tiny_config().id());
+        let mut wider = mlp.clone();
+        wider.model.hidden = vec![128];
+        assert_ne!(wider.id(), mlp.id());
+        let mut other_channels = mlp.clone();
+        other_channels.model.channels = vec![32, 64, 128];
+        other_channels.model.residual = false;
+        other_channels.model.block = BlockDesign::Preact;
+        assert_eq!(other_channels.id(), mlp.id());
+        let text = serde_yaml::to_string(&tiny_config()).unwrap();
+        assert!(!text.contains("kind") && !text.contains("hidden"), "{text}");
+        let read: RunConfig = serde_yaml::from_str(&serde_yaml::to_string(&mlp).unwrap()).unwrap();
+        assert_eq!(read, mlp);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! sit beside the code; the code itself is about 300.
 use super::resolve::resolve;
 use crate::experiment::capacity::{capacity, widths_matching};
-use crate::experiment::config::{DataConfig, DataSource, RunConfig, RunId};
+use crate::experiment::config::{DataConfig, DataSource, ModelKind, RunConfig, RunId};
 use crate::experiment::question::{self, Question};
 use serde_yaml::{Mapping, Value};
 
@@ -269,6 +269,12 @@ fn match_parameters(
         "{MATCH_PARAMETERS} of {}",
         point.variant.name.as_deref().unwrap_or("")
     );
+    if config.model.kind == ModelKind::Mlp {
+        return Err(loaded.error(
+            &field,
+            "scales convolutional widths; an mlp's size is its `model.hidden`",
+        ));
+    }
     config.model.channels =
         widths_matching(&config.model, image_size, wanted).ok_or_else(|| {
             loaded.error(

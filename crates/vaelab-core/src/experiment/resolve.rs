@@ -4,8 +4,8 @@
 //!
 //! Over 500 lines with its tests (about 130), which pin each error message.
 use crate::experiment::config::{
-    DEFAULT_FID_SAMPLES, DataConfig, DataSource, EvalConfig, EvalSplit, FidConfig, ModelConfig,
-    RunConfig, TrainConfig,
+    DEFAULT_FID_SAMPLES, DEFAULT_HIDDEN, DataConfig, DataSource, EvalConfig, EvalSplit, FidConfig,
+    ModelConfig, ModelKind, Norm, RunConfig, TrainConfig,
 };
 use crate::experiment::spec::{LoadedSpec, SpecError, did_you_mean};
 
@@ -60,8 +60,11 @@ pub fn resolve(loaded: &LoadedSpec) -> Result<RunConfig, SpecError> {
     let defaults = RunConfig::default();
     let source = spec.data.source.unwrap_or(defaults.data.source);
     let channels = resolve_channels(loaded, &defaults.model)?;
-    let data = resolve_data(loaded, &defaults.data, source, channels.len())?;
-    let model = resolve_model(loaded, &defaults.model, channels)?;
+    let kind = spec.model.kind.unwrap_or_default();
+    // An MLP has no down-sampling stages, so any image size suits it.
+    let depth = if kind.is_conv() { channels.len() } else { 0 };
+    let data = resolve_data(loaded, &defaults.data, source, depth)?;
+    let model = resolve_model(loaded, &defaults.model, channels, kind)?;
     let train = resolve_train(loaded, &defaults.train)?;
     let eval = resolve_eval(loaded, &defaults.eval, source)?;
     Ok(RunConfig {
@@ -78,6 +81,7 @@ fn resolve_model(
     loaded: &LoadedSpec,
     defaults: &ModelConfig,
     channels: Vec<usize>,
+    kind: ModelKind,
 ) -> Result<ModelConfig, SpecError> {
     let m = &loaded.spec.model;
     let residual = m.residual.unwrap_or(defaults.residual);
@@ -94,6 +98,11 @@ fn resolve_model(
         ));
     }
     let mut model = ModelConfig {
+        kind,
+        hidden: match kind {
+            ModelKind::Conv => Vec::new(),
+            ModelKind::Mlp => resolve_hidden(loaded)?,
+        },
         residual,
         latent_dim: positive(
             loaded,
@@ -109,7 +118,13 @@ fn resolve_model(
         blocks_in: m.blocks_in.unwrap_or(defaults.blocks_in),
         blocks_per_stage: blocks_per_stage as u32,
     };
-    if !residual {
+    if kind == ModelKind::Mlp {
+        // The convolutional fields a spec sets for its other arms mean nothing here (and
+        // are no part of an MLP's identity); resolved as a plain model without norm.
+        model.residual = false;
+        model.norm = Norm::None;
+    }
+    if !model.residual {
         // A plain model has no blocks: their settings (set for a whole grid, say) would
         // only split one model's runs between ids.
         model.block = defaults.block;
@@ -117,6 +132,26 @@ fn resolve_model(
         model.blocks_per_stage = defaults.blocks_per_stage;
     }
     Ok(model)
+}
+
+/// `model.hidden`: 1 to 8 positive widths, [`DEFAULT_HIDDEN`] when not given.
+fn resolve_hidden(loaded: &LoadedSpec) -> Result<Vec<usize>, SpecError> {
+    let Some(list) = &loaded.spec.model.hidden else {
+        return Ok(DEFAULT_HIDDEN.to_vec());
+    };
+    if list.is_empty() || list.len() > 8 {
+        return Err(loaded.error(
+            "model.hidden",
+            format!("expected 1 to 8 widths, got {}", list.len()),
+        ));
+    }
+    if let Some(bad) = list.iter().find(|&&w| !(1..=65_536).contains(&w)) {
+        return Err(loaded.error(
+            "model.hidden",
+            format!("expected widths from 1 to 65536, got {bad}"),
+        ));
+    }
+    Ok(list.iter().map(|&w| w as usize).collect())
 }
 
 /// Deeper stages than this are a typo more often than a design.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::experiment::config::{
     BlockDesign, BlocksIn, DataSource, EvalSplit, FidReference, Init, Likelihood, LrSchedule,
-    MemoryFormat, Norm, Precision, ResizeFilter, Select,
+    MemoryFormat, ModelKind, Norm, Precision, ResizeFilter, Select,
 };
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -42,6 +42,8 @@ pub struct DataSpec {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
+    pub kind: Option<ModelKind>,
+    pub hidden: Option<Vec<i64>>,
     pub residual: Option<bool>,
     pub latent_dim: Option<i64>,
     pub channels: Option<Vec<i64>>,
@@ -459,7 +461,7 @@ mod tests {
             assert!(parse(Path::new("e.yaml"), &text).is_ok(), "{path}");
         }
         assert!(parse(Path::new("e.yaml"), "name: a\nmodel:\n  depth: null\n").is_err());
-        assert_eq!(paths.len(), 39, "seed and the 38 section fields: {paths:?}");
+        assert_eq!(paths.len(), 41, "seed and the 40 section fields: {paths:?}");
     }
 
     #[test]
