@@ -314,6 +314,47 @@ fn jobs_split_a_sweep_between_workers_with_one_summary() {
         .stderr(contains("0 trained now, 4 complete"));
 }
 
+/// `--quiet` reaches the workers (their arguments are handed whole): a quiet sweep over two
+/// workers prints none of their progress, but a worker's warning still shows, tagged with
+/// the worker. (Before, each worker got a command line rebuilt by hand without `--quiet`
+/// and its lines were relayed as notes, so under `--quiet` its warnings were lost.)
+#[test]
+fn quiet_reaches_every_worker_and_their_warnings_still_show() {
+    let ws = Workspace::new();
+    // A variant that resolves to plain's config: every planner warns that it trains it once.
+    let text = format!(
+        "{}  - name: plain-again\n    model.residual: false\n",
+        tiny_sweep("quietjobs", 1)
+    );
+    let spec = ws.write("jobs.yaml", &text);
+    let out = ws
+        .vaelab(&[
+            "--quiet",
+            "run",
+            spec.to_str().unwrap(),
+            "--jobs",
+            "2",
+            "--device",
+            "cpu",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("trained epochs"), "{stderr}");
+    for worker in ["[w1 cpu]", "[w2 cpu]"] {
+        let warned = stderr
+            .lines()
+            .any(|l| l.contains(worker) && l.contains("same resolved config; training it once"));
+        assert!(warned, "{worker}'s warning is missing:\n{stderr}");
+    }
+    let done = std::fs::read_dir(ws.runs())
+        .unwrap()
+        .filter(|d| read_state(&d.as_ref().unwrap().path())["status"] == "done")
+        .count();
+    assert_eq!(done, 4);
+}
+
 /// A stop request to `vaelab run --jobs` alone (as `kill` or a scheduler sends it, not the
 /// terminal's signal to the whole group) reaches every worker: each checkpoints and marks
 /// its run interrupted, and the command exits with 130.

@@ -16,11 +16,21 @@ fn main() -> ExitCode {
     commands::start_with_cublas_workspace();
     // Before anything allocates: tensors reuse freed memory instead of fresh pages.
     vaelab::model::memory::keep_freed_memory();
-    let cli = Cli::parse();
+    let cli = match commands::run::WorkerArgs::from_env() {
+        // A `--jobs` worker: its parent's arguments, handed whole.
+        Some(Ok(worker)) => Cli {
+            runs_dir: worker.runs_dir,
+            report_dir: "report".into(),
+            quiet: worker.quiet,
+            command: Command::Run(worker.run),
+        },
+        Some(Err(error)) => return commands::shared::report_error(&error),
+        None => Cli::parse(),
+    };
     let reporter = Console::new(cli.quiet);
     let store = RunStore::new(&cli.runs_dir);
     let result = match &cli.command {
-        Command::Run(args) => commands::run::execute(args, &store, &reporter),
+        Command::Run(args) => commands::run::execute(args, &store, &reporter, cli.quiet),
         Command::Info(args) => commands::info::execute(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => commands::bench::execute(args).map(|()| ExitCode::SUCCESS),
         _ => Err(commands::usage(

@@ -21,7 +21,14 @@ use vaelab::store::RunStore;
 /// Exit code after Ctrl-C (128 + SIGINT), as shells expect.
 pub const EXIT_INTERRUPTED: u8 = 130;
 
-pub fn execute(args: &RunArgs, store: &RunStore, reporter: &dyn Reporter) -> Result<ExitCode> {
+pub use workers::WorkerArgs;
+
+pub fn execute(
+    args: &RunArgs,
+    store: &RunStore,
+    reporter: &dyn Reporter,
+    quiet: bool,
+) -> Result<ExitCode> {
     if let Some(manifest) = &args.manifest {
         vaelab::cluster::slurm::check_spec_unchanged(manifest, &args.spec)
             .map_err(|e| usage(e.to_string()))?;
@@ -35,14 +42,14 @@ pub fn execute(args: &RunArgs, store: &RunStore, reporter: &dyn Reporter) -> Res
         reporter.warn(warning);
     }
     if plan.question.is_some() && args.only.is_empty() {
-        return study::execute(args, store, reporter, &plan);
+        return study::execute(args, store, reporter, &plan, quiet);
     }
     let selected = select(&plan.runs, &args.only)?;
     let selection = Selection {
         plan: &plan,
         runs: &selected,
     };
-    train(args, store, reporter, selection)
+    train(args, store, reporter, selection, quiet)
 }
 
 /// Trains `selection` in this process, or in worker processes with `--jobs`/`--devices`.
@@ -51,9 +58,10 @@ fn train(
     store: &RunStore,
     reporter: &dyn Reporter,
     selection: Selection,
+    quiet: bool,
 ) -> Result<ExitCode> {
     if args.jobs > 1 || !args.devices.is_empty() {
-        workers::execute(args, store, reporter, selection)
+        workers::execute(args, store, reporter, selection, quiet)
     } else {
         serial::execute(args, store, reporter, selection)
     }

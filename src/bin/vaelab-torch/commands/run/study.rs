@@ -18,6 +18,7 @@ pub fn execute(
     store: &RunStore,
     reporter: &dyn Reporter,
     plan: &Plan,
+    quiet: bool,
 ) -> Result<ExitCode> {
     let mut last_round: Option<Vec<RunId>> = None;
     loop {
@@ -47,7 +48,7 @@ pub fn execute(
             plan,
             runs: &assessment.next_round,
         };
-        let code = super::train(&round_args, store, reporter, selection)?;
+        let code = super::train(&round_args, store, reporter, selection, quiet)?;
         if code != ExitCode::SUCCESS {
             return Ok(code);
         }

@@ -16,14 +16,15 @@ use vaelab::store::{RunStore, Standing, Target};
 use vaelab::train::StopFlag;
 
 use super::EXIT_INTERRUPTED;
-use crate::cli::RunArgs;
+use crate::cli::{DeviceChoice, RunArgs};
 use crate::commands::{EXIT_USAGE, resolve_device, usage};
 
 /// One worker: where it trains and how many CPU threads it may use.
 #[derive(Debug, Clone)]
 struct Worker {
     tag: String,
-    device: Device,
+    /// As `--device` names it, what the worker is handed.
+    choice: DeviceChoice,
     threads: usize,
 }
 
@@ -58,29 +59,68 @@ fn workers(args: &RunArgs) -> Result<Vec<Worker>> {
             let device = devices[i % devices.len()];
             Worker {
                 tag: format!("w{} {}", i + 1, device_name(device)),
-                device,
+                choice: match device {
+                    Device::Cuda(index) => DeviceChoice::Cuda(index),
+                    _ => DeviceChoice::Cpu,
+                },
                 threads,
             }
         })
         .collect())
 }
 
+/// What a worker is handed: its parent's parsed arguments, whole, with its own device,
+/// threads and one job, so no flag can be dropped on the way (as `--quiet` once was when
+/// the command line was rebuilt by hand). JSON in [`WORKER_ARGS_ENV`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WorkerArgs {
+    pub runs_dir: std::path::PathBuf,
+    pub quiet: bool,
+    pub run: RunArgs,
+}
+
+/// The environment variable that carries a worker's [`WorkerArgs`].
+pub const WORKER_ARGS_ENV: &str = "VAELAB_WORKER_ARGS";
+
+impl WorkerArgs {
+    /// The arguments of `worker`: the parent's, on the worker's device and threads.
+    fn of(worker: &Worker, parent: &RunArgs, runs_dir: &std::path::Path, quiet: bool) -> Self {
+        let mut run = parent.clone();
+        run.jobs = 1;
+        run.devices = Vec::new();
+        run.placement.device = worker.choice;
+        run.placement.threads = Some(worker.threads as i32);
+        Self {
+            runs_dir: runs_dir.to_path_buf(),
+            quiet,
+            run,
+        }
+    }
+
+    /// This process's arguments when it is a worker, read once at its start (and taken out
+    /// of the environment, so nothing it starts inherits them).
+    pub fn from_env() -> Option<Result<Self>> {
+        let text = std::env::var_os(WORKER_ARGS_ENV)?;
+        // SAFETY: called first thing in `main`, before any other thread exists.
+        unsafe { std::env::remove_var(WORKER_ARGS_ENV) };
+        Some(
+            serde_json::from_slice(text.as_encoded_bytes())
+                .with_context(|| format!("{WORKER_ARGS_ENV}: not a worker's arguments")),
+        )
+    }
+}
+
 /// A worker is `vaelab run` on the same spec and selection (the same `--only` patterns, so
 /// a sweep of any size passes no list of ids) with its own device and threads.
-fn spawn(worker: &Worker, args: &RunArgs, store: &RunStore) -> Result<Child> {
+fn spawn(worker: &Worker, args: &RunArgs, store: &RunStore, quiet: bool) -> Result<Child> {
     let exe = std::env::current_exe().context("cannot locate the vaelab binary")?;
+    let handed = WorkerArgs::of(worker, args, store.root(), quiet);
     let mut command = Command::new(exe);
     command
-        .arg("--runs-dir")
-        .arg(store.root())
-        .arg("run")
-        .arg(&args.spec);
-    if !args.only.is_empty() {
-        command.args(["--only", &args.only.join(",")]);
-    }
-    command
-        .args(["--device", &device_name(worker.device)])
-        .args(["--threads", &worker.threads.to_string()])
+        // Shown by `ps`; the arguments themselves come from the environment.
+        .args(["run", "--worker-of"])
+        .arg(std::process::id().to_string())
+        .env(WORKER_ARGS_ENV, serde_json::to_string(&handed)?)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -123,6 +163,7 @@ pub fn execute(
     store: &RunStore,
     reporter: &dyn Reporter,
     selection: Selection,
+    quiet: bool,
 ) -> Result<ExitCode> {
     let Selection {
         plan,
@@ -147,7 +188,7 @@ pub fn execute(
     let epochs_before = epochs_done(store, selected);
     let mut children = Vec::with_capacity(workers.len());
     for worker in &workers {
-        children.push(spawn(worker, args, store)?);
+        children.push(spawn(worker, args, store, quiet)?);
     }
     let codes = std::thread::scope(|scope| {
         let relays: Vec<_> = workers
@@ -155,7 +196,7 @@ pub fn execute(
             .zip(children.iter_mut())
             .map(|(worker, child)| {
                 let stderr = child.stderr.take();
-                scope.spawn(move || relay(&worker.tag, stderr, reporter))
+                scope.spawn(move || relay(&worker.tag, stderr, reporter, quiet))
             })
             .collect();
         let codes = supervise(&mut children, &stop, store, selected, reporter);
@@ -193,13 +234,24 @@ pub fn execute(
     })
 }
 
-/// Forwards a worker's lines with its tag.
-fn relay(tag: &str, stderr: Option<std::process::ChildStderr>, reporter: &dyn Reporter) {
+/// Forwards a worker's lines with its tag. A quiet worker prints only warnings and
+/// errors, and they stay warnings here.
+fn relay(
+    tag: &str,
+    stderr: Option<std::process::ChildStderr>,
+    reporter: &dyn Reporter,
+    quiet: bool,
+) {
     let Some(stderr) = stderr else {
         return;
     };
     for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-        reporter.note(&format!("[{tag}] {line}"));
+        if quiet {
+            let warning = line.strip_prefix("warning: ").unwrap_or(&line);
+            reporter.warn(&format!("[{tag}] {warning}"));
+        } else {
+            reporter.note(&format!("[{tag}] {line}"));
+        }
     }
 }
 
@@ -239,4 +291,51 @@ fn supervise(
     }
     reporter.finish();
     codes.into_iter().map(|c| c.unwrap_or(-1)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::PlacementArgs;
+
+    /// Every field of the parent's arguments reaches the worker: a `RunArgs` with every
+    /// field away from its default comes back whole, but for the worker's own device,
+    /// threads and single job. A field added to `RunArgs` travels with no change here.
+    #[test]
+    fn a_worker_gets_every_argument_of_its_parent() {
+        let parent = RunArgs {
+            spec: "specs/sweep.yaml".into(),
+            only: vec!["plain/*".into(), "abc123".into()],
+            max_runs: Some(3),
+            slurm_requeue: true,
+            manifest: Some("runs/slurm/x/manifest.json".into()),
+            jobs: 4,
+            devices: vec![DeviceChoice::Cuda(1), DeviceChoice::Cpu],
+            placement: PlacementArgs {
+                device: DeviceChoice::Auto,
+                threads: Some(8),
+            },
+        };
+        let worker = Worker {
+            tag: "w2 cuda:1".into(),
+            choice: DeviceChoice::Cuda(1),
+            threads: 2,
+        };
+        let handed = WorkerArgs::of(&worker, &parent, std::path::Path::new("/data/runs"), true);
+        let text = serde_json::to_string(&handed).unwrap();
+        let read: WorkerArgs = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, handed);
+        assert!(read.quiet);
+        assert_eq!(read.runs_dir, std::path::Path::new("/data/runs"));
+        let expected = RunArgs {
+            jobs: 1,
+            devices: Vec::new(),
+            placement: PlacementArgs {
+                device: DeviceChoice::Cuda(1),
+                threads: Some(2),
+            },
+            ..parent
+        };
+        assert_eq!(read.run, expected);
+    }
 }
