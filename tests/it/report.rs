@@ -725,11 +725,36 @@ fn damaged_and_unreadable_files_are_named_never_dropped() {
         "{broken_row:?}"
     );
 
-    // gc --apply names both damaged runs and leaves them, and every file in them, alone.
-    let files = |dir: &std::path::Path| std::fs::read_dir(dir).unwrap().count();
-    let before = [broken_config.path(), broken_metrics.path()].map(files);
+    // gc --apply, given a spec that produces neither damaged run (so "not produced" cannot
+    // be what keeps them), names both and leaves them, and every byte in them, alone.
+    fn snapshot(dir: &std::path::Path, into: &mut Vec<(std::path::PathBuf, Vec<u8>)>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                snapshot(&path, into);
+            } else {
+                into.push((path.clone(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    let every_file = || {
+        let mut files = Vec::new();
+        snapshot(broken_config.path(), &mut files);
+        snapshot(broken_metrics.path(), &mut files);
+        files
+    };
+    let before = every_file();
+    assert!(before.len() > 6, "{} files", before.len());
+    let other = ws.write(
+        "other.yaml",
+        "name: other\nseed: 99\ndata:\n  image_size: 16\n  train_images: 32\n  val_images: 8\nmodel:\n  channels: [4, 8]\ntrain:\n  epochs: 1\n",
+    );
     let collected = ws
-        .vaelab(&["gc", spec.to_str().unwrap(), "--apply"])
+        .vaelab(&["gc", other.to_str().unwrap(), "--apply"])
         .assert()
         .success();
     let stderr = String::from_utf8_lossy(&collected.get_output().stderr).into_owned();
@@ -744,10 +769,7 @@ fn damaged_and_unreadable_files_are_named_never_dropped() {
         )),
         "{stderr}"
     );
-    assert_eq!(
-        [broken_config.path(), broken_metrics.path()].map(files),
-        before
-    );
+    assert!(every_file() == before, "a damaged run's files changed");
 }
 
 /// `baseline:` overrides the first variant as the reference; a grid without variants

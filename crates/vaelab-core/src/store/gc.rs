@@ -115,6 +115,13 @@ fn run_candidates(dir: &RunDir, produced: &HashSet<RunId>) -> Result<Vec<Candida
         bytes: size(dir.path()),
     };
     if !produced.contains(dir.id()) {
+        // Read before it may go: a run with a damaged file is named and left alone, not
+        // removed unread because no spec produces it.
+        dir.read_config()?;
+        dir.read_metrics()?;
+        dir.read_evaluation()?;
+        dir.read_latent_stats()?;
+        dir.latest_checkpoint()?;
         return Ok(vec![whole(Reason::NotProduced)]);
     }
     if state
