@@ -8,6 +8,7 @@
 use std::path::Path;
 
 fn main() {
+    emit_build_id();
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let Ok(lib_dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         return;
@@ -34,6 +35,48 @@ fn main() {
     println!("cargo:rustc-env=VAELAB_LIBTORCH_VERSION={version}");
 }
 
+/// `VAELAB_BUILD_ID`: a hash of every source file of both binaries and of the lock file,
+/// so `vaelab` and `vaelab-torch` built from the same sources carry the same id, and a
+/// `vaelab-torch` left over from an earlier build (`cargo build --bin vaelab` relinks only
+/// the launcher) carries another: it refuses to run for that launcher. Cargo reruns this
+/// script when anything under the listed folders changes.
+fn emit_build_id() {
+    let mut files = Vec::new();
+    for root in ["src", "crates/vaelab-core/src"] {
+        println!("cargo:rerun-if-changed={root}");
+        collect_files(Path::new(root), &mut files);
+    }
+    for file in ["Cargo.toml", "Cargo.lock", "crates/vaelab-core/Cargo.toml"] {
+        println!("cargo:rerun-if-changed={file}");
+        files.push(file.into());
+    }
+    files.sort();
+    // FNV-1a over names and contents: no dependency, and enough to tell builds apart.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap_or_default();
+        for byte in file.to_string_lossy().bytes().chain(bytes) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    println!("cargo:rustc-env=VAELAB_BUILD_ID={hash:016x}");
+}
+
+fn collect_files(dir: &Path, into: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(&path, into);
+        } else {
+            into.push(path);
+        }
+    }
+}
+
 /// Compiles the C++ shim, `src/model/switches.cpp` (libtorch's numerics switches that tch
 /// does not expose) and `src/model/grad.cpp` (forgetting a gradient), against the headers
 /// of the libtorch that tch links.
@@ -41,6 +84,25 @@ fn compile_switches(lib_dir: &Path) {
     println!("cargo:rerun-if-changed=src/model/switches.cpp");
     println!("cargo:rerun-if-changed=src/model/grad.cpp");
     let include = lib_dir.parent().unwrap_or(lib_dir).join("include");
+    // This script reruns on every source change (the build id); the shim is compiled
+    // again only when it is older than its sources.
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default());
+    let archive = out_dir.join("libvaelab_switches.a");
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let sources = ["src/model/switches.cpp", "src/model/grad.cpp", "build.rs"];
+    let fresh = modified(&archive).is_some_and(|built| {
+        sources
+            .iter()
+            .all(|source| modified(Path::new(source)).is_some_and(|m| m < built))
+    });
+    if fresh {
+        println!("cargo:rustc-link-search=native={}", out_dir.display());
+        println!("cargo:rustc-link-lib=static=vaelab_switches");
+        println!("cargo:rustc-link-search=native={}", lib_dir.display());
+        println!("cargo:rustc-link-lib=dylib=torch_cpu");
+        println!("cargo:rustc-link-lib=dylib=c10");
+        return;
+    }
     cc::Build::new()
         .cpp(true)
         .file("src/model/switches.cpp")

@@ -10,6 +10,10 @@ use vaelab_core::experiment::plan::PlannedRun;
 /// directly re-executes itself with it. A value the user set is kept.
 pub const CUBLAS_WORKSPACE: (&str, &str) = ("CUBLAS_WORKSPACE_CONFIG", ":4096:8");
 
+/// The launcher's build id (`VAELAB_BUILD_ID`, from `build.rs`), handed to `vaelab-torch`,
+/// which refuses to run for a launcher of another build.
+pub const BUILD_ENV: &str = "VAELAB_LAUNCHER_BUILD";
+
 /// Exit code for mistakes in what the user asked for (bad spec, bad flag value).
 pub const EXIT_USAGE: u8 = 2;
 

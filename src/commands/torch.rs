@@ -21,6 +21,7 @@ pub fn hand_over() -> Result<()> {
     let torch = torch_binary()?;
     let mut command = std::process::Command::new(&torch);
     command.args(std::env::args_os().skip(1));
+    command.env(super::shared::BUILD_ENV, env!("VAELAB_BUILD_ID"));
     let (key, value) = super::shared::CUBLAS_WORKSPACE;
     if std::env::var_os(key).is_none() {
         command.env(key, value);

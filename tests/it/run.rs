@@ -232,6 +232,25 @@ fn the_training_process_starts_with_the_cublas_workspace_set() {
     assert_eq!(info["cublas_workspace_config"], ":16:8");
 }
 
+/// `vaelab-torch` runs only for a `vaelab` of its own build: handed another build's id
+/// (a launcher rebuilt alone, beside an old `vaelab-torch`), it refuses with what to do;
+/// through its own launcher it runs.
+#[test]
+fn the_training_binary_refuses_a_launcher_of_another_build() {
+    let ws = Workspace::new();
+    let mut stale = assert_cmd::Command::cargo_bin("vaelab-torch").unwrap();
+    stale
+        .args(["info"])
+        .env("VAELAB_LAUNCHER_BUILD", "0123456789abcdef")
+        .assert()
+        .code(2)
+        .stderr(contains(
+            "is from another build than the `vaelab` that started it",
+        ))
+        .stderr(contains("build both again"));
+    ws.vaelab(&["info"]).assert().success();
+}
+
 /// `--tf32` sets libtorch's switch and every result reports the state read back.
 #[test]
 fn bench_reports_the_tf32_state_it_ran_with() {

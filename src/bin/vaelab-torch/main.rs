@@ -27,6 +27,9 @@ fn main() -> ExitCode {
         Some(Err(error)) => return commands::shared::report_error(&error),
         None => Cli::parse(),
     };
+    if let Err(error) = commands::check_same_build() {
+        return commands::shared::report_error(&error);
+    }
     let reporter = Console::new(cli.quiet);
     let store = RunStore::new(&cli.runs_dir);
     let result = match &cli.command {

@@ -29,6 +29,25 @@ pub fn start_with_cublas_workspace() {
     }
 }
 
+/// Refuses to run for a `vaelab` of another build: the launcher hands over its build id,
+/// and a `vaelab-torch` left from an earlier build would train with other code than the
+/// launcher planned with.
+pub fn check_same_build() -> Result<()> {
+    let Some(launcher) = std::env::var_os(shared::BUILD_ENV) else {
+        return Ok(());
+    };
+    let ours = env!("VAELAB_BUILD_ID");
+    if launcher.to_string_lossy() == ours {
+        return Ok(());
+    }
+    let here =
+        std::env::current_exe().map_or_else(|_| "vaelab-torch".into(), |p| p.display().to_string());
+    Err(usage(format!(
+        "{here} is from another build than the `vaelab` that started it (build {ours}, the launcher's is {}): build both again (`cargo build`, or `make build`), or copy both from one `make gpu-binary`",
+        launcher.to_string_lossy()
+    )))
+}
+
 /// Resolves `--device` and `--threads` into a libtorch device, refusing CUDA when absent.
 pub fn placement_device(args: &PlacementArgs) -> Result<Device> {
     if let Some(threads) = args.threads {
