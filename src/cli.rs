@@ -224,8 +224,8 @@ pub struct RunsArgs {
     /// Only runs trained for this experiment (the spec's `name`).
     #[arg(long)]
     pub experiment: Option<String>,
-    /// Only runs with this status (done, running, interrupted, failed, pending).
-    #[arg(long)]
+    /// Only runs with this status, as `vaelab status` names it.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(vaelab_core::store::Standing::WORDS))]
     pub status: Option<String>,
     /// Sort by this field, smallest first (runs without it last).
     #[arg(long)]

@@ -772,6 +772,43 @@ fn damaged_and_unreadable_files_are_named_never_dropped() {
     assert!(every_file() == before, "a damaged run's files changed");
 }
 
+/// One status vocabulary: a run stopped mid-way is `partial` in `vaelab status`, `vaelab
+/// runs --status partial` finds it (it matched nothing when `runs` read state.json's own
+/// word), `export`'s status column says the same, and a word outside the vocabulary is a
+/// usage error that lists the allowed ones.
+#[test]
+fn status_words_are_one_vocabulary_in_status_runs_and_export() {
+    let ws = Workspace::new();
+    let spec = ws.write("partial.yaml", &crate::common::tiny_spec("partial", 3));
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .env(vaelab::store::crash::CRASH_AT_ENV, "step:2:0")
+        .env(vaelab::store::crash::CRASH_SIGNAL_ENV, "INT")
+        .assert()
+        .code(130);
+    let status = ws.vaelab(&["status", "--json"]).output().unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status[0]["standing"]["status"], "partial", "{status}");
+    let found = ws
+        .vaelab(&["runs", "--json", "--status", "partial"])
+        .output()
+        .unwrap();
+    let found: Vec<serde_json::Value> = serde_json::from_slice(&found.stdout).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["status"], "partial");
+    let done = ws
+        .vaelab(&["runs", "--json", "--status", "done"])
+        .output()
+        .unwrap();
+    let done: Vec<serde_json::Value> = serde_json::from_slice(&done.stdout).unwrap();
+    assert!(done.is_empty());
+    ws.vaelab(&["runs", "--status", "interrupted"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "possible values: new, partial, running, failed, not_evaluated, done, damaged",
+        ));
+}
+
 /// `baseline:` overrides the first variant as the reference; a grid without variants
 /// compares every point with the first; one seed gives the one-seed line.
 #[test]

@@ -83,7 +83,9 @@ pub fn run_row(dir: &RunDir) -> Result<Row, StoreError> {
     if let Some(state) = dir.read_state()? {
         row.insert("experiment".into(), Value::Text(state.experiment));
         row.insert("label".into(), Value::Text(state.label));
-        row.insert("status".into(), Value::Text(state.status.to_string()));
+        // The standing word, as `status` says it (not state.json's own word).
+        let standing = dir.own_standing(state.epochs_target)?;
+        row.insert("status".into(), Value::Text(standing.word().into()));
         row.insert(
             "epochs_done".into(),
             Value::Integer(state.epochs_done.into()),

@@ -89,6 +89,19 @@ impl Standing {
         )
     }
 
+    /// Every word [`Standing::word`] gives, in the order a run goes through them: the one
+    /// status vocabulary of `status`, `runs --status`, `export`'s status column, the report
+    /// and the dashboard.
+    pub const WORDS: [&'static str; 7] = [
+        "new",
+        "partial",
+        "running",
+        "failed",
+        "not_evaluated",
+        "done",
+        "damaged",
+    ];
+
     /// The one-word status every view shows (`done`, `partial`, `not_evaluated`, ...):
     /// the name `status --json` gives it.
     pub fn word(&self) -> &'static str {
