@@ -158,6 +158,56 @@ fn a_run_killed_mid_epoch_resumes_bit_for_bit() {
     }
 }
 
+/// SIGKILL from outside at moments drawn from a seeded generator (not at named points:
+/// wherever the process happens to be, inside a step, a checkpoint write, validation or
+/// the evaluation), several times in one run, then a rerun to the end: the final weights,
+/// optimizer state, every metrics row and the evaluation equal an uninterrupted run's, bit
+/// for bit.
+#[test]
+fn a_run_killed_at_random_moments_resumes_bit_for_bit() {
+    let reference = Workspace::new();
+    train_to_end(&reference);
+    let killed = Workspace::new();
+    let spec_path = killed.write("replay.yaml", &spec(3));
+    let mut args = vec!["run", spec_path.to_str().unwrap()];
+    args.extend(ARGS);
+    // A small linear congruential generator: the same kill times on every run of the test.
+    let mut state: u64 = 0x5eed;
+    let mut next_delay_ms = || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        250 + (state >> 33) % 1_000
+    };
+    let mut kills = 0;
+    for _ in 0..6 {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("vaelab"))
+            .current_dir(killed.path())
+            .env("VAELAB_CACHE", killed.cache())
+            .arg("--runs-dir")
+            .arg(killed.runs())
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(next_delay_ms()));
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+    }
+    assert!(kills >= 3, "only {kills} kills landed before the run ended");
+    rerun(&killed);
+    let run_dir = reference.single_run_dir();
+    let killed_run = killed.runs().join(run_dir.file_name().unwrap());
+    assert_eq!(read_state(&killed_run)["status"], "done");
+    assert_same_run(&run_dir, &killed_run);
+    assert_eq!(evaluation_of(&run_dir), evaluation_of(&killed_run));
+}
+
 /// Every schedule and objective knob at once: 6 steps an epoch, 4 epochs, β warming up
 /// over 3 of them, the learning rate warming up over 4 steps and then following a cosine;
 /// batch norm (its running statistics must resume exactly), a learned decoder σ, and two
