@@ -55,6 +55,8 @@ function drawChart(canvas, series) {
       }
     });
   }
+  // How many values the chart holds, for a reader that cannot see the canvas (tests).
+  canvas.dataset.points = String(xs.length);
   if (!xs.length) { ctx.fillStyle = "#57606a"; ctx.fillText("no epochs yet", 10, 20); return; }
   const pad = { left: 52, right: 8, top: 8, bottom: 22 };
   let [x0, x1] = [Math.min(...xs), Math.max(...xs)];

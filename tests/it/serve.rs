@@ -322,6 +322,21 @@ fn the_experiment_page_shows_a_new_epoch_while_a_run_trains_without_reloading() 
         );
         std::thread::sleep(Duration::from_millis(100));
     };
+    // A page that reloaded itself to show the new epoch would lose this marker, and its
+    // chart would not gain points in place.
+    let points = |tab: &headless_chrome::Tab| -> u64 {
+        tab.evaluate(
+            "Number((document.querySelector('canvas') || {dataset: {}}).dataset.points || 0)",
+            false,
+        )
+        .unwrap()
+        .value
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0)
+    };
+    tab.evaluate("window.__vaelabMarker = 'set before the wait'", false)
+        .unwrap();
+    let points_before = points(&tab);
     let later = loop {
         let epoch = epoch_shown(&tab).unwrap_or(first);
         if epoch > first {
@@ -334,6 +349,24 @@ fn the_experiment_page_shows_a_new_epoch_while_a_run_trains_without_reloading() 
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(later > first);
+    let marker = tab
+        .evaluate("window.__vaelabMarker || 'gone'", false)
+        .unwrap()
+        .value
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap();
+    assert_eq!(
+        marker, "set before the wait",
+        "the page reloaded instead of updating"
+    );
+    let grew = Instant::now();
+    while points(&tab) <= points_before {
+        assert!(
+            grew.elapsed() < Duration::from_secs(10),
+            "the first chart stayed at {points_before} points"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let charts = tab
         .evaluate("document.querySelectorAll('canvas').length", false)
         .unwrap()
