@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Copies the quickstart report's loss figure and comparison into readme/ and the README,
-# and the residual-norm and residual-controls experiments' answers and comparisons into the
-# README, so the README shows what `make quickstart` and `vaelab run/report
-# experiments/NAME.yaml` produce. Run through `make readme-report` (which runs the
+# and the residual-norm, residual-controls and residual-question experiments' answers and
+# comparisons into docs/studies.md, so both show what `make quickstart` and `vaelab
+# run/report experiments/NAME.yaml` produce. Run through `make readme-report` (which runs the
 # quickstart first); each experiment's block is updated when its report exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,10 +11,10 @@ cp "$report/figures/curves-loss.png" readme/quickstart-loss.png
 cp "$report/figures/final-metrics.png" readme/quickstart-final-metrics.png
 cp "$report/tables/comparison.csv" readme/quickstart-comparison.csv
 
-# Replaces the README block between <!-- NAME-report:start/end --> with the answer and
-# comparison table of report/NAME/report.md.
+# Replaces the block between <!-- NAME-report:start/end --> of FILE (default README.md)
+# with the answer and comparison table of report/NAME/report.md.
 embed() {
-python3 - "report/$1/report.md" README.md "$1" <<'PY'
+python3 - "report/$1/report.md" "${2:-README.md}" "$1" <<'PY'
 import re, sys
 path, readme_path, name = sys.argv[1:4]
 report, readme = (open(p, encoding="utf-8").read() for p in (path, readme_path))
@@ -27,14 +27,14 @@ block = f"{start}\n{answer}\n\n{table}\n{end}"
 updated, count = re.subn(re.escape(start) + ".*?" + re.escape(end),
                          lambda _: block, readme, flags=re.S)
 if count != 1:
-    sys.exit(f"README.md: expected one {start} ... {end} block")
+    sys.exit(f"{readme_path}: expected one {start} ... {end} block")
 open(readme_path, "w", encoding="utf-8").write(updated)
 PY
 }
 embed quickstart
 for experiment in residual-norm residual-controls residual-question; do
   if [ -f "report/$experiment/report.md" ]; then
-    embed "$experiment"
+    embed "$experiment" docs/studies.md
   fi
 done
-echo "readme/ and README.md updated from report/"
+echo "readme/, README.md and docs/studies.md updated from report/"
