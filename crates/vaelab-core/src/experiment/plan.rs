@@ -2,7 +2,7 @@
 //! duplicates collapsed, each point resolved by `resolve` into a `RunConfig`.
 //!
 //! Over 500 lines only because its unit tests (the expansion and error-location table)
-//! sit beside the code; the code itself is about 300.
+//! sit beside the code; the code itself is about 600.
 use super::resolve::resolve;
 use crate::experiment::capacity::{capacity, widths_matching};
 use crate::experiment::config::{DataConfig, DataSource, ModelKind, RunConfig, RunId};

@@ -1,5 +1,5 @@
 //! The report as one document model: headings, paragraphs, notes, lists, tables, figures
-//! and galleries. Its text is written once, by `sections`, and turned into Markdown and
+//! and galleries. Its text is written once, by `render`, and turned into Markdown and
 //! HTML by the two writers beside this file.
 use std::path::PathBuf;
 
