@@ -115,7 +115,8 @@ impl Workspace {
 /// The crash-point environment that holds a run at step 0 of epoch `epoch` until the
 /// file `release` exists, after touching `held`: the run is then at a known place for as
 /// long as a test needs, with no sleep to guess it. The line fails once released, so
-/// the run carries on.
+/// the run carries on. It also gives up when `release`'s folder is gone (the test ended,
+/// its workspace removed) or after two minutes, so a failed test leaves no loop behind.
 pub fn hold_at_epoch(epoch: u32, held: &Path, release: &Path) -> Vec<(&'static str, String)> {
     vec![
         (
@@ -129,9 +130,10 @@ pub fn hold_at_epoch(epoch: u32, held: &Path, release: &Path) -> Vec<(&'static s
         (
             vaelab::store::crash::CRASH_COMMAND_ENV,
             format!(
-                "touch {}; until [ -e {} ]; do sleep 0.05; done; false",
-                held.display(),
-                release.display()
+                "touch {held}; i=0; until [ -e {release} ] || [ ! -d {folder} ] || [ $i -ge 2400 ]; do sleep 0.05; i=$((i + 1)); done; false",
+                held = held.display(),
+                release = release.display(),
+                folder = release.parent().unwrap_or(release).display()
             ),
         ),
     ]

@@ -774,7 +774,9 @@ fn gpu_check_dry_run(out: &std::path::Path) -> std::process::Command {
         .arg(&script)
         .arg(assert_cmd::cargo::cargo_bin("vaelab"))
         .arg("--dry-run")
-        .env("OUT", out);
+        .env("OUT", out)
+        // Its scratch stores go in the test's workspace, so a killed check leaves none.
+        .env("TMPDIR", out.parent().unwrap());
     command
 }
 
