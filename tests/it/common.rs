@@ -261,6 +261,33 @@ pub fn console_errors(tab: &headless_chrome::Tab) -> std::sync::Arc<std::sync::M
     errors
 }
 
+/// The console errors of `tab` so far, every one of them: a sentinel is logged and awaited
+/// first, and the page's events arrive in order, so nothing logged before this call can
+/// still be on its way (a fixed wait would miss a late one).
+pub fn console_errors_so_far(
+    tab: &headless_chrome::Tab,
+    errors: &std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) -> Vec<String> {
+    const SENTINEL: &str = "vaelab-console-sentinel-not-an-error";
+    tab.evaluate(&format!("console.log('{SENTINEL}')"), false)
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let seen = errors.lock().unwrap().iter().any(|e| e.contains(SENTINEL));
+        if seen {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the console sentinel never arrived"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut all = errors.lock().unwrap().clone();
+    all.retain(|e| !e.contains(SENTINEL));
+    all
+}
+
 /// Headless Chromium with a window of `width` × `height`, or `None` (skipped with a
 /// message, or failed where it must be there: see [`skip_or_fail`]).
 pub fn headless_browser(width: u32, height: u32) -> Option<headless_chrome::Browser> {

@@ -202,9 +202,20 @@ fn the_cache_is_reused_then_rebuilt_when_a_file_or_the_cache_changes() {
     assert!(again.attributes.equal(&first.attributes));
 
     // A changed image changes the key: decoded again, with the new pixels.
-    std::thread::sleep(std::time::Duration::from_millis(20));
+    let changed_file = root.join("img_align_celeba").join(name(0));
+    let before = std::fs::metadata(&changed_file)
+        .unwrap()
+        .modified()
+        .unwrap();
     RgbImage::from_pixel(178, 218, Rgb([0, 0, 0]))
-        .save(root.join("img_align_celeba").join(name(0)))
+        .save(&changed_file)
+        .unwrap();
+    // A later modification time, set rather than waited for.
+    std::fs::File::options()
+        .write(true)
+        .open(&changed_file)
+        .unwrap()
+        .set_modified(before + std::time::Duration::from_secs(2))
         .unwrap();
     let changed = disk::decode_cached(&cache(&ws), &train, &cfg, "training", &recorder).unwrap();
     assert_eq!(*recorder.decodes.lock().unwrap(), 2);

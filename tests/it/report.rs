@@ -609,8 +609,7 @@ fn index_html_loads_in_headless_chromium_with_every_figure_and_no_console_error(
         ink * 50 > (shot.width() * shot.height()) as usize,
         "screenshot nearly blank: {ink} non-white pixels"
     );
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let errors = errors.lock().unwrap();
+    let errors = crate::common::console_errors_so_far(&tab, &errors);
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }
 

@@ -399,7 +399,7 @@ fn the_experiment_page_shows_a_new_epoch_while_a_run_trains_without_reloading() 
     };
     assert!(images > 0, "the samples strip shows pictures");
     assert_eq!(broken, 0, "every image decodes");
-    let errors = errors.lock().unwrap().clone();
+    let errors = crate::common::console_errors_so_far(&tab, &errors);
     assert!(errors.is_empty(), "console errors: {errors:?}");
     trainer.kill().unwrap();
     trainer.wait().unwrap();
