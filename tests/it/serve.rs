@@ -404,3 +404,18 @@ fn the_experiment_page_shows_a_new_epoch_while_a_run_trains_without_reloading() 
     trainer.kill().unwrap();
     trainer.wait().unwrap();
 }
+
+/// `vaelab serve` without `--host` listens on the loopback address only, as the README
+/// says: others on the network cannot read the store unless asked for.
+#[test]
+fn serve_listens_on_loopback_by_default() {
+    let ws = Workspace::new();
+    let server = Server::start(&ws, &[]);
+    assert!(
+        server.address.starts_with("127.0.0.1:"),
+        "{}",
+        server.address
+    );
+    let (code, _) = server.get("/api/experiments");
+    assert_eq!(code, 200);
+}
