@@ -799,3 +799,47 @@ fn every_spec_in_experiments_parses_and_plans() {
         }
     }
 }
+
+/// `plan` shows each run's parameters and forward FLOPs per image (the PARAMS and
+/// FLOPS/IMG columns), and residual-controls' plain-wide arm has the width-matched count
+/// docs/studies.md states: 3,482,819 parameters against the residual model's 3,434,627.
+#[test]
+fn plan_counts_parameters_and_flops_and_matches_residual_controls_widths() {
+    let ws = Workspace::new();
+    let spec =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/residual-controls.yaml");
+    let out = ws
+        .vaelab(&["plan", spec.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let view: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let parameters_of = |label: &str| {
+        view["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["label"] == label)
+            .unwrap_or_else(|| panic!("{label} planned"))["capacity"]["parameters"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(parameters_of("plain-wide/seed=0"), 3_482_819);
+    assert_eq!(parameters_of("residual/seed=0"), 3_434_627);
+    assert_eq!(parameters_of("plain/seed=0"), 1_479_427);
+    let text = ws
+        .vaelab(&["plan", spec.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    let header = text.lines().find(|l| l.starts_with("ID ")).unwrap();
+    assert!(
+        header.contains("PARAMS") && header.contains("FLOPS/IMG"),
+        "{header}"
+    );
+    let wide = text
+        .lines()
+        .find(|l| l.contains("plain-wide/seed=0"))
+        .unwrap();
+    assert!(wide.contains("3.48M"), "{wide}");
+}
