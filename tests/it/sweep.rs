@@ -843,3 +843,84 @@ fn plan_counts_parameters_and_flops_and_matches_residual_controls_widths() {
         .unwrap();
     assert!(wide.contains("3.48M"), "{wide}");
 }
+
+/// `--jobs` splits the CPU's threads between the workers: `--threads 4 --jobs 2` trains
+/// each run on 2 threads, which the run records as the hardware it trained on.
+#[test]
+fn jobs_split_the_threads_between_the_workers() {
+    let ws = Workspace::new();
+    let spec = ws.write("split.yaml", &tiny_sweep("split", 1));
+    ws.vaelab(&[
+        "run",
+        spec.to_str().unwrap(),
+        "--jobs",
+        "2",
+        "--threads",
+        "4",
+        "--device",
+        "cpu",
+    ])
+    .assert()
+    .success();
+    let dirs: Vec<_> = std::fs::read_dir(ws.runs()).unwrap().collect();
+    assert_eq!(dirs.len(), 4);
+    for dir in dirs {
+        let state = read_state(&dir.unwrap().path());
+        let hardware = state["hardware"].as_str().unwrap();
+        assert!(hardware.ends_with(", 2 threads)"), "{hardware}");
+    }
+}
+
+/// `export` carries each run's provenance: the vaelab and libtorch versions it was
+/// trained with, and the commit of the repository holding its spec, with the dirty flag.
+#[test]
+fn export_carries_each_run_s_provenance() {
+    let ws = Workspace::new();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .current_dir(ws.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    git(&["init", "-q"]);
+    let spec = ws.write("prov.yaml", &crate::common::tiny_spec("prov", 1));
+    git(&["add", "prov.yaml"]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-qm",
+        "spec",
+    ]);
+    let head = git(&["rev-parse", "HEAD"]);
+    ws.vaelab(&["run", spec.to_str().unwrap(), "--device", "cpu"])
+        .assert()
+        .success();
+    let table = ws.path().join("runs.csv");
+    ws.vaelab(&["export", "--to", table.to_str().unwrap()])
+        .assert()
+        .success();
+    let mut reader = csv::Reader::from_path(&table).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let row = reader.records().next().unwrap().unwrap();
+    let cell = |name: &str| {
+        let index = headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("{name} column"));
+        row[index].to_string()
+    };
+    assert_eq!(cell("vaelab_version"), env!("CARGO_PKG_VERSION"));
+    assert!(
+        cell("libtorch_version").starts_with("2.11.0"),
+        "{}",
+        cell("libtorch_version")
+    );
+    assert_eq!(cell("spec_commit"), head);
+    assert_eq!(cell("spec_dirty"), "false");
+}
