@@ -4,7 +4,7 @@
 //! no symbol of it is referenced directly; CUDA then silently stays unavailable at run
 //! time. Linking it with `--no-as-needed` and adding an rpath to libtorch's directory
 //! fixes both. It also compiles the small C++ shim of what tch does not expose
-//! (`src/model/switches.cpp`, `src/model/grad.cpp`).
+//! (`src/runtime/switches.cpp`, `src/runtime/grad.cpp`).
 use std::path::Path;
 
 fn main() {
@@ -77,19 +77,23 @@ fn collect_files(dir: &Path, into: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// Compiles the C++ shim, `src/model/switches.cpp` (libtorch's numerics switches that tch
-/// does not expose) and `src/model/grad.cpp` (forgetting a gradient), against the headers
+/// Compiles the C++ shim, `src/runtime/switches.cpp` (libtorch's numerics switches that tch
+/// does not expose) and `src/runtime/grad.cpp` (forgetting a gradient), against the headers
 /// of the libtorch that tch links.
 fn compile_switches(lib_dir: &Path) {
-    println!("cargo:rerun-if-changed=src/model/switches.cpp");
-    println!("cargo:rerun-if-changed=src/model/grad.cpp");
+    println!("cargo:rerun-if-changed=src/runtime/switches.cpp");
+    println!("cargo:rerun-if-changed=src/runtime/grad.cpp");
     let include = lib_dir.parent().unwrap_or(lib_dir).join("include");
     // This script reruns on every source change (the build id); the shim is compiled
     // again only when it is older than its sources.
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default());
     let archive = out_dir.join("libvaelab_switches.a");
     let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    let sources = ["src/model/switches.cpp", "src/model/grad.cpp", "build.rs"];
+    let sources = [
+        "src/runtime/switches.cpp",
+        "src/runtime/grad.cpp",
+        "build.rs",
+    ];
     let fresh = modified(&archive).is_some_and(|built| {
         sources
             .iter()
@@ -105,8 +109,8 @@ fn compile_switches(lib_dir: &Path) {
     }
     cc::Build::new()
         .cpp(true)
-        .file("src/model/switches.cpp")
-        .file("src/model/grad.cpp")
+        .file("src/runtime/switches.cpp")
+        .file("src/runtime/grad.cpp")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .flag("-std=c++17")

@@ -14,11 +14,17 @@ pub use vaelab_core::{cluster, experiment, progress, report, serve, store};
 // Random streams as functions of (seed, stream, coordinates).
 pub mod rng;
 
+// What the process runs on: devices and hardware, libtorch's switches, malloc settings.
+pub mod runtime;
+
 // Datasets decoded into uint8 tensors, and PNG grids.
 pub mod data;
 
-// The VAE, its loss and precision, Adam, device facts.
+// The VAE (one interface over its networks), its loss and precision.
 pub mod model;
+
+// Adam over flat, aligned buffers with state a checkpoint holds.
+pub mod optim;
 
 // The end-of-run evaluation: metric math and pictures.
 pub mod evaluate;

@@ -16,8 +16,8 @@ use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
 use crate::experiment::config::{ModelConfig, Precision, TrainConfig};
-use crate::model::adam::{Adam, AdamConfig};
 use crate::model::{self, Compute};
+use crate::optim::adam::{Adam, AdamConfig};
 use crate::train::schedule::StepSettings;
 use crate::train::step;
 
@@ -94,9 +94,9 @@ pub struct EpochBenchResult {
 /// The benchmarked model with PyTorch's default Adam settings, initialised from seed 0.
 pub(super) fn bench_model(config: &BenchConfig) -> (tch::nn::VarStore, model::Vae, Adam) {
     if config.device.is_cuda() {
-        model::switches::set_benchmark(config.cudnn_benchmark);
+        crate::runtime::switches::set_benchmark(config.cudnn_benchmark);
     }
-    model::switches::set_tf32(config.tf32);
+    crate::runtime::switches::set_tf32(config.tf32);
     let (vs, mut vae) = model::build(&config.model, config.image_size, config.device, 0);
     vae.set_compute(config.compute);
     vae.set_training(true);
@@ -225,7 +225,7 @@ pub fn run(config: &BenchConfig) -> BenchResult {
             last_batch_warmup_seconds: timing.last_batch_warmup_seconds,
         }
     });
-    let numerics = model::switches::current();
+    let numerics = crate::runtime::switches::current();
     BenchResult {
         tf32_convolutions: numerics.tf32_convolutions,
         tf32_matmuls: numerics.tf32_matmuls,
@@ -234,7 +234,7 @@ pub fn run(config: &BenchConfig) -> BenchResult {
         batch_size: config.batch_size,
         precision: config.compute.precision,
         channels_last: config.compute.channels_last,
-        device: crate::model::device::device_name(device),
+        device: crate::runtime::device::device_name(device),
         cudnn_benchmark: device.is_cuda() && config.cudnn_benchmark,
         threads: tch::get_num_threads(),
         parameters: model::parameter_count(&vs),

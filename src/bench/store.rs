@@ -116,7 +116,7 @@ fn fake_store(
                 planned.id.full(),
                 &planned.label,
                 epochs,
-                crate::model::device::libtorch_version(),
+                crate::runtime::device::libtorch_version(),
                 "cpu",
             )
         })?;

@@ -8,17 +8,12 @@
 //!
 //! Over 500 lines with its tests (about 400, beside the code they check); the model itself
 //! is about 500, its block designs in `blocks` and its other parts in their own files.
-pub mod adam;
 mod blocks;
 mod compute;
 mod conv;
-pub mod device;
-pub mod grad;
-pub mod memory;
 mod mlp;
 mod norm;
 mod posterior;
-pub mod switches;
 
 pub use crate::experiment::config::BlockDesign;
 pub use compute::Compute;

@@ -21,9 +21,9 @@ use crate::data::DataError;
 use crate::evaluate::EvalError;
 use crate::experiment::plan::PlannedRun;
 use crate::model::ModelError;
-use crate::model::adam::OptimError;
-use crate::model::device::{device_name, libtorch_version};
+use crate::optim::adam::OptimError;
 use crate::progress::Reporter;
+use crate::runtime::device::{device_name, libtorch_version};
 use crate::store::{self, RunState, RunStatus, RunStore, SlurmIds, StoreError, Target};
 
 #[derive(Debug, thiserror::Error)]
@@ -206,7 +206,7 @@ pub fn train_run(
     state.host = store::host_name();
     state.pid = std::process::id();
     state.device = device_name(placement.device);
-    state.hardware = Some(crate::model::device::hardware(placement.device));
+    state.hardware = Some(crate::runtime::device::hardware(placement.device));
     state.vaelab_version = env!("CARGO_PKG_VERSION").to_string();
     state.libtorch_version = libtorch_version().to_string();
     state.error = None;

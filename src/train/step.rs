@@ -4,8 +4,8 @@ use tch::Tensor;
 
 use super::schedule::StepSettings;
 use crate::data;
-use crate::model::adam::Adam;
 use crate::model::{LossTerms, Vae};
+use crate::optim::adam::Adam;
 
 /// Images `order[start .. start + len]` of a uint8 dataset (N, 3, S, S), as floats in
 /// [0, 1] on the dataset's device.

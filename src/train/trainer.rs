@@ -15,10 +15,11 @@ use super::{Placement, TrainError, step};
 use crate::data::{self, Dataset};
 use crate::evaluate::{self, EvalContext, EvalData};
 use crate::experiment::config::{MemoryFormat, Precision, RunConfig, TrainConfig};
-use crate::model::adam::{Adam, AdamConfig};
-use crate::model::{self, Vae, device, switches};
+use crate::model::{self, Vae};
+use crate::optim::adam::{Adam, AdamConfig};
 use crate::progress::{EpochSummary, Reporter};
 use crate::rng::{self, Stream};
+use crate::runtime::{device, switches};
 mod checkpoint;
 mod validation;
 

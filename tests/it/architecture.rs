@@ -22,7 +22,9 @@ const CORE_LAYERS: [&str; 7] = [
 ];
 
 /// The `vaelab` crate's own layers, lowest first, all above the core's.
-const TORCH_LAYERS: [&str; 6] = ["rng", "data", "model", "evaluate", "train", "bench"];
+const TORCH_LAYERS: [&str; 8] = [
+    "rng", "runtime", "data", "model", "optim", "evaluate", "train", "bench",
+];
 
 /// How a `crate::` path of the `vaelab` crate is ranked: the core layers it re-exports
 /// (its `data` is its own, which re-exports the core's), then its own layers.

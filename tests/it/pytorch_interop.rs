@@ -435,7 +435,7 @@ fn initial_weights_are_distributed_as_pytorch_initialises_the_seed_model() {
 #[test]
 fn twenty_adam_steps_match_pytorch_from_the_same_weights_and_noise() {
     use vaelab::experiment::config::TrainConfig;
-    use vaelab::model::adam::{Adam, AdamConfig};
+    use vaelab::optim::adam::{Adam, AdamConfig};
     use vaelab::train::schedule::StepSettings;
     let ws = Workspace::new();
     let (size, latent, steps) = (64, 16, 20);

@@ -382,7 +382,7 @@ fn bf16_is_its_own_run_and_learns_what_fp32_learns() {
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
     assert_eq!(
         stderr.contains("bf16 on a CPU without avx512_bf16 or amx_bf16"),
-        !vaelab::model::device::cpu_has_bf16(),
+        !vaelab::runtime::device::cpu_has_bf16(),
         "{stderr}"
     );
     let mut final_val = std::collections::BTreeMap::new();

@@ -15,7 +15,7 @@ use vaelab::store::RunStore;
 fn main() -> ExitCode {
     commands::start_with_cublas_workspace();
     // Before anything allocates: tensors reuse freed memory instead of fresh pages.
-    vaelab::model::memory::keep_freed_memory();
+    vaelab::runtime::memory::keep_freed_memory();
     let cli = match commands::run::WorkerArgs::from_env() {
         // A `--jobs` worker: its parent's arguments, handed whole.
         Some(Ok(worker)) => Cli {

@@ -7,9 +7,10 @@ use chrono::Utc;
 use tch::{Device, nn};
 
 use super::Trainer;
-use crate::model::adam::Adam;
-use crate::model::{self, device};
+use crate::model;
+use crate::optim::adam::Adam;
 use crate::progress::Reporter;
+use crate::runtime::device;
 use crate::store::{
     CheckpointRef, LossSums, MODEL_FILE, OPTIMIZER_FILE, PROGRESS_FILE, Progress, RunDir,
     StoreError, write_atomic,

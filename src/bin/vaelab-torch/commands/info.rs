@@ -4,7 +4,7 @@ use anyhow::Result;
 use crate::cli::InfoArgs;
 
 pub fn execute(args: &InfoArgs) -> Result<()> {
-    let info = vaelab::model::device::collect();
+    let info = vaelab::runtime::device::collect();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&info)?);
         return Ok(());

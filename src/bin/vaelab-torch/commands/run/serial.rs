@@ -94,7 +94,7 @@ pub fn execute(
                     run.label,
                     run.id.short(),
                     from_epoch + 1,
-                    vaelab::model::device::device_name(device),
+                    vaelab::runtime::device::device_name(device),
                     dir.path().display()
                 ));
             }

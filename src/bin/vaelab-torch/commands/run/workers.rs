@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tch::Device;
 use vaelab::experiment::plan::{PlannedRun, Selection};
-use vaelab::model::device::device_name;
 use vaelab::progress::Reporter;
+use vaelab::runtime::device::device_name;
 use vaelab::store::{RunStore, Standing, Target};
 use vaelab::train::StopFlag;
 

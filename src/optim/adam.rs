@@ -227,7 +227,7 @@ impl Adam {
     /// gradients of the parameters (`run_backward`), with the same values.
     pub fn backward(&mut self, loss: &Tensor) {
         for slot in &mut self.slots {
-            super::grad::forget_grad(&mut slot.param);
+            crate::runtime::grad::forget_grad(&mut slot.param);
         }
         loss.backward();
         tch::no_grad(|| {
@@ -253,7 +253,7 @@ impl Adam {
         });
         // The flat buffer holds them now; keeping them would hold the memory twice.
         for slot in &mut self.slots {
-            super::grad::forget_grad(&mut slot.param);
+            crate::runtime::grad::forget_grad(&mut slot.param);
         }
     }
 
