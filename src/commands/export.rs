@@ -3,8 +3,6 @@
 use anyhow::Result;
 
 use crate::cli::ExportArgs;
-use vaelab_core::data::fingerprint;
-use vaelab_core::experiment::spec;
 use vaelab_core::progress::Reporter;
 use vaelab_core::report::export::{self, ExportFormat};
 use vaelab_core::store::{RunDir, RunStore};
@@ -23,7 +21,7 @@ pub fn execute(args: &ExportArgs, store: &RunStore, reporter: &dyn Reporter) -> 
     let dirs: Vec<RunDir> = match &args.spec {
         None => listing.runs,
         Some(path) => {
-            let plan = fingerprint::plan(&spec::load(path)?)?;
+            let plan = super::shared::plan_of(path)?;
             plan.runs
                 .iter()
                 .map(|run| store.run_dir(&run.id))

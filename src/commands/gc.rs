@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use crate::cli::GcArgs;
-use vaelab_core::data::{files, fingerprint};
-use vaelab_core::experiment::spec;
+use vaelab_core::data::files;
 use vaelab_core::progress::Reporter;
 use vaelab_core::store::RunStore;
 use vaelab_core::store::gc::{self, Candidate, Reason};
@@ -43,7 +42,7 @@ pub fn execute(args: &GcArgs, store: &RunStore, reporter: &dyn Reporter) -> Resu
     let mut produced = HashSet::new();
     let mut fingerprints = HashSet::new();
     for path in &specs {
-        for run in fingerprint::plan(&spec::load(path)?)?.runs {
+        for run in super::shared::plan_of(path)?.runs {
             fingerprints.extend(run.config.data.fingerprint.clone());
             produced.insert(run.id);
         }

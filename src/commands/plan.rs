@@ -3,15 +3,13 @@ use anyhow::Result;
 
 use crate::cli::PlanArgs;
 use vaelab_core::data::fingerprint;
-use vaelab_core::experiment::spec;
 use vaelab_core::report::overview::{self, human_count, human_duration};
 use vaelab_core::report::study;
 use vaelab_core::store::RunStore;
 use vaelab_core::store::Standing;
 
 pub fn execute(args: &PlanArgs, store: &RunStore) -> Result<()> {
-    let loaded = spec::load(&args.spec)?;
-    let plan = fingerprint::plan(&loaded)?;
+    let plan = super::shared::plan_of(&args.spec)?;
     let (plan, study_lines) = study::narrowed(store, &plan);
     let view = overview::plan_view(&plan, store)?;
     if args.json {

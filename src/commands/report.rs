@@ -5,9 +5,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::cli::ReportArgs;
-use vaelab_core::data::fingerprint;
 use vaelab_core::experiment::plan::Selection;
-use vaelab_core::experiment::spec;
 use vaelab_core::progress::Reporter;
 use vaelab_core::report::{self, render};
 use vaelab_core::store::RunStore;
@@ -18,8 +16,7 @@ pub fn execute(
     report_dir: &Path,
     reporter: &dyn Reporter,
 ) -> Result<()> {
-    let loaded = spec::load(&args.spec)?;
-    let plan = fingerprint::plan(&loaded)?;
+    let plan = super::shared::plan_and_warn(&args.spec, reporter)?;
     let (plan, _) = vaelab_core::report::study::narrowed(store, &plan);
     let selected = super::select(&plan.runs, &args.only)?;
     let dir = render::report_path(report_dir, &plan.experiment);

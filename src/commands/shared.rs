@@ -41,6 +41,26 @@ pub fn report_error(error: &anyhow::Error) -> std::process::ExitCode {
     }
 }
 
+/// The plan of the spec at `path`: loaded, validated, expanded and fingerprinted, the one
+/// way every command gets from a spec to its runs.
+pub fn plan_of(path: &std::path::Path) -> Result<vaelab_core::experiment::plan::Plan> {
+    let loaded = vaelab_core::experiment::spec::load(path)?;
+    Ok(vaelab_core::data::fingerprint::plan(&loaded)?)
+}
+
+/// [`plan_of`], with the plan's warnings said (collapsed duplicates and the like): what a
+/// command that acts on the plan starts with.
+pub fn plan_and_warn(
+    path: &std::path::Path,
+    reporter: &dyn vaelab_core::progress::Reporter,
+) -> Result<vaelab_core::experiment::plan::Plan> {
+    let plan = plan_of(path)?;
+    for warning in &plan.warnings {
+        reporter.warn(warning);
+    }
+    Ok(plan)
+}
+
 /// `*` matches any run of characters, `?` one character.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());

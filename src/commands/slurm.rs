@@ -6,19 +6,13 @@ use anyhow::{Context, Result};
 
 use crate::cli::SlurmArgs;
 use vaelab_core::cluster::slurm::{self, SlurmOptions};
-use vaelab_core::data::fingerprint;
 use vaelab_core::experiment::plan::Selection;
-use vaelab_core::experiment::spec;
 use vaelab_core::progress::Reporter;
 use vaelab_core::report::study;
 use vaelab_core::store::RunStore;
 
 pub fn execute(args: &SlurmArgs, store: &RunStore, reporter: &dyn Reporter) -> Result<()> {
-    let loaded = spec::load(&args.spec)?;
-    let plan = fingerprint::plan(&loaded)?;
-    for warning in &plan.warnings {
-        reporter.warn(warning);
-    }
+    let plan = super::shared::plan_and_warn(&args.spec, reporter)?;
     if let Some(assessment) = study::assess(store, &plan) {
         for line in assessment.lines() {
             reporter.note(&format!("{}: {line}", plan.experiment));

@@ -1056,3 +1056,21 @@ fn two_fresh_sweeps_report_the_same_numbers_to_the_last_digit() {
     }
     assert_eq!(text_a.lines().count(), text_b.lines().count());
 }
+
+/// `report` says the plan's warnings as `run` and `slurm` do (it dropped them): every
+/// command gets from a spec to its runs the same way.
+#[test]
+fn report_says_the_plan_s_warnings() {
+    let ws = Workspace::new();
+    let text = format!(
+        "{}  - name: plain-again\n    model.residual: false\n",
+        tiny_sweep("warned", 1)
+    );
+    let spec = ws.write("warned.yaml", &text);
+    ws.vaelab(&["--report-dir", "report", "report", spec.to_str().unwrap()])
+        .assert()
+        .success()
+        .stderr(predicates::str::contains(
+            "have the same resolved config; training it once",
+        ));
+}

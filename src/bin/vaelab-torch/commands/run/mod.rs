@@ -12,9 +12,7 @@ use anyhow::Result;
 
 use super::{select, usage};
 use crate::cli::RunArgs;
-use vaelab::data::fingerprint;
 use vaelab::experiment::plan::Selection;
-use vaelab::experiment::spec;
 use vaelab::progress::Reporter;
 use vaelab::store::RunStore;
 
@@ -36,11 +34,7 @@ pub fn execute(
     if args.jobs == 0 {
         return Err(usage("--jobs: expected a positive integer, got 0".into()));
     }
-    let loaded = spec::load(&args.spec)?;
-    let plan = fingerprint::plan(&loaded)?;
-    for warning in &plan.warnings {
-        reporter.warn(warning);
-    }
+    let plan = super::shared::plan_and_warn(&args.spec, reporter)?;
     if plan.question.is_some() && args.only.is_empty() {
         return study::execute(args, store, reporter, &plan, quiet);
     }
