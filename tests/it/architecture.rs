@@ -461,3 +461,59 @@ fn the_checker_catches_upward_imports_and_cycles() {
         ]
     );
 }
+
+/// ARCHITECTURE.md's layer table and the tree stay in step: every layer folder of both
+/// crates has its row, and every module file of a layer is named in its row (as `name`,
+/// or `folder/name` for a module in a sub-folder).
+#[test]
+fn architecture_md_names_every_layer_and_module() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let row = |layer: &str, core: bool| -> Option<&str> {
+        let head = format!("| `{layer}/` {}|", if core { "(core) " } else { "" });
+        text.lines().find(|l| l.starts_with(&head)).or_else(|| {
+            let any = format!("| `{layer}/` |");
+            text.lines().find(|l| l.starts_with(&any))
+        })
+    };
+    fn modules(dir: &std::path::Path, prefix: &str, into: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                modules(&path, &format!("{prefix}{name}/"), into);
+            } else if path.extension().is_some_and(|e| e == "rs") && name != "mod" {
+                into.push(format!("{prefix}{name}"));
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    for (crate_src, core) in [
+        (root.join("crates/vaelab-core/src"), true),
+        (root.join("src"), false),
+    ] {
+        for entry in std::fs::read_dir(&crate_src).unwrap() {
+            let path = entry.unwrap().path();
+            let layer = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !path.is_dir() || layer == "commands" || layer == "bin" {
+                continue;
+            }
+            let Some(line) = row(&layer, core) else {
+                missing.push(format!("no row for {layer}/"));
+                continue;
+            };
+            let mut found = Vec::new();
+            modules(&path, "", &mut found);
+            for module in found {
+                let leaf = module.rsplit('/').next().unwrap();
+                if !line.contains(&format!("`{module}`")) && !line.contains(&format!("`{leaf}`")) {
+                    missing.push(format!("{layer}/{module}"));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "not in ARCHITECTURE.md's layer table: {missing:?}"
+    );
+}
