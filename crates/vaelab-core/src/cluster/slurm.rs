@@ -348,31 +348,7 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, SlurmError> {
 
 /// Calls `sbatch --parsable` on the job's script and records the job id in its manifest.
 pub fn submit(job: &mut JobArray) -> Result<String, SlurmError> {
-    let failed = |detail: String| SlurmError::Submit {
-        script: job.script.clone(),
-        detail,
-    };
-    let output = std::process::Command::new("sbatch")
-        .arg("--parsable")
-        .arg(&job.script)
-        .output()
-        .map_err(|e| failed(format!("cannot run sbatch ({e}); is Slurm installed here?")))?;
-    if !output.status.success() {
-        return Err(failed(
-            String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        ));
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    // `--parsable` prints "jobid" or "jobid;cluster".
-    let job_id = stdout
-        .trim()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    if job_id.is_empty() {
-        return Err(failed("printed no job id".into()));
-    }
+    let job_id = sbatch(&job.script, &[])?;
     job.manifest.submissions.push(Submission {
         job_id: job_id.clone(),
         submitted_at: Utc::now(),
@@ -425,14 +401,19 @@ pub fn submit_follow_up(
     lines.push(String::new());
     let script = job.dir.join(FOLLOW_UP_FILE);
     write_atomic(&script, lines.join("\n").as_bytes())?;
+    sbatch(&script, &[format!("--dependency=afterany:{after}")])
+}
+
+/// `sbatch --parsable [OPTIONS] SCRIPT`: the job id it prints (`jobid` or `jobid;cluster`).
+fn sbatch(script: &Path, options: &[String]) -> Result<String, SlurmError> {
     let failed = |detail: String| SlurmError::Submit {
-        script: script.clone(),
+        script: script.to_path_buf(),
         detail,
     };
     let output = std::process::Command::new("sbatch")
         .arg("--parsable")
-        .arg(format!("--dependency=afterany:{after}"))
-        .arg(&script)
+        .args(options)
+        .arg(script)
         .output()
         .map_err(|e| failed(format!("cannot run sbatch ({e}); is Slurm installed here?")))?;
     if !output.status.success() {
