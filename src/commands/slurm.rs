@@ -13,19 +13,23 @@ use vaelab_core::store::RunStore;
 
 pub fn execute(args: &SlurmArgs, store: &RunStore, reporter: &dyn Reporter) -> Result<()> {
     let plan = super::shared::plan_and_warn(&args.spec, reporter)?;
-    if let Some(assessment) = study::assess(store, &plan) {
-        for line in assessment.lines() {
-            reporter.note(&format!("{}: {line}", plan.experiment));
+    // A declared question's study: only the runs of its rounds so far and the next one,
+    // assessed once.
+    let plan = match study::assess(store, &plan) {
+        None => plan.clone(),
+        Some(assessment) => {
+            for line in assessment.lines() {
+                reporter.note(&format!("{}: {line}", plan.experiment));
+            }
+            if !assessment.failed.is_empty() {
+                anyhow::bail!(
+                    "{}: the study is blocked by failed runs; see `vaelab status`, then submit again",
+                    plan.experiment
+                );
+            }
+            assessment.narrowed(&plan)
         }
-        if !assessment.failed.is_empty() {
-            anyhow::bail!(
-                "{}: the study is blocked by failed runs; see `vaelab status`, then submit again",
-                plan.experiment
-            );
-        }
-    }
-    // A declared question's study: only the runs of its rounds so far and the next one.
-    let (plan, _) = study::narrowed(store, &plan);
+    };
     let selected = super::select(&plan.runs, &args.only)?;
     let options = SlurmOptions {
         partition: args.partition.clone(),

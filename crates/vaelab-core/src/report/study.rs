@@ -218,15 +218,20 @@ impl Values {
 /// what `plan`, `report` and Slurm work on, and the study's [`Assessment::lines`]; a plan
 /// without a question is returned whole, with no lines.
 pub fn narrowed(store: &RunStore, plan: &Plan) -> (Plan, Vec<String>) {
-    let Some(assessment) = assess(store, plan) else {
-        return (plan.clone(), Vec::new());
-    };
-    let runs = assessment.in_study.iter().map(|&r| r.clone()).collect();
-    let narrowed = Plan {
-        runs,
-        ..plan.clone()
-    };
-    (narrowed, assessment.lines())
+    match assess(store, plan) {
+        Some(assessment) => (assessment.narrowed(plan), assessment.lines()),
+        None => (plan.clone(), Vec::new()),
+    }
+}
+
+impl Assessment<'_> {
+    /// `plan` (the one assessed) with only the runs in the study so far.
+    pub fn narrowed(&self, plan: &Plan) -> Plan {
+        Plan {
+            runs: self.in_study.iter().map(|&r| r.clone()).collect(),
+            ..plan.clone()
+        }
+    }
 }
 
 impl Assessment<'_> {
